@@ -1,0 +1,43 @@
+# Parley task runner. Only prerequisite: Python 3.11+ and `pip install rust-just`.
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+python := env("PARLEY_PYTHON", "python3")
+venv := ".venv"
+bin := venv / "bin"
+
+# Serve on PARLEY_HOST:PARLEY_PORT (default 127.0.0.1:8000); migrates the database first.
+serve: install
+    {{bin}}/parley serve
+
+# Run every test (unit + integration).
+test *args: install
+    {{bin}}/pytest {{args}}
+
+# ruff, mypy (strict on src/) and the import-linter dependency contracts.
+lint: install
+    {{bin}}/ruff check src tests bench
+    {{bin}}/ruff format --check src tests bench
+    {{bin}}/mypy
+    {{bin}}/lint-imports
+
+# Apply ruff's formatter and autofixes.
+fmt: install
+    {{bin}}/ruff format src tests bench
+    {{bin}}/ruff check --fix src tests bench
+
+# Apply database migrations without serving.
+migrate: install
+    {{bin}}/parley migrate
+
+# Create .venv and install Parley with its dev tools; reinstalls only when pyproject.toml changes.
+install:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ ! -x {{bin}}/python ]; then {{python}} -m venv {{venv}}; fi
+    stamp="{{venv}}/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+    if [ ! -f "$stamp" ]; then
+        {{bin}}/python -m pip install --quiet --upgrade pip
+        {{bin}}/python -m pip install --quiet -e '.[dev]'
+        rm -f {{venv}}/.installed-*
+        touch "$stamp"
+    fi
