@@ -1,0 +1,367 @@
+"""Repositories over one AsyncConnection, mapping rows to domain objects explicitly."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.persistence import tables as t
+from application.pagination import Page, PageRequest
+from application.ports import RefreshTokenRecord
+from domain.chat_settings import ChatSettings, UserChatSettings
+from domain.conversation import (
+    Conversation,
+    ConversationStatus,
+    Message,
+    MessageRole,
+    MessageStatus,
+)
+from domain.errors import InvalidInput
+from domain.users import User
+
+
+def _user(row: Row[Any]) -> User:
+    return User(
+        id=row.id,
+        username=row.username,
+        email=row.email,
+        password_hash=row.password_hash,
+        date_joined=row.date_joined,
+        is_staff=row.is_staff,
+        is_active=row.is_active,
+    )
+
+
+class SqlUsers:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._db = connection
+
+    async def add(self, user: User) -> User:
+        try:
+            result = await self._db.execute(
+                t.users.insert()
+                .values(
+                    username=user.username,
+                    email=user.email,
+                    password_hash=user.password_hash,
+                    is_staff=user.is_staff,
+                    is_active=user.is_active,
+                    date_joined=user.date_joined,
+                )
+                .returning(t.users.c.id)
+            )
+        except IntegrityError:
+            raise InvalidInput(
+                {"username": ["A user with that username already exists."]}
+            ) from None
+        user.id = result.scalar_one()
+        return user
+
+    async def get(self, user_id: int) -> User | None:
+        row = (await self._db.execute(select(t.users).where(t.users.c.id == user_id))).first()
+        return None if row is None else _user(row)
+
+    async def by_username(self, username: str) -> User | None:
+        row = (
+            await self._db.execute(select(t.users).where(t.users.c.username == username))
+        ).first()
+        return None if row is None else _user(row)
+
+
+def _conversation(row: Row[Any]) -> Conversation:
+    return Conversation(
+        id=row.id,
+        owner_id=row.owner_id,
+        title=row.title,
+        model=row.model,
+        status=ConversationStatus(row.status),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class SqlConversations:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._db = connection
+
+    async def add(self, conversation: Conversation) -> Conversation:
+        result = await self._db.execute(
+            t.conversations.insert()
+            .values(
+                owner_id=conversation.owner_id,
+                title=conversation.title,
+                model=conversation.model,
+                status=conversation.status.value,
+                created_at=conversation.created_at,
+                updated_at=conversation.updated_at,
+            )
+            .returning(t.conversations.c.id)
+        )
+        conversation.id = result.scalar_one()
+        return conversation
+
+    async def get_owned(self, conversation_id: int, owner_id: int) -> Conversation | None:
+        row = (
+            await self._db.execute(
+                select(t.conversations).where(
+                    t.conversations.c.id == conversation_id,
+                    t.conversations.c.owner_id == owner_id,
+                )
+            )
+        ).first()
+        return None if row is None else _conversation(row)
+
+    async def save(self, conversation: Conversation) -> None:
+        await self._db.execute(
+            update(t.conversations)
+            .where(t.conversations.c.id == conversation.id)
+            .values(
+                title=conversation.title,
+                model=conversation.model,
+                status=conversation.status.value,
+                updated_at=conversation.updated_at,
+            )
+        )
+
+    async def touch(self, conversation_id: int, when: datetime) -> None:
+        await self._db.execute(
+            update(t.conversations)
+            .where(t.conversations.c.id == conversation_id, t.conversations.c.updated_at < when)
+            .values(updated_at=when)
+        )
+
+    async def count_active_locked(self, owner_id: int) -> int:
+        if self._db.dialect.name != "sqlite":
+            # SQLite transactions here begin IMMEDIATE and are serialised already; other
+            # databases serialise on the owner's row for the rest of the transaction.
+            await self._db.execute(
+                select(t.users.c.id).where(t.users.c.id == owner_id).with_for_update()
+            )
+        count = await self._db.scalar(
+            select(func.count())
+            .select_from(t.conversations)
+            .where(
+                t.conversations.c.owner_id == owner_id,
+                t.conversations.c.status == ConversationStatus.ACTIVE.value,
+            )
+        )
+        return int(count or 0)
+
+    async def list_owned(self, owner_id: int, page: PageRequest) -> Page[Conversation]:
+        owned = t.conversations.c.owner_id == owner_id
+        total = await self._db.scalar(
+            select(func.count()).select_from(t.conversations).where(owned)
+        )
+        rows = await self._db.execute(
+            select(t.conversations)
+            .where(owned)
+            .order_by(t.conversations.c.id.desc())
+            .limit(page.limit)
+            .offset(page.offset)
+        )
+        return Page([_conversation(r) for r in rows], int(total or 0), page)
+
+
+def _message(row: Row[Any]) -> Message:
+    return Message(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        role=MessageRole(row.role),
+        content=row.content,
+        created_at=row.created_at,
+        status=MessageStatus(row.status),
+        model=row.model,
+        provider=row.provider,
+        image_url=row.image_url,
+        prompt_tokens=row.prompt_tokens,
+        completion_tokens=row.completion_tokens,
+        finish_reason=row.finish_reason,
+        latency_ms=row.latency_ms,
+        error_code=row.error_code,
+    )
+
+
+class SqlMessages:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._db = connection
+
+    async def add(self, message: Message) -> Message:
+        result = await self._db.execute(
+            t.messages.insert()
+            .values(
+                conversation_id=message.conversation_id,
+                role=message.role.value,
+                content=message.content,
+                status=message.status.value,
+                model=message.model,
+                provider=message.provider,
+                image_url=message.image_url,
+                prompt_tokens=message.prompt_tokens,
+                completion_tokens=message.completion_tokens,
+                finish_reason=message.finish_reason,
+                latency_ms=message.latency_ms,
+                error_code=message.error_code,
+                created_at=message.created_at,
+            )
+            .returning(t.messages.c.id)
+        )
+        message.id = result.scalar_one()
+        return message
+
+    async def list_page(self, conversation_id: int, page: PageRequest) -> Page[Message]:
+        of_conversation = t.messages.c.conversation_id == conversation_id
+        total = await self._db.scalar(
+            select(func.count()).select_from(t.messages).where(of_conversation)
+        )
+        rows = await self._db.execute(
+            select(t.messages)
+            .where(of_conversation)
+            .order_by(t.messages.c.id)
+            .limit(page.limit)
+            .offset(page.offset)
+        )
+        return Page([_message(r) for r in rows], int(total or 0), page)
+
+    async def all_of(self, conversation_id: int) -> list[Message]:
+        rows = await self._db.execute(
+            select(t.messages)
+            .where(t.messages.c.conversation_id == conversation_id)
+            .order_by(t.messages.c.id)
+        )
+        return [_message(r) for r in rows]
+
+    async def latest(self, conversation_id: int, limit: int) -> list[Message]:
+        if limit <= 0:
+            return []
+        rows = await self._db.execute(
+            select(t.messages)
+            .where(t.messages.c.conversation_id == conversation_id)
+            .order_by(t.messages.c.id.desc())
+            .limit(limit)
+        )
+        return [_message(r) for r in reversed(rows.all())]
+
+
+def _settings(row: Row[Any]) -> UserChatSettings:
+    return UserChatSettings(
+        id=row.id,
+        user_id=row.user_id,
+        settings=ChatSettings(
+            ai_model=row.ai_model, temperature=row.temperature, max_tokens=row.max_tokens
+        ),
+    )
+
+
+class SqlChatSettings:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._db = connection
+
+    async def for_user(self, user_id: int) -> UserChatSettings | None:
+        row = (
+            await self._db.execute(
+                select(t.chat_settings).where(t.chat_settings.c.user_id == user_id)
+            )
+        ).first()
+        return None if row is None else _settings(row)
+
+    async def add(self, settings: UserChatSettings) -> UserChatSettings:
+        result = await self._db.execute(
+            t.chat_settings.insert()
+            .values(user_id=settings.user_id, **_settings_values(settings.settings))
+            .returning(t.chat_settings.c.id)
+        )
+        settings.id = result.scalar_one()
+        return settings
+
+    async def save(self, settings: UserChatSettings) -> None:
+        await self._db.execute(
+            update(t.chat_settings)
+            .where(t.chat_settings.c.id == settings.id)
+            .values(**_settings_values(settings.settings))
+        )
+
+
+def _settings_values(settings: ChatSettings) -> dict[str, Any]:
+    return {
+        "ai_model": settings.ai_model,
+        "temperature": settings.temperature,
+        "max_tokens": settings.max_tokens,
+    }
+
+
+class SqlRefreshTokens:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._db = connection
+
+    async def add(self, record: RefreshTokenRecord) -> None:
+        await self._db.execute(
+            t.refresh_tokens.insert().values(
+                jti=record.jti,
+                user_id=record.user_id,
+                family_id=record.family_id,
+                expires_at=record.expires_at,
+            )
+        )
+
+    async def get(self, jti: str) -> RefreshTokenRecord | None:
+        row = (
+            await self._db.execute(select(t.refresh_tokens).where(t.refresh_tokens.c.jti == jti))
+        ).first()
+        if row is None:
+            return None
+        return RefreshTokenRecord(
+            jti=row.jti,
+            user_id=row.user_id,
+            family_id=row.family_id,
+            expires_at=row.expires_at,
+            used_at=row.used_at,
+            revoked_at=row.revoked_at,
+        )
+
+    async def mark_used(self, jti: str, when: datetime) -> bool:
+        result = await self._db.execute(
+            update(t.refresh_tokens)
+            .where(t.refresh_tokens.c.jti == jti, t.refresh_tokens.c.used_at.is_(None))
+            .values(used_at=when)
+        )
+        return bool(result.rowcount == 1)
+
+    async def revoke_family(self, family_id: str, when: datetime) -> None:
+        await self._db.execute(
+            update(t.refresh_tokens)
+            .where(
+                t.refresh_tokens.c.family_id == family_id,
+                t.refresh_tokens.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=when)
+        )
+
+
+class SqlApiTokens:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._db = connection
+
+    async def add(self, user_id: int, token_digest: str, created_at: datetime) -> None:
+        await self._db.execute(
+            t.api_tokens.insert().values(
+                user_id=user_id, token_digest=token_digest, created_at=created_at
+            )
+        )
+
+    async def user_id_for(self, token_digest: str) -> int | None:
+        user_id = await self._db.scalar(
+            select(t.api_tokens.c.user_id).where(t.api_tokens.c.token_digest == token_digest)
+        )
+        return None if user_id is None else int(user_id)
+
+    async def revoke(self, token_digest: str) -> None:
+        await self._db.execute(
+            t.api_tokens.delete().where(t.api_tokens.c.token_digest == token_digest)
+        )
+
+    async def revoke_all(self, user_id: int) -> None:
+        await self._db.execute(t.api_tokens.delete().where(t.api_tokens.c.user_id == user_id))

@@ -1,0 +1,242 @@
+"""Accounts: registration, login, token refresh, API tokens and request authentication."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from application.ports import (
+    ApiTokenCodec,
+    Clock,
+    PasswordHasher,
+    RefreshTokenRecord,
+    TokenIssuer,
+    UnitOfWork,
+)
+from domain.errors import AuthenticationFailed, InvalidInput
+from domain.users import User, validate_registration
+
+BAD_CREDENTIALS = "No active account found with the given credentials."
+BAD_REFRESH = "Token is invalid or expired."
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegisterUser:
+    username: str
+    email: str
+    password: str
+    is_staff: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Credentials:
+    username: str
+    password: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignedIn:
+    user: User
+    access: str
+    refresh: str
+
+
+async def _start_token_family(uow: UnitOfWork, tokens: TokenIssuer, user: User) -> SignedIn:
+    assert user.id is not None
+    issued = tokens.issue(user.id, tokens.new_family_id())
+    claims = tokens.refresh_claims(issued.refresh)
+    await uow.refresh_tokens.add(
+        RefreshTokenRecord(
+            jti=issued.refresh_jti,
+            user_id=user.id,
+            family_id=claims.family_id,
+            expires_at=issued.refresh_expires_at,
+        )
+    )
+    return SignedIn(user=user, access=issued.access, refresh=issued.refresh)
+
+
+class Register:
+    """Create an account and sign it in.
+
+    Username (unique, letters/digits/@.+-_), email and password (8+ characters, not
+    entirely numeric, not the username) are checked together and every failing field is
+    reported. The password is stored only as an argon2id hash."""
+
+    def __init__(
+        self, uow: UnitOfWork, hasher: PasswordHasher, tokens: TokenIssuer, clock: Clock
+    ) -> None:
+        self._uow = uow
+        self._hasher = hasher
+        self._tokens = tokens
+        self._clock = clock
+
+    async def __call__(self, command: RegisterUser) -> SignedIn:
+        validate_registration(command.username, command.email, command.password)
+        password_hash = await self._hasher.hash(command.password)
+        async with self._uow as uow:
+            if await uow.users.by_username(command.username) is not None:
+                raise InvalidInput({"username": ["A user with that username already exists."]})
+            user = await uow.users.add(
+                User(
+                    id=None,
+                    username=command.username,
+                    email=command.email,
+                    password_hash=password_hash,
+                    date_joined=self._clock.now(),
+                    is_staff=command.is_staff,
+                )
+            )
+            signed_in = await _start_token_family(uow, self._tokens, user)
+            await uow.commit()
+        return signed_in
+
+
+async def _check_credentials(
+    uow: UnitOfWork, hasher: PasswordHasher, credentials: Credentials
+) -> User:
+    user = await uow.users.by_username(credentials.username)
+    if user is None:
+        await hasher.burn_time(credentials.password)
+        raise AuthenticationFailed(BAD_CREDENTIALS)
+    if not await hasher.verify(user.password_hash, credentials.password) or not user.is_active:
+        raise AuthenticationFailed(BAD_CREDENTIALS)
+    return user
+
+
+class Login:
+    """Exchange a username and password for an access and a refresh token.
+
+    An unknown username and a wrong password get the same answer in similar time."""
+
+    def __init__(self, uow: UnitOfWork, hasher: PasswordHasher, tokens: TokenIssuer) -> None:
+        self._uow = uow
+        self._hasher = hasher
+        self._tokens = tokens
+
+    async def __call__(self, credentials: Credentials) -> SignedIn:
+        async with self._uow as uow:
+            user = await _check_credentials(uow, self._hasher, credentials)
+            signed_in = await _start_token_family(uow, self._tokens, user)
+            await uow.commit()
+        return signed_in
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefreshedTokens:
+    access: str
+    refresh: str
+
+
+class RefreshSession:
+    """Trade a refresh token for a new access token and a new refresh token.
+
+    Refresh tokens rotate: each works once. Presenting a used one again means it was
+    stolen or replayed, so the whole family descending from that login is revoked."""
+
+    def __init__(self, uow: UnitOfWork, tokens: TokenIssuer, clock: Clock) -> None:
+        self._uow = uow
+        self._tokens = tokens
+        self._clock = clock
+
+    async def __call__(self, refresh_token: str) -> RefreshedTokens:
+        claims = self._tokens.refresh_claims(refresh_token)
+        now = self._clock.now()
+        async with self._uow as uow:
+            record = await uow.refresh_tokens.get(claims.jti)
+            if record is None or record.revoked_at is not None:
+                raise AuthenticationFailed(BAD_REFRESH)
+            if record.used_at is not None or not await uow.refresh_tokens.mark_used(
+                claims.jti, now
+            ):
+                await uow.refresh_tokens.revoke_family(record.family_id, now)
+                await uow.commit()
+                raise AuthenticationFailed(BAD_REFRESH)
+            user = await uow.users.get(record.user_id)
+            if user is None or not user.is_active:
+                raise AuthenticationFailed(BAD_REFRESH)
+            issued = self._tokens.issue(record.user_id, record.family_id)
+            await uow.refresh_tokens.add(
+                RefreshTokenRecord(
+                    jti=issued.refresh_jti,
+                    user_id=record.user_id,
+                    family_id=record.family_id,
+                    expires_at=issued.refresh_expires_at,
+                )
+            )
+            await uow.commit()
+        return RefreshedTokens(access=issued.access, refresh=issued.refresh)
+
+
+class IssueApiToken:
+    """Create a long-lived API token for ``Authorization: Token <token>``.
+
+    Each call creates a new token; only its digest is stored, so it is shown once."""
+
+    def __init__(
+        self, uow: UnitOfWork, hasher: PasswordHasher, codec: ApiTokenCodec, clock: Clock
+    ) -> None:
+        self._uow = uow
+        self._hasher = hasher
+        self._codec = codec
+        self._clock = clock
+
+    async def __call__(self, credentials: Credentials) -> str:
+        async with self._uow as uow:
+            user = await _check_credentials(uow, self._hasher, credentials)
+            assert user.id is not None
+            token = self._codec.new_token()
+            await uow.api_tokens.add(user.id, self._codec.digest(token), self._clock.now())
+            await uow.commit()
+        return token
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevokeApiTokens:
+    user_id: int
+    presented_token: str | None = None
+
+
+class RevokeApiToken:
+    """Revoke the API token the request was made with, or, when the request was made
+    another way (JWT), every API token of the user."""
+
+    def __init__(self, uow: UnitOfWork, codec: ApiTokenCodec) -> None:
+        self._uow = uow
+        self._codec = codec
+
+    async def __call__(self, command: RevokeApiTokens) -> None:
+        async with self._uow as uow:
+            if command.presented_token is None:
+                await uow.api_tokens.revoke_all(command.user_id)
+            else:
+                await uow.api_tokens.revoke(self._codec.digest(command.presented_token))
+            await uow.commit()
+
+
+class Authenticate:
+    """Resolve a request's credentials to an active user, or fail with 401."""
+
+    def __init__(self, uow: UnitOfWork, tokens: TokenIssuer, codec: ApiTokenCodec) -> None:
+        self._uow = uow
+        self._tokens = tokens
+        self._codec = codec
+
+    async def with_access_token(self, token: str) -> User:
+        user_id = self._tokens.access_user_id(token)
+        async with self._uow as uow:
+            return _active(await uow.users.get(user_id))
+
+    async def with_api_token(self, token: str) -> User:
+        async with self._uow as uow:
+            user_id = await uow.api_tokens.user_id_for(self._codec.digest(token))
+            if user_id is None:
+                raise AuthenticationFailed("Invalid token.")
+            return _active(await uow.users.get(user_id))
+
+
+def _active(user: User | None) -> User:
+    if user is None:
+        raise AuthenticationFailed("User not found.")
+    if not user.is_active:
+        raise AuthenticationFailed("User inactive or deleted.")
+    return user

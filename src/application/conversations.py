@@ -1,0 +1,149 @@
+"""Use cases for a user's own conversations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from application.pagination import Page, PageRequest
+from application.ports import Clock, ModelCatalog, UnitOfWork
+from domain.conversation import Conversation, Message
+from domain.errors import InvalidInput, NotFound
+from domain.quota import QuotaPolicy
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewConversation:
+    owner_id: int
+    title: str = ""
+    model: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConversationRef:
+    owner_id: int
+    conversation_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConversationDetail:
+    conversation: Conversation
+    messages: list[Message]
+
+
+async def _owned(uow: UnitOfWork, ref: ConversationRef) -> Conversation:
+    conversation = await uow.conversations.get_owned(ref.conversation_id, ref.owner_id)
+    if conversation is None:
+        raise NotFound("Conversation not found.")
+    return conversation
+
+
+class StartConversation:
+    """Start an active conversation.
+
+    A user has at most ``max_active_conversations`` active conversations (default 10);
+    the count is taken under a lock, so parallel requests cannot overshoot it. A named
+    model must be one the catalogue can serve."""
+
+    def __init__(
+        self, uow: UnitOfWork, policy: QuotaPolicy, clock: Clock, catalog: ModelCatalog
+    ) -> None:
+        self._uow = uow
+        self._policy = policy
+        self._clock = clock
+        self._catalog = catalog
+
+    async def __call__(self, command: NewConversation) -> Conversation:
+        if command.model is not None and self._catalog.get(command.model) is None:
+            raise InvalidInput({"model": [f'"{command.model}" is not an available model.']})
+        async with self._uow as uow:
+            active = await uow.conversations.count_active_locked(command.owner_id)
+            conversation = Conversation.start(
+                owner_id=command.owner_id,
+                now=self._clock.now(),
+                active_conversations=active,
+                policy=self._policy,
+                title=command.title,
+                model=command.model,
+            )
+            conversation = await uow.conversations.add(conversation)
+            await uow.commit()
+        return conversation
+
+
+class ListConversations:
+    """The user's conversations, newest first, one page at a time."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def __call__(self, owner_id: int, page: PageRequest) -> Page[Conversation]:
+        async with self._uow as uow:
+            return await uow.conversations.list_owned(owner_id, page)
+
+
+class GetConversation:
+    """One of the user's conversations with its messages, oldest first.
+
+    Another user's conversation is reported as not found, never as forbidden."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def __call__(self, ref: ConversationRef) -> ConversationDetail:
+        async with self._uow as uow:
+            conversation = await _owned(uow, ref)
+            assert conversation.id is not None
+            messages = await uow.messages.all_of(conversation.id)
+        return ConversationDetail(conversation=conversation, messages=messages)
+
+
+class CloseConversation:
+    """Close a conversation: it keeps its messages and takes no new ones. Idempotent."""
+
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def __call__(self, ref: ConversationRef) -> Conversation:
+        async with self._uow as uow:
+            conversation = await _owned(uow, ref)
+            if conversation.is_active:
+                conversation.close(self._clock.now())
+                await uow.conversations.save(conversation)
+                await uow.commit()
+        return conversation
+
+
+class ReopenConversation:
+    """Make a closed conversation active again, within the active-conversation limit.
+    Idempotent: reopening an active conversation changes nothing."""
+
+    def __init__(self, uow: UnitOfWork, policy: QuotaPolicy, clock: Clock) -> None:
+        self._uow = uow
+        self._policy = policy
+        self._clock = clock
+
+    async def __call__(self, ref: ConversationRef) -> Conversation:
+        async with self._uow as uow:
+            conversation = await _owned(uow, ref)
+            if not conversation.is_active:
+                active = await uow.conversations.count_active_locked(ref.owner_id)
+                conversation.reopen(
+                    self._clock.now(), active_conversations=active, policy=self._policy
+                )
+                await uow.conversations.save(conversation)
+                await uow.commit()
+        return conversation
+
+
+class ListMessages:
+    """A conversation's messages, oldest first, one page at a time."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def __call__(self, ref: ConversationRef, page: PageRequest) -> Page[Message]:
+        async with self._uow as uow:
+            conversation = await _owned(uow, ref)
+            assert conversation.id is not None
+            return await uow.messages.list_page(conversation.id, page)

@@ -1,0 +1,32 @@
+"""Failures of the chat model port. Adapters translate provider errors into these."""
+
+from __future__ import annotations
+
+from domain.errors import DomainError
+
+
+class ModelFailure(DomainError):
+    """The model could not produce an answer. The user's message is kept regardless."""
+
+    code = "provider_error"
+    default_message = "The model provider returned an error."
+
+
+class ProviderError(ModelFailure):
+    code = "provider_error"
+    default_message = "The model provider returned an error."
+
+
+class ProviderAuthError(ModelFailure):
+    code = "provider_auth"
+    default_message = "The model provider rejected Parley's credentials."
+
+
+class ProviderUnavailable(ModelFailure):
+    code = "provider_unavailable"
+    default_message = "No model provider is available right now; try again later."
+
+
+class ProviderTimeout(ModelFailure):
+    code = "provider_timeout"
+    default_message = "The model provider did not answer in time."

@@ -1,0 +1,269 @@
+"""The ports the use cases need, named for their role. Adapters implement them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Literal, Protocol, Self
+
+from application.pagination import Page, PageRequest
+from domain.chat_settings import UserChatSettings
+from domain.conversation import Conversation, Message
+from domain.users import User
+
+# ---- persistence -------------------------------------------------------------------------
+
+
+class Users(Protocol):
+    async def add(self, user: User) -> User:
+        """Store a new user and return it with its id; a taken username is InvalidInput."""
+        ...
+
+    async def get(self, user_id: int) -> User | None: ...
+
+    async def by_username(self, username: str) -> User | None: ...
+
+
+class Conversations(Protocol):
+    async def add(self, conversation: Conversation) -> Conversation: ...
+
+    async def get_owned(self, conversation_id: int, owner_id: int) -> Conversation | None:
+        """The conversation if it exists and belongs to ``owner_id``; otherwise None."""
+        ...
+
+    async def save(self, conversation: Conversation) -> None:
+        """Store title, model, status and updated_at."""
+        ...
+
+    async def touch(self, conversation_id: int, when: datetime) -> None:
+        """Move updated_at forward only, so a concurrent close is never undone."""
+        ...
+
+    async def count_active_locked(self, owner_id: int) -> int:
+        """Count the owner's active conversations, serialising concurrent callers for
+        the same owner until the transaction ends (the active limit depends on it)."""
+        ...
+
+    async def list_owned(self, owner_id: int, page: PageRequest) -> Page[Conversation]:
+        """Newest first."""
+        ...
+
+
+class Messages(Protocol):
+    async def add(self, message: Message) -> Message: ...
+
+    async def list_page(self, conversation_id: int, page: PageRequest) -> Page[Message]:
+        """Oldest first."""
+        ...
+
+    async def all_of(self, conversation_id: int) -> list[Message]:
+        """Oldest first."""
+        ...
+
+    async def latest(self, conversation_id: int, limit: int) -> list[Message]:
+        """The newest ``limit`` messages, returned oldest first: one bounded query."""
+        ...
+
+
+class ChatSettingsStore(Protocol):
+    async def for_user(self, user_id: int) -> UserChatSettings | None: ...
+
+    async def add(self, settings: UserChatSettings) -> UserChatSettings: ...
+
+    async def save(self, settings: UserChatSettings) -> None: ...
+
+
+@dataclass(frozen=True)
+class RefreshTokenRecord:
+    jti: str
+    user_id: int
+    family_id: str
+    expires_at: datetime
+    used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class RefreshTokens(Protocol):
+    async def add(self, record: RefreshTokenRecord) -> None: ...
+
+    async def get(self, jti: str) -> RefreshTokenRecord | None: ...
+
+    async def mark_used(self, jti: str, when: datetime) -> bool:
+        """Mark an unused token used; False if it was already used (a concurrent refresh)."""
+        ...
+
+    async def revoke_family(self, family_id: str, when: datetime) -> None: ...
+
+
+class ApiTokens(Protocol):
+    async def add(self, user_id: int, token_digest: str, created_at: datetime) -> None: ...
+
+    async def user_id_for(self, token_digest: str) -> int | None: ...
+
+    async def revoke(self, token_digest: str) -> None: ...
+
+    async def revoke_all(self, user_id: int) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Rolls back on exit unless ``commit()`` was called.
+
+    Can be entered again after it exits, starting a new transaction."""
+
+    users: Users
+    conversations: Conversations
+    messages: Messages
+    chat_settings: ChatSettingsStore
+    refresh_tokens: RefreshTokens
+    api_tokens: ApiTokens
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+class DatabaseProbe(Protocol):
+    async def ping(self) -> None:
+        """Raise if the database cannot answer a trivial query."""
+        ...
+
+
+# ---- the model -----------------------------------------------------------------------------
+
+ChatRole = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChatTurn:
+    role: ChatRole
+    content: str
+    image_url: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChatRequest:
+    model: str
+    messages: Sequence[ChatTurn]
+    temperature: float
+    max_tokens: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenUsage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChatCompletion:
+    text: str
+    model: str
+    provider: str
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    finish_reason: str = "stop"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChatDelta:
+    """A piece of a streamed answer; the last one carries usage and finish reason."""
+
+    text: str = ""
+    usage: TokenUsage | None = None
+    finish_reason: str | None = None
+    model: str | None = None
+    provider: str | None = None
+
+
+class ChatModel(Protocol):
+    async def complete(self, request: ChatRequest) -> ChatCompletion:
+        """Raise a ``ModelFailure`` subclass when no answer can be had."""
+        ...
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelInfo:
+    id: str
+    name: str
+    provider: str
+    supports_images: bool = False
+    context_window: int = 8192
+
+
+class ModelCatalog(Protocol):
+    @property
+    def default_model(self) -> str: ...
+
+    def get(self, model_id: str) -> ModelInfo | None:
+        """The model if it is configured and usable now."""
+        ...
+
+    def available(self) -> list[ModelInfo]: ...
+
+
+# ---- identity -----------------------------------------------------------------------------
+
+
+class PasswordHasher(Protocol):
+    async def hash(self, password: str) -> str: ...
+
+    async def verify(self, password_hash: str, password: str) -> bool: ...
+
+    async def burn_time(self, password: str) -> None:
+        """Spend what a verify costs, so an unknown username answers like a wrong password."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class IssuedTokens:
+    access: str
+    refresh: str
+    refresh_jti: str
+    refresh_expires_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefreshClaims:
+    user_id: int
+    jti: str
+    family_id: str
+
+
+class TokenIssuer(Protocol):
+    def issue(self, user_id: int, family_id: str) -> IssuedTokens: ...
+
+    def access_user_id(self, token: str) -> int:
+        """The user an access token was issued to; AuthenticationFailed when invalid."""
+        ...
+
+    def refresh_claims(self, token: str) -> RefreshClaims:
+        """AuthenticationFailed when the token is not a valid, unexpired refresh token."""
+        ...
+
+    def new_family_id(self) -> str: ...
+
+
+class ApiTokenCodec(Protocol):
+    def new_token(self) -> str: ...
+
+    def digest(self, token: str) -> str:
+        """What is stored: tokens never are."""
+        ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...

@@ -1,0 +1,81 @@
+"""Accounts: the user entity and the rules for what a valid registration is."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain.errors import InvalidInput
+
+USERNAME_MAX_CHARS = 150
+PASSWORD_MIN_CHARS = 8
+PASSWORD_MAX_CHARS = 1024
+EMAIL_MAX_CHARS = 254
+
+# Django's default username rule: letters, digits and @/./+/-/_ (unicode letters allowed).
+_USERNAME_PATTERN = re.compile(r"^[\w.@+-]+\Z")
+_EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
+
+
+@dataclass
+class User:
+    id: int | None
+    username: str
+    email: str
+    password_hash: str
+    date_joined: datetime
+    is_staff: bool = False
+    is_active: bool = True
+
+
+def validate_registration(username: str, email: str, password: str) -> None:
+    """Raise ``InvalidInput`` naming every field that breaks a rule."""
+    errors: dict[str, list[str]] = {}
+    if username_error := _username_problem(username):
+        errors["username"] = [username_error]
+    if email_error := _email_problem(email):
+        errors["email"] = [email_error]
+    password_errors = _password_problems(password, username)
+    if password_errors:
+        errors["password"] = password_errors
+    if errors:
+        raise InvalidInput(errors)
+
+
+def _username_problem(username: str) -> str | None:
+    if not username:
+        return "This field may not be blank."
+    if len(username) > USERNAME_MAX_CHARS:
+        return f"Ensure this field has no more than {USERNAME_MAX_CHARS} characters."
+    if not _USERNAME_PATTERN.match(username):
+        return (
+            "Enter a valid username. This value may contain only letters, numbers, "
+            "and @/./+/-/_ characters."
+        )
+    return None
+
+
+def _email_problem(email: str) -> str | None:
+    if not email:
+        return "This field may not be blank."
+    if len(email) > EMAIL_MAX_CHARS or not _EMAIL_PATTERN.match(email):
+        return "Enter a valid email address."
+    return None
+
+
+def _password_problems(password: str, username: str) -> list[str]:
+    if not password:
+        return ["This field may not be blank."]
+    problems = []
+    if len(password) < PASSWORD_MIN_CHARS:
+        problems.append(
+            f"This password is too short. It must contain at least {PASSWORD_MIN_CHARS} characters."
+        )
+    if len(password) > PASSWORD_MAX_CHARS:
+        problems.append(f"Ensure this field has no more than {PASSWORD_MAX_CHARS} characters.")
+    if password.isdigit():
+        problems.append("This password is entirely numeric.")
+    if username and password.casefold() == username.casefold():
+        problems.append("The password is too similar to the username.")
+    return problems

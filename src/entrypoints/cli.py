@@ -1,0 +1,111 @@
+"""``parley serve | migrate | createsuperuser | models``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+
+from application.accounts import RegisterUser
+from domain.errors import InvalidInput
+from entrypoints.http.app import build_container, configure_logging
+from entrypoints.settings import Settings, SettingsError, load_settings, with_secret_key
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="parley", description="Parley AI chat backend")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="migrate the database, then serve HTTP")
+    serve.add_argument("--host", help="default PARLEY_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default PARLEY_PORT or 8000")
+    serve.add_argument("--no-migrate", action="store_true", help="skip migrations")
+    commands.add_parser("migrate", help="apply database migrations")
+    superuser = commands.add_parser("createsuperuser", help="create a staff user")
+    superuser.add_argument("--username", required=True)
+    superuser.add_argument("--email", required=True)
+    commands.add_parser("models", help="list the models this configuration can serve")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = with_secret_key(load_settings())
+    except SettingsError as error:
+        print(f"parley: configuration error: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+
+    if args.command == "serve":
+        return _serve(settings, args.host, args.port, migrate=not args.no_migrate)
+    if args.command == "migrate":
+        asyncio.run(_migrate(settings))
+        print("Database is up to date.")
+        return 0
+    if args.command == "createsuperuser":
+        return asyncio.run(_create_superuser(settings, args.username, args.email))
+    if args.command == "models":
+        container = build_container(settings)
+        for model in container.catalog().available():
+            default = " (default)" if model.id == container.catalog().default_model else ""
+            print(f"{model.id}\t{model.name}\t{model.provider}{default}")
+        return 0
+    return 2
+
+
+async def _migrate(settings: Settings) -> None:
+    from adapters.persistence.migrate import upgrade
+
+    container = build_container(settings)
+    engine = container.engine()
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+def _serve(settings: Settings, host: str | None, port: int | None, *, migrate: bool) -> int:
+    import uvicorn
+
+    if migrate:
+        asyncio.run(_migrate(settings))
+    # The factory re-reads the same settings; the secret key file now exists, so every
+    # worker agrees on the key.
+    os.environ.setdefault("PARLEY_SECRET_KEY", settings.secret_key)
+    uvicorn.run(
+        "entrypoints.http.app:app_from_environment",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
+    return 0
+
+
+async def _create_superuser(settings: Settings, username: str, email: str) -> int:
+    password = os.environ.get("PARLEY_SUPERUSER_PASSWORD")
+    if not password:
+        if not sys.stdin.isatty():
+            print("parley: set PARLEY_SUPERUSER_PASSWORD or run interactively", file=sys.stderr)
+            return 2
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Password (again): "):
+            print("parley: passwords do not match", file=sys.stderr)
+            return 2
+    container = build_container(settings)
+    try:
+        await container.register()(
+            RegisterUser(username=username, email=email, password=password, is_staff=True)
+        )
+    except InvalidInput as invalid:
+        for field, messages in invalid.field_errors.items():
+            print(f"parley: {field}: {' '.join(messages)}", file=sys.stderr)
+        return 1
+    finally:
+        await container.engine().dispose()
+    print(f"Superuser {username} created.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

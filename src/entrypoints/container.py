@@ -1,0 +1,119 @@
+"""The composition root: the only place that knows every adapter."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from dependency_injector import containers, providers
+
+from adapters.auth.api_tokens import Sha256ApiTokenCodec
+from adapters.auth.jwt_tokens import JwtTokenIssuer
+from adapters.auth.passwords import Argon2PasswordHasher
+from adapters.clock import SystemClock
+from adapters.llm.catalog import StaticModelCatalog
+from adapters.llm.echo import ECHO_MODEL_ID, ECHO_PROVIDER, EchoChatModel
+from adapters.persistence.database import SqlDatabaseProbe, create_engine
+from adapters.persistence.unit_of_work import SqlUnitOfWork
+from application import accounts, chat_settings, conversations, health, messaging
+from application.ports import ModelInfo
+from domain.quota import QuotaPolicy
+
+ECHO_MODEL = ModelInfo(
+    id=ECHO_MODEL_ID,
+    name="Echo (offline test model)",
+    provider=ECHO_PROVIDER,
+    supports_images=True,
+    context_window=1_000_000,
+)
+
+
+class Container(containers.DeclarativeContainer):
+    config = providers.Configuration(strict=True)
+
+    engine = providers.Singleton(create_engine, config.database_url)
+    clock = providers.Singleton(SystemClock)
+    uow = providers.Factory(SqlUnitOfWork, engine)
+    database_probe = providers.Singleton(SqlDatabaseProbe, engine)
+
+    quota = providers.Singleton(
+        QuotaPolicy,
+        max_active_conversations=config.max_active_conversations,
+        max_message_chars=config.max_message_chars,
+    )
+    history_budget = providers.Singleton(
+        messaging.HistoryBudget,
+        max_messages=config.history_max_messages,
+        max_chars=config.history_max_chars,
+        system_prompt=config.system_prompt,
+    )
+    settings_defaults = providers.Singleton(
+        chat_settings.SettingsDefaults,
+        temperature=config.default_temperature,
+        max_tokens=config.default_max_tokens,
+    )
+
+    catalog = providers.Singleton(
+        StaticModelCatalog,
+        models=providers.List(providers.Object(ECHO_MODEL)),
+        default_model=config.default_model,
+    )
+    chat_model = providers.Singleton(EchoChatModel)
+
+    password_hasher = providers.Singleton(Argon2PasswordHasher)
+    api_token_codec = providers.Singleton(Sha256ApiTokenCodec)
+    token_issuer = providers.Singleton(
+        JwtTokenIssuer,
+        secret_key=config.secret_key,
+        access_ttl=providers.Factory(timedelta, minutes=config.access_token_minutes),
+        refresh_ttl=providers.Factory(timedelta, days=config.refresh_token_days),
+        clock=clock,
+    )
+
+    register = providers.Factory(
+        accounts.Register, uow=uow, hasher=password_hasher, tokens=token_issuer, clock=clock
+    )
+    login = providers.Factory(accounts.Login, uow=uow, hasher=password_hasher, tokens=token_issuer)
+    refresh_session = providers.Factory(
+        accounts.RefreshSession, uow=uow, tokens=token_issuer, clock=clock
+    )
+    issue_api_token = providers.Factory(
+        accounts.IssueApiToken,
+        uow=uow,
+        hasher=password_hasher,
+        codec=api_token_codec,
+        clock=clock,
+    )
+    revoke_api_token = providers.Factory(accounts.RevokeApiToken, uow=uow, codec=api_token_codec)
+    authenticate = providers.Factory(
+        accounts.Authenticate, uow=uow, tokens=token_issuer, codec=api_token_codec
+    )
+
+    start_conversation = providers.Factory(
+        conversations.StartConversation, uow=uow, policy=quota, clock=clock, catalog=catalog
+    )
+    list_conversations = providers.Factory(conversations.ListConversations, uow=uow)
+    get_conversation = providers.Factory(conversations.GetConversation, uow=uow)
+    close_conversation = providers.Factory(conversations.CloseConversation, uow=uow, clock=clock)
+    reopen_conversation = providers.Factory(
+        conversations.ReopenConversation, uow=uow, policy=quota, clock=clock
+    )
+    list_messages = providers.Factory(conversations.ListMessages, uow=uow)
+    send_message = providers.Factory(
+        messaging.SendMessage,
+        uow=uow,
+        model=chat_model,
+        catalog=catalog,
+        policy=quota,
+        clock=clock,
+        budget=history_budget,
+        defaults=settings_defaults,
+    )
+
+    get_chat_settings = providers.Factory(
+        chat_settings.GetChatSettings, uow=uow, catalog=catalog, defaults=settings_defaults
+    )
+    update_chat_settings = providers.Factory(
+        chat_settings.UpdateChatSettings, uow=uow, catalog=catalog, defaults=settings_defaults
+    )
+
+    check_health = providers.Factory(health.CheckHealth, database=database_probe)

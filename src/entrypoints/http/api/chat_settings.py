@@ -1,0 +1,78 @@
+"""``/api/chat-setting/`` (seed 004): the caller's model, temperature and max_tokens."""
+
+from __future__ import annotations
+
+from litestar import Controller, get, patch, put
+
+from application.chat_settings import ChangeChatSettings, GetChatSettings, UpdateChatSettings
+from domain.users import User
+from entrypoints.http.api.schemas import (
+    ChatSettingOut,
+    ChatSettingPatch,
+    ChatSettingPut,
+    chat_setting_out,
+)
+from entrypoints.http.bodies import CheckedBody
+
+
+class ChatSettingsController(Controller):
+    path = "/chat-setting"
+    tags = ["chat settings (/api)"]
+
+    @get("/", operation_id="api_get_chat_setting")
+    async def get_setting(self, user: User, get_chat_settings: GetChatSettings) -> ChatSettingOut:
+        """Your chat settings (created with the defaults on first use)."""
+        assert user.id is not None
+        return chat_setting_out(await get_chat_settings(user.id))
+
+    @put(
+        "/{setting_id:int}/",
+        operation_id="api_put_chat_setting",
+        dto=CheckedBody[ChatSettingPut],
+        return_dto=None,
+    )
+    async def replace_setting(
+        self,
+        setting_id: int,
+        data: ChatSettingPut,
+        user: User,
+        update_chat_settings: UpdateChatSettings,
+    ) -> ChatSettingOut:
+        """Replace all three settings. temperature 0-2, max_tokens >= 1, an available model."""
+        assert user.id is not None
+        updated = await update_chat_settings(
+            ChangeChatSettings(
+                user_id=user.id,
+                settings_id=setting_id,
+                ai_model=data.ai_model,
+                temperature=data.temperature,
+                max_tokens=data.max_tokens,
+            )
+        )
+        return chat_setting_out(updated)
+
+    @patch(
+        "/{setting_id:int}/",
+        operation_id="api_patch_chat_setting",
+        dto=CheckedBody[ChatSettingPatch],
+        return_dto=None,
+    )
+    async def change_setting(
+        self,
+        setting_id: int,
+        data: ChatSettingPatch,
+        user: User,
+        update_chat_settings: UpdateChatSettings,
+    ) -> ChatSettingOut:
+        """Change only the settings given; the same rules as PUT apply."""
+        assert user.id is not None
+        updated = await update_chat_settings(
+            ChangeChatSettings(
+                user_id=user.id,
+                settings_id=setting_id,
+                ai_model=data.ai_model,
+                temperature=data.temperature,
+                max_tokens=data.max_tokens,
+            )
+        )
+        return chat_setting_out(updated)

@@ -1,0 +1,123 @@
+"""``/api/conversations/`` (seed 004, user side)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+
+from application.conversations import (
+    CloseConversation,
+    ConversationRef,
+    GetConversation,
+    ListConversations,
+    ListMessages,
+    NewConversation,
+    ReopenConversation,
+    StartConversation,
+)
+from application.messaging import SendMessage, UserMessage
+from application.pagination import PageRequest
+from domain.users import User
+from entrypoints.http.api.schemas import (
+    ConversationOut,
+    MessageOut,
+    SendMessageIn,
+    SendMessageOut,
+    conversation_out,
+    exchange_out,
+    message_out,
+)
+from entrypoints.http.bodies import CheckedBody
+from entrypoints.http.pagination import PAGINATION_HEADERS, paged
+
+
+def _ref(user: User, conversation_id: int) -> ConversationRef:
+    assert user.id is not None
+    return ConversationRef(owner_id=user.id, conversation_id=conversation_id)
+
+
+class ConversationsController(Controller):
+    path = "/conversations"
+    tags = ["conversations (/api)"]
+
+    @get("/", operation_id="api_list_conversations", response_headers=PAGINATION_HEADERS)
+    async def list_conversations(
+        self,
+        request: Request[Any, Any, Any],
+        user: User,
+        page: PageRequest,
+        list_conversations: ListConversations,
+    ) -> Response[list[ConversationOut]]:
+        """Your conversations, newest first. Messages are listed by the detail endpoint."""
+        assert user.id is not None
+        result = await list_conversations(user.id, page)
+        return paged(request, result, [conversation_out(c, user) for c in result.items])
+
+    @post("/", operation_id="api_create_conversation", status_code=201)
+    async def create_conversation(
+        self, user: User, start_conversation: StartConversation
+    ) -> ConversationOut:
+        """Start a new active conversation (at most 10 active per user; 409 beyond)."""
+        assert user.id is not None
+        conversation = await start_conversation(NewConversation(owner_id=user.id))
+        return conversation_out(conversation, user)
+
+    @get("/{conversation_id:int}/", operation_id="api_get_conversation")
+    async def get_conversation(
+        self, conversation_id: int, user: User, get_conversation: GetConversation
+    ) -> ConversationOut:
+        """One of your conversations with all its messages, oldest first."""
+        detail = await get_conversation(_ref(user, conversation_id))
+        return conversation_out(detail.conversation, user, detail.messages)
+
+    @post("/{conversation_id:int}/close/", operation_id="api_close_conversation", status_code=200)
+    async def close_conversation(
+        self, conversation_id: int, user: User, close_conversation: CloseConversation
+    ) -> ConversationOut:
+        """Close a conversation; it keeps its messages and takes no new ones. Idempotent."""
+        return conversation_out(await close_conversation(_ref(user, conversation_id)), user)
+
+    @post("/{conversation_id:int}/reopen/", operation_id="api_reopen_conversation", status_code=200)
+    async def reopen_conversation(
+        self, conversation_id: int, user: User, reopen_conversation: ReopenConversation
+    ) -> ConversationOut:
+        """Make a closed conversation active again (within the active limit). Idempotent."""
+        return conversation_out(await reopen_conversation(_ref(user, conversation_id)), user)
+
+    @get(
+        "/{conversation_id:int}/messages/",
+        operation_id="api_list_messages",
+        response_headers=PAGINATION_HEADERS,
+    )
+    async def list_messages(
+        self,
+        request: Request[Any, Any, Any],
+        conversation_id: int,
+        user: User,
+        page: PageRequest,
+        list_messages: ListMessages,
+    ) -> Response[list[MessageOut]]:
+        """A conversation's messages, oldest first."""
+        result = await list_messages(_ref(user, conversation_id), page)
+        return paged(request, result, [message_out(m) for m in result.items])
+
+    @post(
+        "/{conversation_id:int}/send_message/",
+        operation_id="api_send_message",
+        status_code=201,
+        dto=CheckedBody[SendMessageIn],
+        return_dto=None,
+    )
+    async def send_message(
+        self, conversation_id: int, data: SendMessageIn, user: User, send_message: SendMessage
+    ) -> SendMessageOut:
+        """Send a message and get the model's reply.
+
+        The message (1-4000 characters) is stored before the model is called; if the
+        model fails, it stays stored and the answer is 502/503/504."""
+        assert user.id is not None
+        exchange = await send_message(
+            UserMessage(owner_id=user.id, conversation_id=conversation_id, text=data.message)
+        )
+        return exchange_out(exchange)

@@ -1,0 +1,120 @@
+"""Request and response bodies of the ``/api/...`` dialect (seed 004), and their mapping
+from domain objects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from application.messaging import Exchange
+from domain.chat_settings import UserChatSettings
+from domain.conversation import Conversation, Message, MessageRole
+from domain.users import User
+
+
+class MessageOut(msgspec.Struct):
+    id: int
+    sender: str
+    content: str
+    timestamp: datetime
+    status: str
+
+
+class ConversationOut(msgspec.Struct):
+    id: int
+    user: int
+    user_username: str
+    status: str
+    title: str
+    model: str | None
+    created_at: datetime
+    updated_at: datetime
+    messages: list[MessageOut]
+
+
+class SendMessageIn(msgspec.Struct):
+    message: str
+
+
+class SendMessageOut(msgspec.Struct):
+    user_message: MessageOut
+    ai_message: MessageOut
+
+
+class ChatSettingOut(msgspec.Struct):
+    id: int
+    user: int
+    ai_model: str
+    temperature: float
+    max_tokens: int
+
+
+class ChatSettingPut(msgspec.Struct):
+    ai_model: str
+    temperature: float
+    max_tokens: int
+
+
+class ChatSettingPatch(msgspec.Struct):
+    ai_model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+class TokenCredentialsIn(msgspec.Struct):
+    username: str
+    password: str
+
+
+class TokenOut(msgspec.Struct):
+    token: str
+
+
+SENDER = {MessageRole.USER: "user", MessageRole.ASSISTANT: "ai", MessageRole.SYSTEM: "system"}
+
+
+def message_out(message: Message) -> MessageOut:
+    assert message.id is not None
+    return MessageOut(
+        id=message.id,
+        sender=SENDER[message.role],
+        content=message.content,
+        timestamp=message.created_at,
+        status=message.status.value,
+    )
+
+
+def conversation_out(
+    conversation: Conversation, owner: User, messages: list[Message] | None = None
+) -> ConversationOut:
+    assert conversation.id is not None and owner.id is not None
+    return ConversationOut(
+        id=conversation.id,
+        user=owner.id,
+        user_username=owner.username,
+        status=conversation.status.value,
+        title=conversation.title,
+        model=conversation.model,
+        created_at=conversation.created_at,
+        updated_at=conversation.updated_at,
+        messages=[message_out(m) for m in messages or []],
+    )
+
+
+def exchange_out(exchange: Exchange) -> SendMessageOut:
+    return SendMessageOut(
+        user_message=message_out(exchange.user_message),
+        ai_message=message_out(exchange.ai_message),
+    )
+
+
+def chat_setting_out(settings: UserChatSettings) -> ChatSettingOut:
+    assert settings.id is not None
+    return ChatSettingOut(
+        id=settings.id,
+        user=settings.user_id,
+        ai_model=settings.settings.ai_model,
+        temperature=settings.settings.temperature,
+        max_tokens=settings.settings.max_tokens,
+    )

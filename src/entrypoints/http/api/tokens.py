@@ -1,0 +1,43 @@
+"""``/api/auth/token/``: long-lived API tokens (DRF authtoken convention)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, delete, post
+
+from application.accounts import Credentials, IssueApiToken, RevokeApiToken, RevokeApiTokens
+from domain.users import User
+from entrypoints.http.api.schemas import TokenCredentialsIn, TokenOut
+from entrypoints.http.auth import presented_api_token
+from entrypoints.http.bodies import CheckedBody
+
+
+class ApiTokenController(Controller):
+    path = "/auth/token"
+    tags = ["auth (/api)"]
+
+    @post(
+        "/",
+        operation_id="api_obtain_token",
+        status_code=200,
+        dto=CheckedBody[TokenCredentialsIn],
+        return_dto=None,
+    )
+    async def obtain_token(
+        self, data: TokenCredentialsIn, issue_api_token: IssueApiToken
+    ) -> TokenOut:
+        """Exchange username and password for an API token, sent as
+        ``Authorization: Token <token>``. The token is shown once; only a digest is kept."""
+        token = await issue_api_token(Credentials(username=data.username, password=data.password))
+        return TokenOut(token=token)
+
+    @delete("/", operation_id="api_revoke_token", status_code=204)
+    async def revoke_token(
+        self, request: Request[Any, Any, Any], user: User, revoke_api_token: RevokeApiToken
+    ) -> None:
+        """Revoke the API token this request carries; with a JWT, revoke all your API tokens."""
+        assert user.id is not None
+        await revoke_api_token(
+            RevokeApiTokens(user_id=user.id, presented_token=presented_api_token(request))
+        )

@@ -1,0 +1,60 @@
+"""``/api/v1/register/``, ``/api/v1/login/``, ``/api/v1/token/refresh/`` (seed 000)."""
+
+from __future__ import annotations
+
+from litestar import Controller, post
+
+from application.accounts import Credentials, Login, RefreshSession, Register, RegisterUser
+from entrypoints.http.api_v1.schemas import (
+    LoginIn,
+    RefreshIn,
+    RegisterIn,
+    SignedInOut,
+    TokenPairOut,
+    signed_in_out,
+)
+from entrypoints.http.bodies import CheckedBody
+
+
+class AccountsController(Controller):
+    path = "/"
+    tags = ["accounts (/api/v1)"]
+
+    @post(
+        "/register/",
+        operation_id="v1_register",
+        status_code=201,
+        dto=CheckedBody[RegisterIn],
+        return_dto=None,
+    )
+    async def register(self, data: RegisterIn, register: Register) -> SignedInOut:
+        """Create an account and receive tokens. Every failing field is reported."""
+        signed_in = await register(
+            RegisterUser(username=data.username, email=data.email, password=data.password)
+        )
+        return signed_in_out(signed_in)
+
+    @post(
+        "/login/",
+        operation_id="v1_login",
+        status_code=200,
+        dto=CheckedBody[LoginIn],
+        return_dto=None,
+    )
+    async def login(self, data: LoginIn, login: Login) -> SignedInOut:
+        """Exchange username and password for an access token (15 min) and a refresh token."""
+        return signed_in_out(
+            await login(Credentials(username=data.username, password=data.password))
+        )
+
+    @post(
+        "/token/refresh/",
+        operation_id="v1_token_refresh",
+        status_code=200,
+        dto=CheckedBody[RefreshIn],
+        return_dto=None,
+    )
+    async def refresh(self, data: RefreshIn, refresh_session: RefreshSession) -> TokenPairOut:
+        """A new access token and a new refresh token; each refresh token works once."""
+        refreshed = await refresh_session(data.refresh)
+        return TokenPairOut(access=refreshed.access, refresh=refreshed.refresh)

@@ -1,0 +1,121 @@
+"""The Litestar application: both API dialects over one core."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from litestar import Litestar, Router
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from entrypoints.container import Container
+from entrypoints.http.api.chat_settings import ChatSettingsController
+from entrypoints.http.api.conversations import ConversationsController
+from entrypoints.http.api.tokens import ApiTokenController
+from entrypoints.http.api_v1.accounts import AccountsController
+from entrypoints.http.api_v1.health import health
+from entrypoints.http.auth import authenticated_user
+from entrypoints.http.errors import EXCEPTION_HANDLERS
+from entrypoints.http.pagination import page_request
+from entrypoints.settings import Settings, load_settings, with_secret_key
+
+USE_CASES = (
+    "register",
+    "login",
+    "refresh_session",
+    "issue_api_token",
+    "revoke_api_token",
+    "authenticate",
+    "start_conversation",
+    "list_conversations",
+    "get_conversation",
+    "close_conversation",
+    "reopen_conversation",
+    "list_messages",
+    "send_message",
+    "get_chat_settings",
+    "update_chat_settings",
+    "check_health",
+)
+
+SECURITY = [{"BearerJWT": []}, {"ApiToken": []}]
+
+
+def _from_container(provider: Callable[[], Any]) -> Provide:
+    def build() -> Any:
+        return provider()
+
+    return Provide(build, sync_to_thread=False)
+
+
+def create_app(container: Container) -> Litestar:
+    dependencies = {name: _from_container(getattr(container, name)) for name in USE_CASES}
+    dependencies["user"] = Provide(authenticated_user)
+    dependencies["page"] = Provide(page_request, sync_to_thread=False)
+
+    api = Router(
+        path="/api",
+        route_handlers=[ConversationsController, ChatSettingsController, ApiTokenController],
+        security=SECURITY,
+    )
+    api_v1 = Router(path="/api/v1", route_handlers=[AccountsController, health])
+
+    async def dispose_engine() -> None:
+        await container.engine().dispose()
+
+    return Litestar(
+        route_handlers=[api, api_v1],
+        dependencies=dependencies,
+        exception_handlers=EXCEPTION_HANDLERS,
+        on_shutdown=[dispose_engine],
+        openapi_config=OpenAPIConfig(
+            title="Parley",
+            version="0.1.0",
+            description=(
+                "Self-hosted AI chat backend. Two dialects over one core: `/api/...` "
+                "(DRF style, seed 004) and `/api/v1/...` (seed 000)."
+            ),
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    "BearerJWT": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        bearer_format="JWT",
+                        description="Access token from /api/v1/login/ or /api/v1/register/.",
+                    ),
+                    "ApiToken": SecurityScheme(
+                        type="apiKey",
+                        name="Authorization",
+                        security_scheme_in="header",
+                        description="`Token <token>` from POST /api/auth/token/.",
+                    ),
+                }
+            ),
+        ),
+    )
+
+
+def build_container(settings: Settings) -> Container:
+    container = Container()
+    container.config.from_dict(settings.as_config())
+    return container
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def app_from_environment() -> Litestar:
+    """The ASGI application factory used by ``parley serve`` (uvicorn ``--factory``)."""
+    settings = with_secret_key(load_settings())
+    configure_logging(settings)
+    return create_app(build_container(settings))

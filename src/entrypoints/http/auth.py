@@ -1,0 +1,40 @@
+"""Who is calling: ``Authorization: Bearer <JWT>`` or ``Authorization: Token <api token>``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+
+from application.accounts import Authenticate
+from domain.errors import AuthenticationFailed, NotAuthenticated
+from domain.users import User
+
+
+def credentials_of(request: Request[Any, Any, Any]) -> tuple[str, str] | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, credentials = header.strip().partition(" ")
+    return scheme.lower(), credentials.strip()
+
+
+async def authenticated_user(request: Request[Any, Any, Any], authenticate: Authenticate) -> User:
+    presented = credentials_of(request)
+    if presented is None:
+        raise NotAuthenticated()
+    scheme, credentials = presented
+    if not credentials:
+        raise AuthenticationFailed("Invalid authorization header. No credentials provided.")
+    if scheme == "bearer":
+        return await authenticate.with_access_token(credentials)
+    if scheme == "token":
+        return await authenticate.with_api_token(credentials)
+    raise AuthenticationFailed("Unsupported authorization scheme; use Bearer or Token.")
+
+
+def presented_api_token(request: Request[Any, Any, Any]) -> str | None:
+    presented = credentials_of(request)
+    if presented is not None and presented[0] == "token":
+        return presented[1]
+    return None

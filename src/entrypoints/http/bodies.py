@@ -1,0 +1,78 @@
+"""Request bodies decoded with every failing field reported at once.
+
+msgspec stops at the first error; clients of a DRF-style API expect all of them
+(``{"username": [...], "password": [...]}``). ``CheckedBody`` is a Litestar DTO that keeps
+the msgspec Struct as the documented schema and decodes field by field."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from litestar.dto import MsgspecDTO
+
+from domain.errors import InvalidInput
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+REQUIRED = "This field is required."
+NOT_NULL = "This field may not be null."
+
+
+class InvalidJson(InvalidInput):
+    code = "parse_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__({}, message)
+
+
+def decode_body(raw: bytes, struct_type: type[S]) -> S:
+    try:
+        document = msgspec.json.decode(raw) if raw.strip() else {}
+    except msgspec.DecodeError as error:
+        raise InvalidJson(f"JSON parse error - {error}") from None
+    if not isinstance(document, dict):
+        raise InvalidInput(
+            {
+                "non_field_errors": [
+                    f"Invalid data. Expected a dictionary, but got {type(document).__name__}."
+                ]
+            }
+        )
+    errors: dict[str, list[str]] = {}
+    values: dict[str, Any] = {}
+    for field in msgspec.structs.fields(struct_type):
+        if field.encode_name not in document:
+            if field.required:
+                errors[field.encode_name] = [REQUIRED]
+            continue
+        value = document[field.encode_name]
+        try:
+            values[field.name] = msgspec.convert(value, field.type, strict=True)
+        except msgspec.ValidationError as error:
+            errors[field.encode_name] = [NOT_NULL if value is None else _readable(error)]
+    if errors:
+        raise InvalidInput(errors)
+    return struct_type(**values)
+
+
+def _readable(error: msgspec.ValidationError) -> str:
+    message = str(error).split(" - at `", 1)[0]
+    return {
+        "Expected `str`, got `int`": "Not a valid string.",
+        "Expected `str`, got `float`": "Not a valid string.",
+        "Expected `int`, got `str`": "A valid integer is required.",
+        "Expected `int`, got `float`": "A valid integer is required.",
+        "Expected `float`, got `str`": "A valid number is required.",
+        "Expected `bool`, got `str`": "Must be a valid boolean.",
+    }.get(message, message + ".")
+
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+
+class CheckedBody(MsgspecDTO[T]):
+    """Use as ``dto=CheckedBody[SomeStruct], return_dto=None`` on a route."""
+
+    def decode_bytes(self, value: bytes) -> Any:
+        return decode_body(value, self.model_type)

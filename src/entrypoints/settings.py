@@ -1,0 +1,109 @@
+"""Settings, read once: built-in defaults, then an optional TOML file (``PARLEY_CONFIG``),
+then ``PARLEY_*`` environment variables. Every setting is listed in the README."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("parley.settings")
+
+ENV_PREFIX = "PARLEY_"
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = "sqlite+aiosqlite:///./parley.db"
+    secret_key: str = field(default="", repr=False)
+    secret_key_file: str = ".parley-secret-key"
+    access_token_minutes: int = 15
+    refresh_token_days: int = 7
+    max_active_conversations: int = 10
+    max_message_chars: int = 4000
+    history_max_messages: int = 50
+    history_max_chars: int = 16_000
+    system_prompt: str = ""
+    default_model: str = "echo"
+    default_temperature: float = 0.7
+    default_max_tokens: int = 1024
+    log_level: str = "INFO"
+
+    def as_config(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_path = env.get(f"{ENV_PREFIX}CONFIG")
+    if config_path:
+        values.update(_from_toml(Path(config_path)))
+    known = {f.name: f for f in fields(Settings)}
+    for name, spec in known.items():
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = _parse(name, raw, spec.type)
+    return Settings(**values)
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"PARLEY_CONFIG points at {path}, which does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"{path} is not valid TOML: {error}") from None
+    table = document.get("parley", document)
+    known = {f.name: f.type for f in fields(Settings)}
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise SettingsError(f"{path}: unknown settings {', '.join(unknown)}")
+    return {name: _parse(name, value, known[name]) for name, value in table.items()}
+
+
+def _parse(name: str, raw: Any, kind: Any) -> Any:
+    kind_name = kind if isinstance(kind, str) else kind.__name__
+    try:
+        if kind_name == "int":
+            return int(raw)
+        if kind_name == "float":
+            return float(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        raise SettingsError(f"setting {name}: {raw!r} is not a valid {kind_name}") from None
+
+
+def with_secret_key(settings: Settings) -> Settings:
+    """Settings with a secret key: the configured one, else one kept in a local file.
+
+    For development only: the generated key lives in ``secret_key_file`` (mode 0600)
+    so tokens survive restarts. Production sets PARLEY_SECRET_KEY."""
+    if settings.secret_key:
+        return settings
+    path = Path(settings.secret_key_file)
+    if path.exists():
+        key = path.read_text(encoding="utf-8").strip()
+    else:
+        key = secrets.token_urlsafe(48)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(key + "\n")
+    log.warning(
+        "PARLEY_SECRET_KEY is not set; using the development key in %s. "
+        "Set PARLEY_SECRET_KEY in production.",
+        path,
+    )
+    return dataclasses.replace(settings, secret_key=key)
