@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
+from litestar.di import NamedDependency
 
 from application.accounts import Authenticate
 from domain.errors import AuthenticationFailed, NotAuthenticated
@@ -19,7 +20,9 @@ def credentials_of(request: Request[Any, Any, Any]) -> tuple[str, str] | None:
     return scheme.lower(), credentials.strip()
 
 
-async def authenticated_user(request: Request[Any, Any, Any], authenticate: Authenticate) -> User:
+async def authenticated_user(
+    request: Request[Any, Any, Any], authenticate: NamedDependency[Authenticate]
+) -> User:
     presented = credentials_of(request)
     if presented is None:
         raise NotAuthenticated()

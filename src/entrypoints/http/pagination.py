@@ -3,12 +3,12 @@ the total in ``X-Total-Count`` and next/prev links in an RFC 8288 ``Link`` heade
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from litestar import Request, Response
 from litestar.datastructures import ResponseHeader
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from application.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest
 
@@ -27,10 +27,10 @@ PAGINATION_HEADERS = [
 
 
 def page_request(
-    limit: int = Parameter(
-        default=DEFAULT_LIMIT, query="limit", description=f"Page size, 1..{MAX_LIMIT}."
+    limit: Annotated[int, QueryParameter(description=f"Page size, 1..{MAX_LIMIT}.")] = (
+        DEFAULT_LIMIT
     ),
-    offset: int = Parameter(default=0, query="offset", description="Items to skip, 0 or more."),
+    offset: Annotated[int, QueryParameter(description="Items to skip, 0 or more.")] = 0,
 ) -> PageRequest:
     return PageRequest(limit=limit, offset=offset)
 

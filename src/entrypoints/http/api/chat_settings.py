@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from litestar import Controller, get, patch, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from application.chat_settings import ChangeChatSettings, GetChatSettings, UpdateChatSettings
 from domain.users import User
@@ -20,7 +22,9 @@ class ChatSettingsController(Controller):
     tags = ["chat settings (/api)"]
 
     @get("/", operation_id="api_get_chat_setting")
-    async def get_setting(self, user: User, get_chat_settings: GetChatSettings) -> ChatSettingOut:
+    async def get_setting(
+        self, user: NamedDependency[User], get_chat_settings: NamedDependency[GetChatSettings]
+    ) -> ChatSettingOut:
         """Your chat settings (created with the defaults on first use)."""
         assert user.id is not None
         return chat_setting_out(await get_chat_settings(user.id))
@@ -33,10 +37,10 @@ class ChatSettingsController(Controller):
     )
     async def replace_setting(
         self,
-        setting_id: int,
-        data: ChatSettingPut,
-        user: User,
-        update_chat_settings: UpdateChatSettings,
+        setting_id: FromPath[int],
+        data: JSONBody[ChatSettingPut],
+        user: NamedDependency[User],
+        update_chat_settings: NamedDependency[UpdateChatSettings],
     ) -> ChatSettingOut:
         """Replace all three settings. temperature 0-2, max_tokens >= 1, an available model."""
         assert user.id is not None
@@ -59,10 +63,10 @@ class ChatSettingsController(Controller):
     )
     async def change_setting(
         self,
-        setting_id: int,
-        data: ChatSettingPatch,
-        user: User,
-        update_chat_settings: UpdateChatSettings,
+        setting_id: FromPath[int],
+        data: JSONBody[ChatSettingPatch],
+        user: NamedDependency[User],
+        update_chat_settings: NamedDependency[UpdateChatSettings],
     ) -> ChatSettingOut:
         """Change only the settings given; the same rules as PUT apply."""
         assert user.id is not None

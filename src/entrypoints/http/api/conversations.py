@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from application.conversations import (
     CloseConversation,
@@ -32,7 +34,7 @@ from entrypoints.http.bodies import CheckedBody
 from entrypoints.http.pagination import PAGINATION_HEADERS, paged
 
 
-def _ref(user: User, conversation_id: int) -> ConversationRef:
+def _ref(user: NamedDependency[User], conversation_id: int) -> ConversationRef:
     assert user.id is not None
     return ConversationRef(owner_id=user.id, conversation_id=conversation_id)
 
@@ -45,9 +47,9 @@ class ConversationsController(Controller):
     async def list_conversations(
         self,
         request: Request[Any, Any, Any],
-        user: User,
-        page: PageRequest,
-        list_conversations: ListConversations,
+        user: NamedDependency[User],
+        page: NamedDependency[PageRequest],
+        list_conversations: NamedDependency[ListConversations],
     ) -> Response[list[ConversationOut]]:
         """Your conversations, newest first. Messages are listed by the detail endpoint."""
         assert user.id is not None
@@ -56,7 +58,7 @@ class ConversationsController(Controller):
 
     @post("/", operation_id="api_create_conversation", status_code=201)
     async def create_conversation(
-        self, user: User, start_conversation: StartConversation
+        self, user: NamedDependency[User], start_conversation: NamedDependency[StartConversation]
     ) -> ConversationOut:
         """Start a new active conversation (at most 10 active per user; 409 beyond)."""
         assert user.id is not None
@@ -65,7 +67,10 @@ class ConversationsController(Controller):
 
     @get("/{conversation_id:int}/", operation_id="api_get_conversation")
     async def get_conversation(
-        self, conversation_id: int, user: User, get_conversation: GetConversation
+        self,
+        conversation_id: FromPath[int],
+        user: NamedDependency[User],
+        get_conversation: NamedDependency[GetConversation],
     ) -> ConversationOut:
         """One of your conversations with all its messages, oldest first."""
         detail = await get_conversation(_ref(user, conversation_id))
@@ -73,14 +78,20 @@ class ConversationsController(Controller):
 
     @post("/{conversation_id:int}/close/", operation_id="api_close_conversation", status_code=200)
     async def close_conversation(
-        self, conversation_id: int, user: User, close_conversation: CloseConversation
+        self,
+        conversation_id: FromPath[int],
+        user: NamedDependency[User],
+        close_conversation: NamedDependency[CloseConversation],
     ) -> ConversationOut:
         """Close a conversation; it keeps its messages and takes no new ones. Idempotent."""
         return conversation_out(await close_conversation(_ref(user, conversation_id)), user)
 
     @post("/{conversation_id:int}/reopen/", operation_id="api_reopen_conversation", status_code=200)
     async def reopen_conversation(
-        self, conversation_id: int, user: User, reopen_conversation: ReopenConversation
+        self,
+        conversation_id: FromPath[int],
+        user: NamedDependency[User],
+        reopen_conversation: NamedDependency[ReopenConversation],
     ) -> ConversationOut:
         """Make a closed conversation active again (within the active limit). Idempotent."""
         return conversation_out(await reopen_conversation(_ref(user, conversation_id)), user)
@@ -93,10 +104,10 @@ class ConversationsController(Controller):
     async def list_messages(
         self,
         request: Request[Any, Any, Any],
-        conversation_id: int,
-        user: User,
-        page: PageRequest,
-        list_messages: ListMessages,
+        conversation_id: FromPath[int],
+        user: NamedDependency[User],
+        page: NamedDependency[PageRequest],
+        list_messages: NamedDependency[ListMessages],
     ) -> Response[list[MessageOut]]:
         """A conversation's messages, oldest first."""
         result = await list_messages(_ref(user, conversation_id), page)
@@ -110,7 +121,11 @@ class ConversationsController(Controller):
         return_dto=None,
     )
     async def send_message(
-        self, conversation_id: int, data: SendMessageIn, user: User, send_message: SendMessage
+        self,
+        conversation_id: FromPath[int],
+        data: JSONBody[SendMessageIn],
+        user: NamedDependency[User],
+        send_message: NamedDependency[SendMessage],
     ) -> SendMessageOut:
         """Send a message and get the model's reply.
 

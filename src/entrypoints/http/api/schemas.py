@@ -88,7 +88,8 @@ def message_out(message: Message) -> MessageOut:
 def conversation_out(
     conversation: Conversation, owner: User, messages: list[Message] | None = None
 ) -> ConversationOut:
-    assert conversation.id is not None and owner.id is not None
+    assert conversation.id is not None
+    assert owner.id is not None
     return ConversationOut(
         id=conversation.id,
         user=owner.id,

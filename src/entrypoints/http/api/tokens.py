@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, delete, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from application.accounts import Credentials, IssueApiToken, RevokeApiToken, RevokeApiTokens
 from domain.users import User
@@ -25,7 +27,7 @@ class ApiTokenController(Controller):
         return_dto=None,
     )
     async def obtain_token(
-        self, data: TokenCredentialsIn, issue_api_token: IssueApiToken
+        self, data: JSONBody[TokenCredentialsIn], issue_api_token: NamedDependency[IssueApiToken]
     ) -> TokenOut:
         """Exchange username and password for an API token, sent as
         ``Authorization: Token <token>``. The token is shown once; only a digest is kept."""
@@ -34,7 +36,10 @@ class ApiTokenController(Controller):
 
     @delete("/", operation_id="api_revoke_token", status_code=204)
     async def revoke_token(
-        self, request: Request[Any, Any, Any], user: User, revoke_api_token: RevokeApiToken
+        self,
+        request: Request[Any, Any, Any],
+        user: NamedDependency[User],
+        revoke_api_token: NamedDependency[RevokeApiToken],
     ) -> None:
         """Revoke the API token this request carries; with a JWT, revoke all your API tokens."""
         assert user.id is not None

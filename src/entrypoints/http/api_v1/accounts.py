@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from litestar import Controller, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from application.accounts import Credentials, Login, RefreshSession, Register, RegisterUser
 from entrypoints.http.api_v1.schemas import (
@@ -27,7 +29,9 @@ class AccountsController(Controller):
         dto=CheckedBody[RegisterIn],
         return_dto=None,
     )
-    async def register(self, data: RegisterIn, register: Register) -> SignedInOut:
+    async def register(
+        self, data: JSONBody[RegisterIn], register: NamedDependency[Register]
+    ) -> SignedInOut:
         """Create an account and receive tokens. Every failing field is reported."""
         signed_in = await register(
             RegisterUser(username=data.username, email=data.email, password=data.password)
@@ -41,7 +45,7 @@ class AccountsController(Controller):
         dto=CheckedBody[LoginIn],
         return_dto=None,
     )
-    async def login(self, data: LoginIn, login: Login) -> SignedInOut:
+    async def login(self, data: JSONBody[LoginIn], login: NamedDependency[Login]) -> SignedInOut:
         """Exchange username and password for an access token (15 min) and a refresh token."""
         return signed_in_out(
             await login(Credentials(username=data.username, password=data.password))
@@ -54,7 +58,9 @@ class AccountsController(Controller):
         dto=CheckedBody[RefreshIn],
         return_dto=None,
     )
-    async def refresh(self, data: RefreshIn, refresh_session: RefreshSession) -> TokenPairOut:
+    async def refresh(
+        self, data: JSONBody[RefreshIn], refresh_session: NamedDependency[RefreshSession]
+    ) -> TokenPairOut:
         """A new access token and a new refresh token; each refresh token works once."""
         refreshed = await refresh_session(data.refresh)
         return TokenPairOut(access=refreshed.access, refresh=refreshed.refresh)

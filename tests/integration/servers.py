@@ -1,0 +1,123 @@
+"""Real Parley servers for integration tests: uvicorn on a 127.0.0.1 socket, in a thread,
+on a freshly migrated database (a SQLite file, or a throwaway PostgreSQL database)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from adapters.persistence.database import create_engine
+from adapters.persistence.migrate import upgrade
+from entrypoints.container import Container
+from entrypoints.http.app import build_container, create_app
+from entrypoints.settings import Settings
+
+TEST_SECRET_KEY = "integration-test-secret-key-with-enough-entropy-0123456789"
+
+
+@dataclasses.dataclass
+class RunningServer:
+    base_url: str
+    settings: Settings
+    container: Container
+
+
+def migrate(database_url: str) -> None:
+    async def run() -> None:
+        engine = create_engine(database_url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A fresh database on the server behind ``admin_url``, dropped afterwards."""
+    name = f"parley_test_{uuid.uuid4().hex[:12]}"
+
+    async def execute(statement: str) -> None:
+        engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text(statement))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextlib.contextmanager
+def running_server(
+    database_url: str,
+    tmp_path: Path,
+    *,
+    configure: Callable[[Container], None] | None = None,
+    **overrides: Any,
+) -> Iterator[RunningServer]:
+    settings = Settings(
+        database_url=database_url,
+        secret_key=TEST_SECRET_KEY,
+        secret_key_file=str(tmp_path / "unused-secret-key"),
+        log_level="WARNING",
+        **overrides,
+    )
+    migrate(database_url)
+    container = build_container(settings)
+    if configure is not None:
+        configure(container)
+    app = create_app(container)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    try:
+        yield RunningServer(f"http://127.0.0.1:{port}", settings, container)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+def query(database_url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    """Read the server's database directly, to check what was (not) stored."""
+
+    async def run() -> list[tuple[Any, ...]]:
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                result = await connection.execute(text(sql), params)
+                return [tuple(row) for row in result]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
