@@ -41,10 +41,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
             yield url
 
 
+@pytest.fixture
+def fresh_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database of the same backend as ``database_url``."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    else:
+        assert POSTGRES_URL is not None
+        with postgres_database(POSTGRES_URL) as url:
+            yield url
+
+
 @pytest.fixture(scope="session")
-def server(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     with running_server(database_url, tmp_path_factory.mktemp("server")) as running:
         yield running
 
@@ -98,8 +107,3 @@ def alice(client: httpx.Client) -> Account:
 @pytest.fixture
 def bob(client: httpx.Client) -> Account:
     return register(client, "bob")
-
-
-@pytest.fixture
-def tmp_dir(tmp_path: Path) -> Path:
-    return tmp_path

@@ -102,15 +102,20 @@ def test_refresh_rotates_and_a_used_refresh_token_is_rejected(
     pair = first.json()
     assert set(pair) == {"access", "refresh"}
     assert pair["refresh"] != alice.refresh
-    assert client.get(
-        "/api/conversations/", headers={"Authorization": f"Bearer {pair['access']}"}
-    ).status_code == 200
+    assert (
+        client.get(
+            "/api/conversations/", headers={"Authorization": f"Bearer {pair['access']}"}
+        ).status_code
+        == 200
+    )
 
     replay = client.post("/api/v1/token/refresh/", json={"refresh": alice.refresh})
     assert replay.status_code == 401
     assert replay.json()["code"] == "authentication_failed"
     # Reuse revokes the family: the token issued by the first refresh stops working too.
-    assert client.post("/api/v1/token/refresh/", json={"refresh": pair["refresh"]}).status_code == 401
+    assert (
+        client.post("/api/v1/token/refresh/", json={"refresh": pair["refresh"]}).status_code == 401
+    )
 
 
 def test_an_access_token_is_not_a_refresh_token_and_vice_versa(
@@ -133,7 +138,10 @@ def test_forged_expired_and_unsigned_tokens_are_refused(
     now = datetime.now(UTC)
     base = {"sub": str(alice.id), "type": "access", "iat": now, "exp": now + timedelta(minutes=5)}
     good = _forge(base)
-    assert client.get("/api/conversations/", headers={"Authorization": f"Bearer {good}"}).status_code == 200
+    assert (
+        client.get("/api/conversations/", headers={"Authorization": f"Bearer {good}"}).status_code
+        == 200
+    )
 
     expired = _forge({**base, "iat": now - timedelta(hours=1), "exp": now - timedelta(minutes=1)})
     wrong_key = _forge(base, key="not-the-server-key-but-long-enough-for-hs256-ok")

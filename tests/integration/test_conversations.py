@@ -145,9 +145,10 @@ def test_active_conversation_limit(client: httpx.Client, alice: Account) -> None
     reopen = client.post(f"/api/conversations/{ids[0]}/reopen/", headers=alice.bearer)
     assert reopen.status_code == 409
     assert reopen.json()["code"] == "active_conversation_limit"
-    assert client.get(f"/api/conversations/{ids[0]}/", headers=alice.bearer).json()[
-        "status"
-    ] == "closed"
+    assert (
+        client.get(f"/api/conversations/{ids[0]}/", headers=alice.bearer).json()["status"]
+        == "closed"
+    )
 
 
 def test_fifty_parallel_creates_leave_exactly_ten_active(

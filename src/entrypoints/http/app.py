@@ -42,7 +42,7 @@ USE_CASES = (
     "check_health",
 )
 
-SECURITY = [{"BearerJWT": []}, {"ApiToken": []}]
+SECURITY: list[dict[str, list[str]]] = [{"BearerJWT": []}, {"ApiToken": []}]
 
 
 def _from_container(provider: Callable[[], Any]) -> Provide:

@@ -151,7 +151,7 @@ def _validation_fields(extra: Any) -> dict[str, list[str]]:
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
-    DomainError: domain_error,  # type: ignore[dict-item]
-    HTTPException: http_error,  # type: ignore[dict-item]
+    DomainError: domain_error,
+    HTTPException: http_error,
     Exception: unexpected_error,
 }
