@@ -112,6 +112,8 @@ def configure_logging(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Alembic narrates every plugin it loads at INFO; only its warnings help an operator.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
 
 
 def app_from_environment() -> Litestar:
