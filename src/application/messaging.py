@@ -1,19 +1,24 @@
-"""Sending a message and getting the model's answer."""
+"""Sending a message and getting the model's answer, whole or streamed."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from application.chat_settings import SettingsDefaults, settings_of
-from application.errors import ModelFailure, ProviderUnavailable
+from application.errors import ModelFailure, ProviderError, ProviderUnavailable
 from application.ports import (
     ChatModel,
     ChatRequest,
     ChatRole,
     ChatTurn,
     Clock,
+    ImageInspector,
     ModelCatalog,
+    TokenUsage,
     UnitOfWork,
 )
 from domain.conversation import Conversation, Message, MessageRole, MessageStatus
@@ -38,10 +43,15 @@ class HistoryBudget:
     system_prompt: str = ""
 
 
+TITLE_FROM_MESSAGE_CHARS = 50
+
+
 @dataclass(frozen=True, kw_only=True)
 class UserMessage:
+    """``conversation_id`` None starts a new conversation, titled from the message."""
+
     owner_id: int
-    conversation_id: int
+    conversation_id: int | None
     text: str
     model: str | None = None
     image_url: str | None = None
@@ -61,99 +71,49 @@ class _Prepared:
     request: ChatRequest
 
 
-class SendMessage:
-    """Send a message in one of the user's conversations and store the model's answer.
-
-    Rules: the message is 1..max_message_chars characters (400 otherwise, nothing
-    stored); a closed conversation takes no messages (409); the model is the one named
-    for this turn, else the conversation's, else the user's chat setting, and must be
-    available. The user's message is committed before the model is called, so a
-    provider failure never loses it: the failure is stored as a failed reply and
-    reported as 502/503/504. The model sees the conversation's newest messages within
-    the history budget and the user's temperature and max_tokens."""
+class _Turns:
+    """What sending and streaming share: the rules checked before anything is stored,
+    storing the user's message, building the model request, and storing the reply."""
 
     def __init__(
         self,
         uow: UnitOfWork,
-        model: ChatModel,
         catalog: ModelCatalog,
         policy: QuotaPolicy,
         clock: Clock,
         budget: HistoryBudget,
         defaults: SettingsDefaults,
+        images: ImageInspector,
     ) -> None:
-        self._uow = uow
-        self._model = model
-        self._catalog = catalog
-        self._policy = policy
-        self._clock = clock
-        self._budget = budget
-        self._defaults = defaults
+        self.uow = uow
+        self.catalog = catalog
+        self.policy = policy
+        self.clock = clock
+        self.budget = budget
+        self.defaults = defaults
+        self.images = images
 
-    async def __call__(self, command: UserMessage) -> Exchange:
-        self._policy.check_message(command.text)
-        if command.model is not None and self._catalog.get(command.model) is None:
+    async def prepare(self, command: UserMessage) -> _Prepared:
+        self.policy.check_message(command.text)
+        if command.model is not None and self.catalog.get(command.model) is None:
             raise InvalidInput({"model": [f'"{command.model}" is not an available model.']})
-        prepared = await self._store_user_message(command)
-        started = time.perf_counter()
-        try:
-            completion = await self._model.complete(prepared.request)
-        except ModelFailure as failure:
-            await self._store_reply(
-                prepared,
-                Message(
-                    id=None,
-                    conversation_id=prepared.user_message.conversation_id,
-                    role=MessageRole.ASSISTANT,
-                    content="",
-                    created_at=self._clock.now(),
-                    status=MessageStatus.FAILED,
-                    model=prepared.request.model,
-                    latency_ms=_elapsed_ms(started),
-                    error_code=failure.code,
-                ),
-            )
-            raise
-        reply = await self._store_reply(
-            prepared,
-            Message(
-                id=None,
-                conversation_id=prepared.user_message.conversation_id,
-                role=MessageRole.ASSISTANT,
-                content=completion.text,
-                created_at=self._clock.now(),
-                model=completion.model,
-                provider=completion.provider,
-                prompt_tokens=completion.usage.prompt_tokens,
-                completion_tokens=completion.usage.completion_tokens,
-                finish_reason=completion.finish_reason,
-                latency_ms=_elapsed_ms(started),
-            ),
-        )
-        return Exchange(
-            conversation=prepared.conversation,
-            user_message=prepared.user_message,
-            ai_message=reply,
-        )
-
-    async def _store_user_message(self, command: UserMessage) -> _Prepared:
-        async with self._uow as uow:
-            conversation = await uow.conversations.get_owned(
-                command.conversation_id, command.owner_id
-            )
-            if conversation is None:
-                raise NotFound("Conversation not found.")
-            conversation.ensure_accepts_messages()
+        if command.image_url is not None:
+            await self.images.check(command.image_url)
+        async with self.uow as uow:
+            conversation = await self._conversation(uow, command)
             assert conversation.id is not None
-            user_settings = await settings_of(uow, command.owner_id, self._catalog, self._defaults)
+            user_settings = await settings_of(uow, command.owner_id, self.catalog, self.defaults)
             model_id = command.model or conversation.model or user_settings.settings.ai_model
-            if self._catalog.get(model_id) is None:
+            model = self.catalog.get(model_id)
+            if model is None:
                 raise ProviderUnavailable(
                     f'The model "{model_id}" is not available now; choose another in your '
                     "chat settings."
                 )
-            earlier = await uow.messages.latest(conversation.id, self._budget.max_messages - 1)
-            now = self._clock.now()
+            if command.image_url is not None and not model.supports_images:
+                raise InvalidInput({"image_url": [f'The model "{model_id}" does not take images.']})
+            earlier = await uow.messages.latest(conversation.id, self.budget.max_messages - 1)
+            now = self.clock.now()
             user_message = await uow.messages.add(
                 Message(
                     id=None,
@@ -167,9 +127,9 @@ class SendMessage:
             conversation.touch(now)
             await uow.conversations.touch(conversation.id, now)
             await uow.commit()
-        history = fit_history([*earlier, user_message], self._budget.max_chars)
-        turns = [ChatTurn(role="system", content=self._budget.system_prompt)] * bool(
-            self._budget.system_prompt
+        history = fit_history([*earlier, user_message], self.budget.max_chars)
+        turns = [ChatTurn(role="system", content=self.budget.system_prompt)] * bool(
+            self.budget.system_prompt
         )
         turns += [
             ChatTurn(role=_CHAT_ROLES[m.role], content=m.content, image_url=m.image_url)
@@ -183,8 +143,59 @@ class SendMessage:
         )
         return _Prepared(conversation=conversation, user_message=user_message, request=request)
 
-    async def _store_reply(self, prepared: _Prepared, reply: Message) -> Message:
-        async with self._uow as uow:
+    async def _conversation(self, uow: UnitOfWork, command: UserMessage) -> Conversation:
+        if command.conversation_id is None:
+            # Started in the same transaction as the message it is for: a message that is
+            # refused leaves no empty conversation behind.
+            active = await uow.conversations.count_active_locked(command.owner_id)
+            return await uow.conversations.add(
+                Conversation.start(
+                    owner_id=command.owner_id,
+                    now=self.clock.now(),
+                    active_conversations=active,
+                    policy=self.policy,
+                    title=_title_from(command.text),
+                    model=command.model,
+                )
+            )
+        conversation = await uow.conversations.get_owned(command.conversation_id, command.owner_id)
+        if conversation is None:
+            raise NotFound("Conversation not found.")
+        conversation.ensure_accepts_messages()
+        return conversation
+
+    def reply(
+        self,
+        prepared: _Prepared,
+        *,
+        text: str,
+        started: float,
+        status: MessageStatus = MessageStatus.COMPLETED,
+        model: str | None = None,
+        provider: str | None = None,
+        usage: TokenUsage | None = None,
+        finish_reason: str | None = None,
+        error_code: str | None = None,
+    ) -> Message:
+        usage = usage or TokenUsage()
+        return Message(
+            id=None,
+            conversation_id=prepared.user_message.conversation_id,
+            role=MessageRole.ASSISTANT,
+            content=text,
+            created_at=self.clock.now(),
+            status=status,
+            model=model or prepared.request.model,
+            provider=provider,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            finish_reason=finish_reason,
+            latency_ms=round((time.perf_counter() - started) * 1000),
+            error_code=error_code,
+        )
+
+    async def store(self, prepared: _Prepared, reply: Message) -> Message:
+        async with self.uow as uow:
             stored = await uow.messages.add(reply)
             prepared.conversation.touch(reply.created_at)
             await uow.conversations.touch(reply.conversation_id, reply.created_at)
@@ -192,5 +203,207 @@ class SendMessage:
         return stored
 
 
-def _elapsed_ms(started: float) -> int:
-    return round((time.perf_counter() - started) * 1000)
+def _title_from(text: str) -> str:
+    line = " ".join(text.split())
+    if len(line) <= TITLE_FROM_MESSAGE_CHARS:
+        return line
+    return line[: TITLE_FROM_MESSAGE_CHARS - 1].rstrip() + "…"
+
+
+class SendMessage:
+    """Send a message in one of the user's conversations and store the model's answer.
+
+    Rules: the message is 1..max_message_chars characters (400 otherwise, nothing
+    stored); a closed conversation takes no messages (409); the model is the one named
+    for this turn, else the conversation's, else the user's chat setting, and must be
+    available; an image needs a model that takes images and a public http(s) URL or a
+    data: URI. The user's message is committed before the model is called, so a
+    provider failure never loses it: the failure is stored as a failed reply and
+    reported as 502/503/504. The model sees the conversation's newest messages within
+    the history budget and the user's temperature and max_tokens."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        model: ChatModel,
+        catalog: ModelCatalog,
+        policy: QuotaPolicy,
+        clock: Clock,
+        budget: HistoryBudget,
+        defaults: SettingsDefaults,
+        images: ImageInspector,
+    ) -> None:
+        self._model = model
+        self._turns = _Turns(uow, catalog, policy, clock, budget, defaults, images)
+
+    async def __call__(self, command: UserMessage) -> Exchange:
+        prepared = await self._turns.prepare(command)
+        started = time.perf_counter()
+        try:
+            completion = await self._model.complete(prepared.request)
+        except ModelFailure as failure:
+            await self._turns.store(
+                prepared,
+                self._turns.reply(
+                    prepared,
+                    text="",
+                    started=started,
+                    status=MessageStatus.FAILED,
+                    error_code=failure.code,
+                ),
+            )
+            raise
+        reply = await self._turns.store(
+            prepared,
+            self._turns.reply(
+                prepared,
+                text=completion.text,
+                started=started,
+                model=completion.model,
+                provider=completion.provider,
+                usage=completion.usage,
+                finish_reason=completion.finish_reason,
+            ),
+        )
+        return Exchange(
+            conversation=prepared.conversation,
+            user_message=prepared.user_message,
+            ai_message=reply,
+        )
+
+
+@dataclass(frozen=True)
+class TextChunk:
+    text: str
+
+
+@dataclass(frozen=True)
+class ReplyEnded:
+    """The last event: the stored reply, and the failure if the model did not finish."""
+
+    ai_message: Message
+    failure: ModelFailure | None = None
+
+
+StreamEvent = TextChunk | ReplyEnded
+
+
+@dataclass(frozen=True)
+class ReplyStream:
+    conversation: Conversation
+    user_message: Message
+    events: AsyncIterator[StreamEvent]
+
+
+_finishing: set[asyncio.Task[Any]] = set()
+
+
+async def _finish_despite_cancellation(work: Coroutine[Any, Any, Message]) -> Message:
+    # A client that disconnects cancels the task streaming to it; the partial answer
+    # must still be written, so the write runs as its own task that cancellation of
+    # this one does not reach.
+    task = asyncio.ensure_future(work)
+    _finishing.add(task)
+    task.add_done_callback(_finishing.discard)
+    return await asyncio.shield(task)
+
+
+class StreamMessage:
+    """Send a message and stream the model's answer as it is produced.
+
+    The same rules as SendMessage are checked, and the user's message is stored, before
+    the stream starts (so those errors are ordinary HTTP errors). Text is forwarded as
+    it arrives. The reply is stored when the stream ends: complete; partial (with the
+    error) if the provider drops mid-answer; partial if the client goes away."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        model: ChatModel,
+        catalog: ModelCatalog,
+        policy: QuotaPolicy,
+        clock: Clock,
+        budget: HistoryBudget,
+        defaults: SettingsDefaults,
+        images: ImageInspector,
+    ) -> None:
+        self._model = model
+        self._turns = _Turns(uow, catalog, policy, clock, budget, defaults, images)
+
+    async def __call__(self, command: UserMessage) -> ReplyStream:
+        prepared = await self._turns.prepare(command)
+        return ReplyStream(
+            conversation=prepared.conversation,
+            user_message=prepared.user_message,
+            events=self._events(prepared),
+        )
+
+    async def _events(self, prepared: _Prepared) -> AsyncIterator[StreamEvent]:
+        started = time.perf_counter()
+        parts: list[str] = []
+        usage: TokenUsage | None = None
+        finish: str | None = None
+        model = provider = None
+        try:
+            async for delta in self._model.stream(prepared.request):
+                if delta.text:
+                    parts.append(delta.text)
+                    yield TextChunk(delta.text)
+                usage = delta.usage or usage
+                finish = delta.finish_reason or finish
+                model = delta.model or model
+                provider = delta.provider or provider
+        except ModelFailure as failure:
+            reply = await self._turns.store(
+                prepared,
+                self._turns.reply(
+                    prepared,
+                    text="".join(parts),
+                    started=started,
+                    status=MessageStatus.PARTIAL if parts else MessageStatus.FAILED,
+                    error_code=failure.code,
+                ),
+            )
+            yield ReplyEnded(reply, failure)
+            return
+        except (asyncio.CancelledError, GeneratorExit):
+            await _finish_despite_cancellation(
+                self._turns.store(
+                    prepared,
+                    self._turns.reply(
+                        prepared,
+                        text="".join(parts),
+                        started=started,
+                        status=MessageStatus.PARTIAL,
+                        error_code="client_disconnected",
+                    ),
+                )
+            )
+            raise
+        if finish is None:
+            unfinished = ProviderError("The model's stream ended without finishing.")
+            reply = await self._turns.store(
+                prepared,
+                self._turns.reply(
+                    prepared,
+                    text="".join(parts),
+                    started=started,
+                    status=MessageStatus.PARTIAL,
+                    error_code=unfinished.code,
+                ),
+            )
+            yield ReplyEnded(reply, unfinished)
+            return
+        reply = await self._turns.store(
+            prepared,
+            self._turns.reply(
+                prepared,
+                text="".join(parts),
+                started=started,
+                model=model,
+                provider=provider,
+                usage=usage,
+                finish_reason=finish,
+            ),
+        )
+        yield ReplyEnded(reply)

@@ -204,6 +204,13 @@ class ModelInfo:
     context_window: int = 8192
 
 
+class ImageInspector(Protocol):
+    async def check(self, image_url: str) -> None:
+        """Raise InvalidInput on "image_url" unless it is an acceptable image reference
+        (an http(s) URL of a public host, or a data: URI of an image within limits)."""
+        ...
+
+
 class ModelCatalog(Protocol):
     @property
     def default_model(self) -> str: ...

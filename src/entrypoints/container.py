@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from operator import attrgetter
 
 from dependency_injector import containers, providers
 
@@ -10,21 +11,12 @@ from adapters.auth.api_tokens import Sha256ApiTokenCodec
 from adapters.auth.jwt_tokens import JwtTokenIssuer
 from adapters.auth.passwords import Argon2PasswordHasher
 from adapters.clock import SystemClock
-from adapters.llm.catalog import StaticModelCatalog
-from adapters.llm.echo import ECHO_MODEL_ID, ECHO_PROVIDER, EchoChatModel
+from adapters.llm.routing import RetryPolicy
+from adapters.llm.setup import LlmConfig, build_llm
 from adapters.persistence.database import SqlDatabaseProbe, create_engine
 from adapters.persistence.unit_of_work import SqlUnitOfWork
 from application import accounts, chat_settings, conversations, health, messaging
-from application.ports import ModelInfo
 from domain.quota import QuotaPolicy
-
-ECHO_MODEL = ModelInfo(
-    id=ECHO_MODEL_ID,
-    name="Echo (offline test model)",
-    provider=ECHO_PROVIDER,
-    supports_images=True,
-    context_window=1_000_000,
-)
 
 
 class Container(containers.DeclarativeContainer):
@@ -52,12 +44,33 @@ class Container(containers.DeclarativeContainer):
         max_tokens=config.default_max_tokens,
     )
 
-    catalog = providers.Singleton(
-        StaticModelCatalog,
-        models=providers.List(providers.Object(ECHO_MODEL)),
-        default_model=config.default_model,
+    llm = providers.Singleton(
+        build_llm,
+        providers.Factory(
+            LlmConfig,
+            providers=config.providers,
+            models=config.models,
+            remove_models=config.remove_models,
+            fallbacks=config.fallbacks,
+            keep_echo=config.keep_echo,
+            default_model=config.default_model,
+            connect_timeout=config.provider_connect_timeout,
+            read_timeout=config.provider_read_timeout,
+            retry=providers.Factory(
+                RetryPolicy,
+                max_attempts=config.provider_max_attempts,
+                backoff_initial=config.provider_backoff_initial,
+                backoff_max=config.provider_backoff_max,
+                retry_after_max=config.provider_retry_after_max,
+                deadline=config.provider_deadline,
+            ),
+            allow_private_image_urls=config.allow_private_image_urls,
+            image_max_bytes=config.image_max_bytes,
+        ),
     )
-    chat_model = providers.Singleton(EchoChatModel)
+    catalog = providers.Singleton(attrgetter("catalog"), llm)
+    chat_model = providers.Singleton(attrgetter("chat_model"), llm)
+    images = providers.Singleton(attrgetter("images"), llm)
 
     password_hasher = providers.Singleton(Argon2PasswordHasher)
     api_token_codec = providers.Singleton(Sha256ApiTokenCodec)
@@ -107,6 +120,18 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         budget=history_budget,
         defaults=settings_defaults,
+        images=images,
+    )
+    stream_message = providers.Factory(
+        messaging.StreamMessage,
+        uow=uow,
+        model=chat_model,
+        catalog=catalog,
+        policy=quota,
+        clock=clock,
+        budget=history_budget,
+        defaults=settings_defaults,
+        images=images,
     )
 
     get_chat_settings = providers.Factory(

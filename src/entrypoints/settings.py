@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from adapters.llm.defaults import BUILTIN_PROVIDERS
+
 log = logging.getLogger("parley.settings")
 
 ENV_PREFIX = "PARLEY_"
@@ -36,13 +38,31 @@ class Settings:
     history_max_messages: int = 50
     history_max_chars: int = 16_000
     system_prompt: str = ""
-    default_model: str = "echo"
+    default_model: str = ""
     default_temperature: float = 0.7
     default_max_tokens: int = 1024
     log_level: str = "INFO"
+    # Model providers. Tables come from the TOML file; vendor variables such as
+    # OPENAI_API_KEY are folded into ``providers`` by ``load_settings``.
+    providers: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    remove_models: tuple[str, ...] = ()
+    fallbacks: dict[str, list[str]] = field(default_factory=dict)
+    keep_echo: bool = False
+    provider_connect_timeout: float = 5.0
+    provider_read_timeout: float = 60.0
+    provider_deadline: float = 120.0
+    provider_max_attempts: int = 3
+    provider_backoff_initial: float = 0.5
+    provider_backoff_max: float = 8.0
+    provider_retry_after_max: float = 20.0
+    allow_private_image_urls: bool = False
+    image_max_bytes: int = 5 * 1024 * 1024
 
     def as_config(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        config = dataclasses.asdict(self)
+        config["remove_models"] = list(self.remove_models)
+        return config
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -54,9 +74,35 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     known = {f.name: f for f in fields(Settings)}
     for name, spec in known.items():
         raw = env.get(ENV_PREFIX + name.upper())
-        if raw is not None:
+        if raw is not None and name not in _TABLES:
             values[name] = _parse(name, raw, spec.type)
+    values["providers"], values["models"] = _providers_from_environment(
+        env, values.get("providers", {}), values.get("models", {})
+    )
     return Settings(**values)
+
+
+_TABLES = {"providers", "models", "fallbacks"}
+
+
+def _providers_from_environment(
+    env: Mapping[str, str],
+    providers: dict[str, dict[str, Any]],
+    models: dict[str, dict[str, Any]],
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Fold vendor variables (OPENAI_API_KEY, GEMINI_BASE_URL, ...) and the
+    PARLEY_LOCAL_* trio into the provider and model tables; the environment wins."""
+    providers = {name: dict(table) for name, table in providers.items()}
+    models = {name: dict(table) for name, table in models.items()}
+    for provider in BUILTIN_PROVIDERS:
+        for variable, key in ((provider.key_env, "api_key"), (provider.base_url_env, "base_url")):
+            if variable and env.get(variable):
+                providers.setdefault(provider.name, {})[key] = env[variable]
+    for model_id in filter(
+        None, (m.strip() for m in env.get("PARLEY_LOCAL_MODELS", "").split(","))
+    ):
+        models.setdefault(model_id, {"provider": "local", "upstream": model_id})
+    return providers, models
 
 
 def _from_toml(path: Path) -> dict[str, Any]:
@@ -74,13 +120,41 @@ def _from_toml(path: Path) -> dict[str, Any]:
     return {name: _parse(name, value, known[name]) for name, value in table.items()}
 
 
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
 def _parse(name: str, raw: Any, kind: Any) -> Any:
     kind_name = kind if isinstance(kind, str) else kind.__name__
     try:
+        if kind_name.startswith("dict"):
+            if not isinstance(raw, dict) or not all(
+                isinstance(v, dict | list) for v in raw.values()
+            ):
+                raise ValueError
+            return raw
+        if kind_name.startswith("tuple"):
+            items = raw.split(",") if isinstance(raw, str) else raw
+            if not isinstance(items, list | tuple):
+                raise ValueError
+            return tuple(str(item).strip() for item in items if str(item).strip())
+        if kind_name == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text not in _TRUE | _FALSE:
+                raise ValueError
+            return text in _TRUE
         if kind_name == "int":
+            if isinstance(raw, bool):
+                raise ValueError
             return int(raw)
         if kind_name == "float":
+            if isinstance(raw, bool):
+                raise ValueError
             return float(raw)
+        if not isinstance(raw, str | int | float):
+            raise ValueError
         return str(raw)
     except (TypeError, ValueError):
         raise SettingsError(f"setting {name}: {raw!r} is not a valid {kind_name}") from None

@@ -72,9 +72,11 @@ def running_server(
     tmp_path: Path,
     *,
     configure: Callable[[Container], None] | None = None,
+    base: Settings | None = None,
     **overrides: Any,
 ) -> Iterator[RunningServer]:
-    settings = Settings(
+    settings = dataclasses.replace(
+        base or Settings(),
         database_url=database_url,
         secret_key=TEST_SECRET_KEY,
         secret_key_file=str(tmp_path / "unused-secret-key"),

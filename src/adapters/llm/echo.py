@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from application.ports import ChatCompletion, ChatDelta, ChatRequest, TokenUsage
 
 ECHO_MODEL_ID = "echo"
-ECHO_PROVIDER = "parley-offline"
+ECHO_PROVIDER = "Parley (offline)"
 
 
 def _tokens(text: str) -> int:
@@ -18,7 +18,11 @@ def _tokens(text: str) -> int:
 
 
 class EchoChatModel:
-    async def complete(self, request: ChatRequest) -> ChatCompletion:
+    """A provider client like the real ones, answering from the request alone."""
+
+    name = ECHO_PROVIDER
+
+    async def complete(self, upstream_model: str, request: ChatRequest) -> ChatCompletion:
         text, usage, finish = self._answer(request)
         return ChatCompletion(
             text=text,
@@ -28,7 +32,7 @@ class EchoChatModel:
             finish_reason=finish,
         )
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+    async def stream(self, upstream_model: str, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         text, usage, finish = self._answer(request)
         words = text.split(" ")
         for index, word in enumerate(words):

@@ -17,6 +17,7 @@ from entrypoints.http.api.chat_settings import ChatSettingsController
 from entrypoints.http.api.conversations import ConversationsController
 from entrypoints.http.api.tokens import ApiTokenController
 from entrypoints.http.api_v1.accounts import AccountsController
+from entrypoints.http.api_v1.chat import ChatController
 from entrypoints.http.api_v1.health import health
 from entrypoints.http.auth import authenticated_user
 from entrypoints.http.errors import EXCEPTION_HANDLERS
@@ -37,6 +38,7 @@ USE_CASES = (
     "reopen_conversation",
     "list_messages",
     "send_message",
+    "stream_message",
     "get_chat_settings",
     "update_chat_settings",
     "check_health",
@@ -54,6 +56,7 @@ def _from_container(provider: Callable[[], Any]) -> Provide:
 
 def create_app(container: Container) -> Litestar:
     dependencies = {name: _from_container(getattr(container, name)) for name in USE_CASES}
+    dependencies["catalog"] = _from_container(container.catalog)
     dependencies["user"] = Provide(authenticated_user)
     dependencies["page"] = Provide(page_request, sync_to_thread=False)
 
@@ -62,16 +65,17 @@ def create_app(container: Container) -> Litestar:
         route_handlers=[ConversationsController, ChatSettingsController, ApiTokenController],
         security=SECURITY,
     )
-    api_v1 = Router(path="/api/v1", route_handlers=[AccountsController, health])
+    api_v1 = Router(path="/api/v1", route_handlers=[AccountsController, ChatController, health])
 
-    async def dispose_engine() -> None:
+    async def release_resources() -> None:
         await container.engine().dispose()
+        await container.llm().aclose()
 
     return Litestar(
         route_handlers=[api, api_v1],
         dependencies=dependencies,
         exception_handlers=EXCEPTION_HANDLERS,
-        on_shutdown=[dispose_engine],
+        on_shutdown=[release_resources],
         openapi_config=OpenAPIConfig(
             title="Parley",
             version="0.1.0",

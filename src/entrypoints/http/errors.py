@@ -118,7 +118,14 @@ def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respons
             request, 400, message="Invalid input.", code="invalid", fields=fields or None
         )
     if status >= 500:
-        log.error("HTTP %s on %s %s: %s", status, request.method, request.url.path, error.detail)
+        log.error(
+            "HTTP %s on %s %s: %s",
+            status,
+            request.method,
+            request.url.path,
+            error.detail,
+            exc_info=error.__cause__ or error,
+        )
     return ErrorBody.render(
         request,
         status,

@@ -18,7 +18,7 @@ from application.conversations import (
     ReopenConversation,
     StartConversation,
 )
-from application.messaging import SendMessage, UserMessage
+from application.messaging import SendMessage, StreamMessage, UserMessage
 from application.pagination import PageRequest
 from domain.users import User
 from entrypoints.http.api.schemas import (
@@ -27,11 +27,13 @@ from entrypoints.http.api.schemas import (
     SendMessageIn,
     SendMessageOut,
     conversation_out,
+    exchange_body,
     exchange_out,
     message_out,
 )
 from entrypoints.http.bodies import CheckedBody
 from entrypoints.http.pagination import PAGINATION_HEADERS, paged
+from entrypoints.http.streaming import STREAM_RESPONSE, sse_reply, stream_response, wants_stream
 
 
 def _ref(user: NamedDependency[User], conversation_id: int) -> ConversationRef:
@@ -117,22 +119,28 @@ class ConversationsController(Controller):
         "/{conversation_id:int}/send_message/",
         operation_id="api_send_message",
         status_code=201,
+        responses=STREAM_RESPONSE,
         dto=CheckedBody[SendMessageIn],
         return_dto=None,
     )
     async def send_message(
         self,
+        request: Request[Any, Any, Any],
         conversation_id: FromPath[int],
         data: JSONBody[SendMessageIn],
         user: NamedDependency[User],
         send_message: NamedDependency[SendMessage],
-    ) -> SendMessageOut:
+        stream_message: NamedDependency[StreamMessage],
+    ) -> Response[SendMessageOut]:
         """Send a message and get the model's reply.
 
         The message (1-4000 characters) is stored before the model is called; if the
-        model fails, it stays stored and the answer is 502/503/504."""
+        model fails, it stays stored and the answer is 502/503/504. With
+        `"stream": true` or `Accept: text/event-stream` the reply streams as
+        Server-Sent Events: `delta` events `{"text"}`, then `done` with the stored
+        messages, usage and status (an `error` event precedes it if the model fails)."""
         assert user.id is not None
-        exchange = await send_message(
-            UserMessage(owner_id=user.id, conversation_id=conversation_id, text=data.message)
-        )
-        return exchange_out(exchange)
+        command = UserMessage(owner_id=user.id, conversation_id=conversation_id, text=data.message)
+        if wants_stream(request, data.stream):
+            return stream_response(sse_reply(request, await stream_message(command), exchange_body))
+        return Response(exchange_out(await send_message(command)), status_code=201)

@@ -4,6 +4,7 @@ from domain objects."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -35,6 +36,7 @@ class ConversationOut(msgspec.Struct):
 
 class SendMessageIn(msgspec.Struct):
     message: str
+    stream: bool = False
 
 
 class SendMessageOut(msgspec.Struct):
@@ -101,6 +103,13 @@ def conversation_out(
         updated_at=conversation.updated_at,
         messages=[message_out(m) for m in messages or []],
     )
+
+
+def exchange_body(user_message: Message, ai_message: Message) -> dict[str, Any]:
+    return {
+        "user_message": msgspec.to_builtins(message_out(user_message)),
+        "ai_message": msgspec.to_builtins(message_out(ai_message)),
+    }
 
 
 def exchange_out(exchange: Exchange) -> SendMessageOut:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import msgspec
 
 from application.accounts import SignedIn
+from domain.conversation import Message
 
 
 class RegisterIn(msgspec.Struct):
@@ -38,6 +41,55 @@ class HealthOut(msgspec.Struct):
     status: str
     message: str
     database: str
+
+
+class ChatIn(msgspec.Struct):
+    message: str
+    conversation_id: int | None = None
+    model: str | None = None
+    image_url: str | None = None
+    stream: bool = False
+
+
+class V1MessageOut(msgspec.Struct):
+    id: int
+    conversation: int
+    role: str
+    content: str
+    created_at: datetime
+    status: str
+    model: str | None
+    image_url: str | None
+
+
+class ChatOut(msgspec.Struct):
+    conversation_id: int
+    user_message: V1MessageOut
+    ai_message: V1MessageOut
+    status: str
+
+
+class ModelOut(msgspec.Struct):
+    id: str
+    name: str
+    provider: str
+    supports_images: bool
+    context_window: int
+    default: bool
+
+
+def v1_message_out(message: Message) -> V1MessageOut:
+    assert message.id is not None
+    return V1MessageOut(
+        id=message.id,
+        conversation=message.conversation_id,
+        role=message.role.value,
+        content=message.content,
+        created_at=message.created_at,
+        status=message.status.value,
+        model=message.model,
+        image_url=message.image_url,
+    )
 
 
 def signed_in_out(signed_in: SignedIn) -> SignedInOut:

@@ -1,0 +1,94 @@
+"""Images in chat turns: checked before anything is stored, fetched for Gemini.
+
+http(s) URLs must point at public addresses (no loopback, private or link-local hosts:
+Parley must not become a way to reach the operator's internal network) unless the
+operator allows it; ``data:`` URIs must hold an image within the size limit."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+import httpx
+
+from domain.errors import InvalidInput
+
+ALLOWED_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif", "image/heic", "image/heif"}
+
+
+def _invalid(reason: str) -> InvalidInput:
+    return InvalidInput({"image_url": [reason]})
+
+
+class ImageFetcher:
+    def __init__(
+        self, http: httpx.AsyncClient, *, max_bytes: int, allow_private: bool = False
+    ) -> None:
+        self._http = http
+        self._max_bytes = max_bytes
+        self._allow_private = allow_private
+
+    async def check(self, image_url: str) -> None:
+        if image_url.startswith("data:"):
+            self._decode_data_uri(image_url)
+            return
+        parts = urlsplit(image_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise _invalid("Enter an http(s) URL or a data: URI of an image.")
+        await self._check_host(
+            parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+        )
+
+    async def load(self, image_url: str) -> tuple[str, bytes]:
+        """The image's MIME type and bytes, within the limits."""
+        if image_url.startswith("data:"):
+            return self._decode_data_uri(image_url)
+        await self.check(image_url)
+        try:
+            async with self._http.stream("GET", image_url, follow_redirects=False) as response:
+                if response.status_code != 200:
+                    raise _invalid(f"The image URL answered HTTP {response.status_code}.")
+                mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                if mime not in ALLOWED_TYPES:
+                    raise _invalid(
+                        "The URL does not point at a PNG, JPEG, WebP, GIF or HEIC image."
+                    )
+                chunks, size = [], 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > self._max_bytes:
+                        raise _invalid(f"The image is larger than {self._max_bytes} bytes.")
+                    chunks.append(chunk)
+        except httpx.HTTPError:
+            raise _invalid("The image could not be downloaded.") from None
+        return mime, b"".join(chunks)
+
+    def _decode_data_uri(self, uri: str) -> tuple[str, bytes]:
+        header, sep, payload = uri[5:].partition(",")
+        mime, _, encoding = header.partition(";")
+        if not sep or encoding != "base64" or mime.lower() not in ALLOWED_TYPES:
+            raise _invalid("A data: URI must be a base64 PNG, JPEG, WebP, GIF or HEIC image.")
+        if len(payload) * 3 // 4 > self._max_bytes:
+            raise _invalid(f"The image is larger than {self._max_bytes} bytes.")
+        try:
+            return mime.lower(), base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise _invalid("The data: URI is not valid base64.") from None
+
+    async def _check_host(self, host: str, port: int) -> None:
+        if self._allow_private:
+            return
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except OSError:
+            raise _invalid("The image host could not be resolved.") from None
+        for info in infos:
+            address = ipaddress.ip_address(info[4][0])
+            if not address.is_global:
+                raise _invalid("Image URLs must point at public addresses.")

@@ -1,0 +1,205 @@
+"""The ChatModel the application talks to: public model id -> provider, with retries
+and a fallback chain.
+
+Retries (tenacity): exponential backoff with jitter on 429, 5xx and transport errors,
+honouring Retry-After, never on 400/401/403/404, all within one overall deadline per
+request. When a model's retries are spent, the next model of its fallback chain is
+tried. A stream is retried only until its first token: after that, a failure ends it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol, TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_any,
+    wait_exponential_jitter,
+)
+from tenacity.stop import stop_base
+
+from adapters.llm.upstream import FailureKind, UpstreamFailure
+from application.errors import ModelFailure, ProviderUnavailable
+from application.ports import ChatCompletion, ChatDelta, ChatRequest, ModelInfo
+
+log = logging.getLogger("parley.llm")
+
+T = TypeVar("T")
+
+
+class ProviderClient(Protocol):
+    name: str
+
+    async def complete(self, upstream_model: str, request: ChatRequest) -> ChatCompletion: ...
+
+    def stream(self, upstream_model: str, request: ChatRequest) -> AsyncIterator[ChatDelta]: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Route:
+    model: ModelInfo
+    client: ProviderClient
+    upstream: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    backoff_initial: float = 0.5
+    backoff_max: float = 8.0
+    retry_after_max: float = 20.0
+    deadline: float = 120.0
+
+
+class RoutedChatModel:
+    def __init__(
+        self,
+        routes: Mapping[str, Route],
+        fallbacks: Mapping[str, Sequence[str]],
+        policy: RetryPolicy,
+    ) -> None:
+        self._routes = dict(routes)
+        self._fallbacks = {k: list(v) for k, v in fallbacks.items()}
+        self._policy = policy
+        self._backoff = wait_exponential_jitter(
+            multiplier=policy.backoff_initial,
+            max=policy.backoff_max,
+            jitter=policy.backoff_initial,
+        )
+
+    def chain(self, model_id: str) -> list[Route]:
+        ids = [model_id, *self._fallbacks.get(model_id, [])]
+        return [self._routes[i] for i in dict.fromkeys(ids) if i in self._routes]
+
+    async def complete(self, request: ChatRequest) -> ChatCompletion:
+        deadline = asyncio.get_running_loop().time() + self._policy.deadline
+        failures: list[UpstreamFailure] = []
+        for route in self._usable_chain(request):
+            try:
+
+                async def complete_once(r: Route = route) -> ChatCompletion:
+                    return await r.client.complete(r.upstream, request)
+
+                completion = await self._retrying(deadline, route.client.name, complete_once)
+            except UpstreamFailure as failure:
+                failures.append(failure)
+                log.warning("model %s failed: %s", route.model.id, failure)
+                continue
+            return replace(completion, model=route.model.id, provider=route.model.provider)
+        raise _final(failures)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+        deadline = asyncio.get_running_loop().time() + self._policy.deadline
+        failures: list[UpstreamFailure] = []
+        for route in self._usable_chain(request):
+            holder: list[AsyncIterator[ChatDelta]] = []
+
+            async def first_delta(
+                r: Route = route, h: list[AsyncIterator[ChatDelta]] = holder
+            ) -> ChatDelta:
+                iterator = r.client.stream(r.upstream, request)
+                try:
+                    delta = await anext(iterator)
+                except BaseException:
+                    await _close(iterator)
+                    raise
+                h[:] = [iterator]
+                return delta
+
+            try:
+                first = await self._retrying(deadline, route.client.name, first_delta)
+            except UpstreamFailure as failure:
+                failures.append(failure)
+                log.warning("model %s failed before streaming: %s", route.model.id, failure)
+                continue
+            iterator = holder[0]
+            try:
+                yield self._public(first, route)
+                async for delta in iterator:
+                    yield self._public(delta, route)
+            except UpstreamFailure as failure:
+                raise failure.to_port_error() from None
+            finally:
+                await _close(iterator)
+            return
+        raise _final(failures)
+
+    def _usable_chain(self, request: ChatRequest) -> list[Route]:
+        chain = self.chain(request.model)
+        if any(turn.image_url for turn in request.messages):
+            chain = [route for route in chain if route.model.supports_images]
+        if not chain:
+            raise ProviderUnavailable(f'No provider can serve the model "{request.model}".')
+        return chain
+
+    async def _retrying(
+        self, deadline: float, provider: str, attempt_once: Callable[[], Awaitable[T]]
+    ) -> T:
+        loop = asyncio.get_running_loop()
+
+        def wait(state: RetryCallState) -> float:
+            failure = state.outcome.exception() if state.outcome else None
+            pause = self._backoff(state)
+            if isinstance(failure, UpstreamFailure) and failure.retry_after is not None:
+                pause = min(failure.retry_after, self._policy.retry_after_max)
+            return max(0.0, min(pause, deadline - loop.time()))
+
+        retrying = AsyncRetrying(
+            stop=stop_any(
+                stop_after_attempt(self._policy.max_attempts), _StopAtDeadline(loop, deadline)
+            ),
+            wait=wait,
+            retry=retry_if_exception(lambda e: isinstance(e, UpstreamFailure) and e.retryable),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise UpstreamFailure(FailureKind.TIMEOUT, provider, "the deadline passed")
+                try:
+                    async with asyncio.timeout(remaining):
+                        return await attempt_once()
+                except TimeoutError:
+                    raise UpstreamFailure(
+                        FailureKind.TIMEOUT, provider, "no answer before the deadline"
+                    ) from None
+        raise AssertionError("unreachable: tenacity reraises the last failure")
+
+    @staticmethod
+    def _public(delta: ChatDelta, route: Route) -> ChatDelta:
+        if delta.model is None and delta.provider is None:
+            return delta
+        return replace(delta, model=route.model.id, provider=route.model.provider)
+
+
+class _StopAtDeadline(stop_base):
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        self._loop = loop
+        self._deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._loop.time() >= self._deadline
+
+
+def _final(failures: list[UpstreamFailure]) -> ModelFailure:
+    if not failures:
+        return ProviderUnavailable()
+    errors = [failure.to_port_error() for failure in failures]
+    if len({type(error) for error in errors}) == 1:
+        return errors[-1]
+    return ProviderUnavailable(
+        "All providers for this model failed: " + "; ".join(str(f) for f in failures)
+    )
+
+
+async def _close(iterator: AsyncIterator[ChatDelta]) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()

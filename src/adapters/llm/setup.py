@@ -1,0 +1,198 @@
+"""Build the model catalogue and the routed ChatModel from configuration.
+
+A built-in provider is enabled by its API key (a keyless local server by its base URL);
+its built-in models then appear. The TOML ``[models.ID]`` tables add or re-point models
+(``provider``, ``upstream``, ``name``, ``images``, ``context_window``),
+``remove_models`` hides some, ``fallbacks`` chains them. The offline ``echo`` model is
+on when no provider is, or when ``keep_echo`` says so."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from adapters.llm.catalog import StaticModelCatalog
+from adapters.llm.defaults import (
+    BUILTIN_MODELS,
+    BUILTIN_PROVIDERS,
+    GEMINI_FORMAT,
+    OPENAI_FORMAT,
+)
+from adapters.llm.echo import ECHO_MODEL_ID, ECHO_PROVIDER, EchoChatModel
+from adapters.llm.gemini import GeminiClient
+from adapters.llm.images import ImageFetcher
+from adapters.llm.openai_compatible import OpenAICompatibleClient
+from adapters.llm.routing import ProviderClient, RetryPolicy, Route, RoutedChatModel
+from application.ports import ModelInfo
+
+ECHO_MODEL = ModelInfo(
+    id=ECHO_MODEL_ID,
+    name="Echo (offline test model)",
+    provider=ECHO_PROVIDER,
+    supports_images=True,
+    context_window=1_000_000,
+)
+
+
+class ModelConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class LlmConfig:
+    providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+    models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    remove_models: Sequence[str] = ()
+    fallbacks: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    keep_echo: bool = False
+    default_model: str = ""
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    allow_private_image_urls: bool = False
+    image_max_bytes: int = 5 * 1024 * 1024
+
+
+@dataclass
+class LlmStack:
+    catalog: StaticModelCatalog
+    chat_model: RoutedChatModel
+    images: ImageFetcher
+    clients: list[httpx.AsyncClient]
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+
+@dataclass(frozen=True)
+class _Provider:
+    name: str
+    display: str
+    wire_format: str
+    base_url: str
+    api_key: str = field(repr=False)
+
+
+def _enabled_providers(config: LlmConfig) -> dict[str, _Provider]:
+    builtin = {p.name: p for p in BUILTIN_PROVIDERS}
+    enabled: dict[str, _Provider] = {}
+    for name in dict.fromkeys([*builtin, *config.providers]):
+        table = dict(config.providers.get(name, {}))
+        known = builtin.get(name)
+        wire_format = str(table.get("kind", known.wire_format if known else OPENAI_FORMAT))
+        if wire_format not in (OPENAI_FORMAT, GEMINI_FORMAT):
+            raise ModelConfigError(f'provider {name}: kind must be "openai" or "gemini"')
+        api_key = str(table.get("api_key", ""))
+        base_url = str(table.get("base_url", known.default_base_url if known else ""))
+        keyless = bool(table.get("keyless", known.keyless if known else True))
+        if api_key or (keyless and "base_url" in table):
+            if not base_url:
+                raise ModelConfigError(f"provider {name}: base_url is required")
+            display = str(table.get("display", known.display if known else name))
+            enabled[name] = _Provider(name, display, wire_format, base_url, api_key)
+    return enabled
+
+
+def build_llm(config: LlmConfig) -> LlmStack:
+    providers = _enabled_providers(config)
+    timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+    clients: list[httpx.AsyncClient] = []
+
+    def http_client() -> httpx.AsyncClient:
+        client = httpx.AsyncClient(timeout=timeout, limits=limits)
+        clients.append(client)
+        return client
+
+    images = ImageFetcher(
+        http_client(),
+        max_bytes=config.image_max_bytes,
+        allow_private=config.allow_private_image_urls,
+    )
+    provider_clients: dict[str, ProviderClient] = {}
+    for provider in providers.values():
+        if provider.wire_format == GEMINI_FORMAT:
+            provider_clients[provider.name] = GeminiClient(
+                name=provider.display,
+                base_url=provider.base_url,
+                api_key=provider.api_key,
+                http=http_client(),
+                images=images,
+            )
+        else:
+            provider_clients[provider.name] = OpenAICompatibleClient(
+                name=provider.display,
+                base_url=provider.base_url,
+                api_key=provider.api_key,
+                http=http_client(),
+            )
+
+    routes: dict[str, Route] = {}
+    for model_id, (info, provider_name, upstream) in _routes(config, providers).items():
+        routes[model_id] = Route(
+            model=info, client=provider_clients[provider_name], upstream=upstream
+        )
+    if not providers or config.keep_echo:
+        routes[ECHO_MODEL_ID] = Route(model=ECHO_MODEL, client=EchoChatModel(), upstream="echo")
+    for model_id in config.remove_models:
+        routes.pop(model_id, None)
+    if not routes:
+        raise ModelConfigError("no model is available: configure a provider or keep_echo")
+
+    for model_id, chain in config.fallbacks.items():
+        for target in [model_id, *chain]:
+            if target not in routes:
+                raise ModelConfigError(f"fallbacks: model {target!r} is not available")
+    default = config.default_model or (
+        ECHO_MODEL_ID if ECHO_MODEL_ID in routes else next(iter(routes))
+    )
+    if default not in routes:
+        raise ModelConfigError(f"default_model {default!r} is not an available model")
+    catalog = StaticModelCatalog([route.model for route in routes.values()], default)
+    chat_model = RoutedChatModel(routes, config.fallbacks, config.retry)
+    return LlmStack(catalog=catalog, chat_model=chat_model, images=images, clients=clients)
+
+
+def _routes(
+    config: LlmConfig, providers: Mapping[str, _Provider]
+) -> dict[str, tuple[ModelInfo, str, str]]:
+    table: dict[str, tuple[ModelInfo, str, str]] = {}
+    for builtin in BUILTIN_MODELS:
+        if builtin.provider in providers:
+            info = ModelInfo(
+                id=builtin.id,
+                name=builtin.name,
+                provider=providers[builtin.provider].display,
+                supports_images=builtin.supports_images,
+                context_window=builtin.context_window,
+            )
+            table[builtin.id] = (info, builtin.provider, builtin.upstream)
+    for model_id, spec in config.models.items():
+        existing = table.get(model_id)
+        provider = str(spec.get("provider", existing[1] if existing else ""))
+        if provider not in providers:
+            if (
+                provider
+                and provider not in {p.name for p in BUILTIN_PROVIDERS}
+                and (provider not in config.providers)
+            ):
+                raise ModelConfigError(f"model {model_id}: unknown provider {provider!r}")
+            continue  # its provider is not configured: not usable now
+        info = ModelInfo(
+            id=model_id,
+            name=str(spec.get("name", existing[0].name if existing else model_id)),
+            provider=providers[provider].display,
+            supports_images=bool(
+                spec.get("images", existing[0].supports_images if existing else False)
+            ),
+            context_window=int(
+                spec.get("context_window", existing[0].context_window if existing else 8192)
+            ),
+        )
+        upstream = str(spec.get("upstream", existing[2] if existing else model_id))
+        table[model_id] = (info, provider, upstream)
+    return table

@@ -1,0 +1,41 @@
+"""Fakes that run as real network services for integration tests and benchmarks."""
+
+from tests.fakes.llm_server import (
+    Behaviour,
+    CutStream,
+    Delay,
+    Error,
+    FakeLLMServer,
+    Malformed,
+    RecordedRequest,
+    Reply,
+    Reset,
+    cut_stream,
+    delay,
+    echo,
+    error,
+    malformed,
+    reply,
+    reset,
+    slow_stream,
+)
+
+__all__ = [
+    "Behaviour",
+    "CutStream",
+    "Delay",
+    "Error",
+    "FakeLLMServer",
+    "Malformed",
+    "RecordedRequest",
+    "Reply",
+    "Reset",
+    "cut_stream",
+    "delay",
+    "echo",
+    "error",
+    "malformed",
+    "reply",
+    "reset",
+    "slow_stream",
+]
