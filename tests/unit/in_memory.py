@@ -1,0 +1,527 @@
+"""In-memory fakes for the application ports (fakes over mocks: tests assert on state).
+
+``FakeUnitOfWork`` keeps every table in one ``FakeState``. Entering it snapshots the
+state; ``commit()`` makes the current state the new snapshot; leaving it always restores
+the snapshot, so anything not committed is rolled back. Repositories hand out copies, so
+a use case that mutates an entity without saving it changes nothing, as with a database.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+from application.pagination import Page, PageRequest
+from application.ports import (
+    ApiTokens,
+    ChatCompletion,
+    ChatDelta,
+    ChatRequest,
+    ChatSettingsStore,
+    Conversations,
+    IssuedTokens,
+    Messages,
+    ModelInfo,
+    RefreshClaims,
+    RefreshTokenRecord,
+    RefreshTokens,
+    TokenUsage,
+    Users,
+)
+from domain.chat_settings import UserChatSettings
+from domain.conversation import Conversation, ConversationStatus, Message, MessageRole
+from domain.errors import AuthenticationFailed, InvalidInput
+from domain.users import User
+
+EPOCH = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
+
+# ---- clock ---------------------------------------------------------------------------------
+
+
+class FakeClock:
+    """Time stands still until a test moves it; always timezone-aware UTC."""
+
+    def __init__(self, start: datetime = EPOCH) -> None:
+        self._now = _aware(start)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, when: datetime) -> None:
+        self._now = _aware(when)
+
+    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
+        self._now += delta if delta is not None else timedelta(**kwargs)
+        return self._now
+
+
+def _aware(when: datetime) -> datetime:
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError("FakeClock needs a timezone-aware datetime")
+    return when.astimezone(UTC)
+
+
+# ---- persistence ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApiTokenRow:
+    user_id: int
+    token_digest: str
+    created_at: datetime
+
+
+@dataclass
+class FakeState:
+    """Every table of the fake database. Keys are primary keys."""
+
+    users: dict[int, User] = field(default_factory=dict)
+    conversations: dict[int, Conversation] = field(default_factory=dict)
+    messages: dict[int, Message] = field(default_factory=dict)
+    chat_settings: dict[int, UserChatSettings] = field(default_factory=dict)
+    refresh_tokens: dict[str, RefreshTokenRecord] = field(default_factory=dict)
+    api_tokens: dict[str, ApiTokenRow] = field(default_factory=dict)
+
+    def messages_of(self, conversation_id: int) -> list[Message]:
+        """Oldest first."""
+        return [m for _, m in sorted(self.messages.items()) if m.conversation_id == conversation_id]
+
+    def active_count(self, owner_id: int) -> int:
+        return sum(1 for c in self.conversations.values() if c.owner_id == owner_id and c.is_active)
+
+
+class _Repository:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def _state(self) -> FakeState:
+        if not self._uow.in_transaction:
+            raise RuntimeError("repository used outside `async with uow`")
+        return self._uow.state
+
+
+class FakeUsers(_Repository):
+    async def add(self, user: User) -> User:
+        if any(u.username == user.username for u in self._state.users.values()):
+            raise InvalidInput({"username": ["A user with that username already exists."]})
+        user.id = self._uow.next_id("users")
+        self._state.users[user.id] = copy.copy(user)
+        return user
+
+    async def get(self, user_id: int) -> User | None:
+        user = self._state.users.get(user_id)
+        return None if user is None else copy.copy(user)
+
+    async def by_username(self, username: str) -> User | None:
+        found = next((u for u in self._state.users.values() if u.username == username), None)
+        return None if found is None else copy.copy(found)
+
+
+class FakeConversations(_Repository):
+    async def add(self, conversation: Conversation) -> Conversation:
+        conversation.id = self._uow.next_id("conversations")
+        self._state.conversations[conversation.id] = copy.copy(conversation)
+        return conversation
+
+    async def get_owned(self, conversation_id: int, owner_id: int) -> Conversation | None:
+        found = self._state.conversations.get(conversation_id)
+        if found is None or found.owner_id != owner_id:
+            return None
+        return copy.copy(found)
+
+    async def save(self, conversation: Conversation) -> None:
+        assert conversation.id is not None
+        stored = self._state.conversations[conversation.id]
+        self._state.conversations[conversation.id] = replace(
+            stored,
+            title=conversation.title,
+            model=conversation.model,
+            status=conversation.status,
+            updated_at=conversation.updated_at,
+        )
+
+    async def touch(self, conversation_id: int, when: datetime) -> None:
+        stored = self._state.conversations.get(conversation_id)
+        if stored is not None and stored.updated_at < when:
+            self._state.conversations[conversation_id] = replace(stored, updated_at=when)
+
+    async def count_active_locked(self, owner_id: int) -> int:
+        return self._state.active_count(owner_id)
+
+    async def list_owned(self, owner_id: int, page: PageRequest) -> Page[Conversation]:
+        owned = [
+            copy.copy(c)
+            for _, c in sorted(self._state.conversations.items(), reverse=True)
+            if c.owner_id == owner_id
+        ]
+        return Page(owned[page.offset : page.offset + page.limit], len(owned), page)
+
+
+class FakeMessages(_Repository):
+    async def add(self, message: Message) -> Message:
+        message.id = self._uow.next_id("messages")
+        self._state.messages[message.id] = copy.copy(message)
+        return message
+
+    async def list_page(self, conversation_id: int, page: PageRequest) -> Page[Message]:
+        messages = await self.all_of(conversation_id)
+        return Page(messages[page.offset : page.offset + page.limit], len(messages), page)
+
+    async def all_of(self, conversation_id: int) -> list[Message]:
+        return [copy.copy(m) for m in self._state.messages_of(conversation_id)]
+
+    async def latest(self, conversation_id: int, limit: int) -> list[Message]:
+        if limit <= 0:
+            return []
+        return (await self.all_of(conversation_id))[-limit:]
+
+
+class FakeChatSettingsStore(_Repository):
+    async def for_user(self, user_id: int) -> UserChatSettings | None:
+        found = next((s for s in self._state.chat_settings.values() if s.user_id == user_id), None)
+        return None if found is None else copy.copy(found)
+
+    async def add(self, settings: UserChatSettings) -> UserChatSettings:
+        if any(s.user_id == settings.user_id for s in self._state.chat_settings.values()):
+            raise RuntimeError(f"user {settings.user_id} already has chat settings")
+        settings.id = self._uow.next_id("chat_settings")
+        self._state.chat_settings[settings.id] = copy.copy(settings)
+        return settings
+
+    async def save(self, settings: UserChatSettings) -> None:
+        assert settings.id is not None
+        if settings.id not in self._state.chat_settings:
+            raise RuntimeError(f"no chat settings with id {settings.id}")
+        self._state.chat_settings[settings.id] = copy.copy(settings)
+
+
+class FakeRefreshTokens(_Repository):
+    async def add(self, record: RefreshTokenRecord) -> None:
+        if record.jti in self._state.refresh_tokens:
+            raise RuntimeError(f"duplicate jti {record.jti}")
+        self._state.refresh_tokens[record.jti] = record
+
+    async def get(self, jti: str) -> RefreshTokenRecord | None:
+        return self._state.refresh_tokens.get(jti)
+
+    async def mark_used(self, jti: str, when: datetime) -> bool:
+        record = self._state.refresh_tokens.get(jti)
+        if record is None or record.used_at is not None:
+            return False
+        self._state.refresh_tokens[jti] = replace(record, used_at=when)
+        return True
+
+    async def revoke_family(self, family_id: str, when: datetime) -> None:
+        for jti, record in list(self._state.refresh_tokens.items()):
+            if record.family_id == family_id and record.revoked_at is None:
+                self._state.refresh_tokens[jti] = replace(record, revoked_at=when)
+
+
+class FakeApiTokens(_Repository):
+    async def add(self, user_id: int, token_digest: str, created_at: datetime) -> None:
+        self._state.api_tokens[token_digest] = ApiTokenRow(user_id, token_digest, created_at)
+
+    async def user_id_for(self, token_digest: str) -> int | None:
+        row = self._state.api_tokens.get(token_digest)
+        return None if row is None else row.user_id
+
+    async def revoke(self, token_digest: str) -> None:
+        self._state.api_tokens.pop(token_digest, None)
+
+    async def revoke_all(self, user_id: int) -> None:
+        for digest, row in list(self._state.api_tokens.items()):
+            if row.user_id == user_id:
+                del self._state.api_tokens[digest]
+
+
+class FakeUnitOfWork:
+    """Rolls back on exit unless ``commit()`` was called; counts ``commits``.
+
+    ``state`` is the live data; outside a transaction it is exactly what was committed.
+    ``committed`` is the committed data even while a transaction is open."""
+
+    def __init__(self) -> None:
+        self.state = FakeState()
+        self.commits = 0
+        self._snapshot: FakeState | None = None
+        self._ids: dict[str, itertools.count[int]] = {}
+        self.users: Users = FakeUsers(self)
+        self.conversations: Conversations = FakeConversations(self)
+        self.messages: Messages = FakeMessages(self)
+        self.chat_settings: ChatSettingsStore = FakeChatSettingsStore(self)
+        self.refresh_tokens: RefreshTokens = FakeRefreshTokens(self)
+        self.api_tokens: ApiTokens = FakeApiTokens(self)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._snapshot is not None
+
+    @property
+    def committed(self) -> FakeState:
+        return self._snapshot if self._snapshot is not None else self.state
+
+    def next_id(self, table: str) -> int:
+        """Like a database sequence: ids are never reused, even after a rollback."""
+        return next(self._ids.setdefault(table, itertools.count(1)))
+
+    async def __aenter__(self) -> Self:
+        if self.in_transaction:
+            raise RuntimeError("this unit of work is already in a transaction")
+        self._snapshot = copy.deepcopy(self.state)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        snapshot, self._snapshot = self._snapshot, None
+        assert snapshot is not None
+        self.state = snapshot
+
+    async def commit(self) -> None:
+        if not self.in_transaction:
+            raise RuntimeError("commit outside a transaction")
+        self._snapshot = copy.deepcopy(self.state)
+        self.commits += 1
+
+    # -- seeding: writes committed rows directly, without counting as a commit ----------
+
+    def _seeding(self) -> FakeState:
+        if self.in_transaction:
+            raise RuntimeError("seed outside a transaction")
+        return self.state
+
+    def seed_user(
+        self,
+        username: str = "alice",
+        *,
+        password_hash: str = "hashed:unusable",
+        email: str | None = None,
+        is_active: bool = True,
+        is_staff: bool = False,
+        date_joined: datetime = EPOCH,
+    ) -> User:
+        user = User(
+            id=self.next_id("users"),
+            username=username,
+            email=email or f"{username}@example.com",
+            password_hash=password_hash,
+            date_joined=date_joined,
+            is_staff=is_staff,
+            is_active=is_active,
+        )
+        assert user.id is not None
+        self._seeding().users[user.id] = copy.copy(user)
+        return user
+
+    def seed_conversation(
+        self,
+        owner_id: int,
+        *,
+        status: ConversationStatus = ConversationStatus.ACTIVE,
+        title: str = "",
+        model: str | None = None,
+        when: datetime = EPOCH,
+    ) -> Conversation:
+        conversation = Conversation(
+            id=self.next_id("conversations"),
+            owner_id=owner_id,
+            title=title,
+            model=model,
+            status=status,
+            created_at=when,
+            updated_at=when,
+        )
+        assert conversation.id is not None
+        self._seeding().conversations[conversation.id] = copy.copy(conversation)
+        return conversation
+
+    def seed_message(
+        self,
+        conversation_id: int,
+        content: str,
+        *,
+        role: MessageRole = MessageRole.USER,
+        when: datetime = EPOCH,
+        **fields: Any,
+    ) -> Message:
+        message = Message(
+            id=self.next_id("messages"),
+            conversation_id=conversation_id,
+            role=role,
+            content=content,
+            created_at=when,
+            **fields,
+        )
+        assert message.id is not None
+        self._seeding().messages[message.id] = copy.copy(message)
+        return message
+
+    def seed_chat_settings(self, settings: UserChatSettings) -> UserChatSettings:
+        settings.id = self.next_id("chat_settings")
+        self._seeding().chat_settings[settings.id] = copy.copy(settings)
+        return settings
+
+
+# ---- the model -----------------------------------------------------------------------------
+
+
+class FakeChatModel:
+    """Records every request; answers ``reply`` or raises ``error`` when one is set.
+
+    ``on_request`` runs with each request before the answer, to look at the world as
+    the model sees it."""
+
+    def __init__(
+        self,
+        reply: str = "Hello from the model.",
+        *,
+        error: Exception | None = None,
+        provider: str = "fake-provider",
+        usage: TokenUsage | None = None,
+        on_request: Callable[[ChatRequest], None] | None = None,
+    ) -> None:
+        self.reply = reply
+        self.error = error
+        self.provider = provider
+        self.usage = usage or TokenUsage(prompt_tokens=11, completion_tokens=7)
+        self.on_request = on_request
+        self.requests: list[ChatRequest] = []
+
+    def _receive(self, request: ChatRequest) -> None:
+        self.requests.append(request)
+        if self.on_request is not None:
+            self.on_request(request)
+        if self.error is not None:
+            raise self.error
+
+    async def complete(self, request: ChatRequest) -> ChatCompletion:
+        self._receive(request)
+        return ChatCompletion(
+            text=self.reply, model=request.model, provider=self.provider, usage=self.usage
+        )
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+        self._receive(request)
+        for index, word in enumerate(self.reply.split(" ")):
+            yield ChatDelta(text=word if index == 0 else " " + word)
+        yield ChatDelta(
+            usage=self.usage, finish_reason="stop", model=request.model, provider=self.provider
+        )
+
+
+class FakeModelCatalog:
+    def __init__(
+        self,
+        models: Iterable[str] = ("fake-small", "fake-large"),
+        default: str = "",
+        *,
+        with_images: Iterable[str] = (),
+    ) -> None:
+        takes_images = set(with_images)
+        self._models = {
+            model_id: ModelInfo(
+                id=model_id,
+                name=model_id.title(),
+                provider="fake-provider",
+                supports_images=model_id in takes_images,
+            )
+            for model_id in models
+        }
+        self._default = default or next(iter(self._models))
+
+    @property
+    def default_model(self) -> str:
+        return self._default
+
+    def get(self, model_id: str) -> ModelInfo | None:
+        return self._models.get(model_id)
+
+    def available(self) -> list[ModelInfo]:
+        return list(self._models.values())
+
+    def withdraw(self, model_id: str) -> None:
+        """The model stops being servable (its provider was unconfigured, say)."""
+        del self._models[model_id]
+
+
+class FakeImageInspector:
+    """Accepts every image reference except those in ``refused``."""
+
+    def __init__(self, refused: Iterable[str] = ()) -> None:
+        self.refused = set(refused)
+
+    async def check(self, image_url: str) -> None:
+        if image_url in self.refused:
+            raise InvalidInput({"image_url": ["This image cannot be used."]})
+
+
+# ---- identity ------------------------------------------------------------------------------
+
+
+def fake_hash(password: str) -> str:
+    """What ``FakePasswordHasher`` stores for ``password``: cheap, deterministic, opaque."""
+    return "hashed:" + hashlib.sha256(password.encode()).hexdigest()[:16]
+
+
+class FakePasswordHasher:
+    async def hash(self, password: str) -> str:
+        return fake_hash(password)
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        return password_hash == fake_hash(password)
+
+    async def burn_time(self, password: str) -> None:
+        return None
+
+
+class FakeTokenIssuer:
+    """Readable tokens: ``access~<user>~<n>`` and ``refresh~<user>~<jti>~<family>``.
+
+    Anything else, or an expired refresh token, is ``AuthenticationFailed``."""
+
+    def __init__(self, clock: FakeClock, *, refresh_ttl: timedelta = timedelta(days=1)) -> None:
+        self._clock = clock
+        self._refresh_ttl = refresh_ttl
+        self._serial = itertools.count(1)
+        self._expiries: dict[str, datetime] = {}
+
+    def issue(self, user_id: int, family_id: str) -> IssuedTokens:
+        n = next(self._serial)
+        jti = f"jti{n}"
+        expires = self._clock.now() + self._refresh_ttl
+        self._expiries[jti] = expires
+        return IssuedTokens(
+            access=f"access~{user_id}~{n}",
+            refresh=f"refresh~{user_id}~{jti}~{family_id}",
+            refresh_jti=jti,
+            refresh_expires_at=expires,
+        )
+
+    def access_user_id(self, token: str) -> int:
+        parts = token.split("~")
+        if len(parts) != 3 or parts[0] != "access" or not parts[1].isdigit():
+            raise AuthenticationFailed("Given token not valid for any token type")
+        return int(parts[1])
+
+    def refresh_claims(self, token: str) -> RefreshClaims:
+        parts = token.split("~")
+        if len(parts) != 4 or parts[0] != "refresh" or not parts[1].isdigit():
+            raise AuthenticationFailed("Token is invalid or expired.")
+        _, user_id, jti, family_id = parts
+        expires = self._expiries.get(jti)
+        if expires is None or self._clock.now() >= expires:
+            raise AuthenticationFailed("Token is invalid or expired.")
+        return RefreshClaims(user_id=int(user_id), jti=jti, family_id=family_id)
+
+    def new_family_id(self) -> str:
+        return f"family{next(self._serial)}"
