@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from application.ports import (
     ApiTokenCodec,
@@ -40,7 +41,7 @@ class SignedIn:
     refresh: str
 
 
-async def _start_token_family(uow: UnitOfWork, tokens: TokenIssuer, user: User) -> SignedIn:
+async def start_token_family(uow: UnitOfWork, tokens: TokenIssuer, user: User) -> SignedIn:
     assert user.id is not None
     issued = tokens.issue(user.id, tokens.new_family_id())
     claims = tokens.refresh_claims(issued.refresh)
@@ -86,7 +87,7 @@ class Register:
                     is_staff=command.is_staff,
                 )
             )
-            signed_in = await _start_token_family(uow, self._tokens, user)
+            signed_in = await start_token_family(uow, self._tokens, user)
             await uow.commit()
         return signed_in
 
@@ -96,6 +97,9 @@ async def _check_credentials(
 ) -> User:
     user = await uow.users.by_username(credentials.username)
     if user is None:
+        await hasher.burn_time(credentials.password)
+        raise AuthenticationFailed(BAD_CREDENTIALS)
+    if not user.has_password:
         await hasher.burn_time(credentials.password)
         raise AuthenticationFailed(BAD_CREDENTIALS)
     if not await hasher.verify(user.password_hash, credentials.password) or not user.is_active:
@@ -116,7 +120,7 @@ class Login:
     async def __call__(self, credentials: Credentials) -> SignedIn:
         async with self._uow as uow:
             user = await _check_credentials(uow, self._hasher, credentials)
-            signed_in = await _start_token_family(uow, self._tokens, user)
+            signed_in = await start_token_family(uow, self._tokens, user)
             await uow.commit()
         return signed_in
 
@@ -214,7 +218,10 @@ class RevokeApiToken:
 
 
 class Authenticate:
-    """Resolve a request's credentials to an active user, or fail with 401."""
+    """Resolve a request's credentials to an active user, or fail with 401.
+
+    A deactivated user fails at once, and so does anything issued before the user
+    logged out everywhere."""
 
     def __init__(self, uow: UnitOfWork, tokens: TokenIssuer, codec: ApiTokenCodec) -> None:
         self._uow = uow
@@ -222,9 +229,11 @@ class Authenticate:
         self._codec = codec
 
     async def with_access_token(self, token: str) -> User:
-        user_id = self._tokens.access_user_id(token)
-        async with self._uow as uow:
-            return _active(await uow.users.get(user_id))
+        claims = self._tokens.access_claims(token)
+        return await self._user(claims.user_id, claims.issued_at)
+
+    async def with_session(self, user_id: int, started_at: datetime) -> User:
+        return await self._user(user_id, started_at)
 
     async def with_api_token(self, token: str) -> User:
         async with self._uow as uow:
@@ -233,6 +242,13 @@ class Authenticate:
                 raise AuthenticationFailed("Invalid token.")
             return _active(await uow.users.get(user_id))
 
+    async def _user(self, user_id: int, issued_at: datetime) -> User:
+        async with self._uow as uow:
+            user = _active(await uow.users.get(user_id))
+        if not user.accepts_credentials_issued_at(issued_at):
+            raise AuthenticationFailed("This session was signed out; log in again.")
+        return user
+
 
 def _active(user: User | None) -> User:
     if user is None:
@@ -240,3 +256,32 @@ def _active(user: User | None) -> User:
     if not user.is_active:
         raise AuthenticationFailed("User inactive or deleted.")
     return user
+
+
+class VerifyPassword:
+    """Check a username and password (for browser sessions): the user, or 401."""
+
+    def __init__(self, uow: UnitOfWork, hasher: PasswordHasher) -> None:
+        self._uow = uow
+        self._hasher = hasher
+
+    async def __call__(self, credentials: Credentials) -> User:
+        async with self._uow as uow:
+            return await _check_credentials(uow, self._hasher, credentials)
+
+
+class LogoutEverywhere:
+    """Sign the user out on every device: every refresh token and API token is revoked,
+    and access tokens and browser sessions issued until now stop working at once."""
+
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def __call__(self, user_id: int) -> None:
+        now = self._clock.now()
+        async with self._uow as uow:
+            await uow.users.revoke_credentials(user_id, now)
+            await uow.refresh_tokens.revoke_all_of(user_id, now)
+            await uow.api_tokens.revoke_all(user_id)
+            await uow.commit()

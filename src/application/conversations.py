@@ -147,3 +147,93 @@ class ListMessages:
             conversation = await _owned(uow, ref)
             assert conversation.id is not None
             return await uow.messages.list_page(conversation.id, page)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConversationChanges:
+    owner_id: int
+    conversation_id: int
+    title: str | None = None
+    model: str | None = None
+    status: str | None = None
+
+
+class UpdateConversation:
+    """Rename a conversation, change its model, or close/reopen it via ``status``.
+
+    The model must be one the catalogue can serve; ``status`` is "active" or "closed",
+    and reopening respects the active-conversation limit. Every failing field is reported
+    and nothing is saved."""
+
+    def __init__(
+        self, uow: UnitOfWork, policy: QuotaPolicy, clock: Clock, catalog: ModelCatalog
+    ) -> None:
+        self._uow = uow
+        self._policy = policy
+        self._clock = clock
+        self._catalog = catalog
+
+    async def __call__(self, changes: ConversationChanges) -> Conversation:
+        errors: dict[str, list[str]] = {}
+        if changes.model is not None and self._catalog.get(changes.model) is None:
+            errors["model"] = [f'"{changes.model}" is not an available model.']
+        if changes.status is not None and changes.status not in ("active", "closed"):
+            errors["status"] = ['Must be "active" or "closed".']
+        if errors:
+            raise InvalidInput(errors)
+        now = self._clock.now()
+        async with self._uow as uow:
+            conversation = await _owned(
+                uow,
+                ConversationRef(owner_id=changes.owner_id, conversation_id=changes.conversation_id),
+            )
+            if changes.title is not None:
+                conversation.rename(changes.title, now)
+            if changes.model is not None:
+                conversation.model = changes.model
+                conversation.touch(now)
+            if changes.status == "closed":
+                conversation.close(now)
+            elif changes.status == "active" and not conversation.is_active:
+                active = await uow.conversations.count_active_locked(changes.owner_id)
+                conversation.reopen(now, active_conversations=active, policy=self._policy)
+            await uow.conversations.save(conversation)
+            await uow.commit()
+        return conversation
+
+
+class DeleteConversation:
+    """Delete one of the user's conversations with all its messages; it no longer counts
+    toward the active limit. Another user's conversation is not found."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def __call__(self, ref: ConversationRef) -> None:
+        async with self._uow as uow:
+            conversation = await _owned(uow, ref)
+            assert conversation.id is not None
+            await uow.conversations.delete(conversation.id)
+            await uow.commit()
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageQuery:
+    owner_id: int
+    conversation_id: int | None = None
+
+
+class ListUserMessages:
+    """The user's messages across all conversations, or one of them, oldest first."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def __call__(self, query: MessageQuery, page: PageRequest) -> Page[Message]:
+        async with self._uow as uow:
+            if query.conversation_id is not None:
+                await _owned(
+                    uow,
+                    ConversationRef(owner_id=query.owner_id, conversation_id=query.conversation_id),
+                )
+            return await uow.messages.list_for_owner(query.owner_id, query.conversation_id, page)

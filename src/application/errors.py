@@ -30,3 +30,18 @@ class ProviderUnavailable(ModelFailure):
 class ProviderTimeout(ModelFailure):
     code = "provider_timeout"
     default_message = "The model provider did not answer in time."
+
+
+class OAuthNotConfigured(DomainError):
+    code = "oauth_not_configured"
+    default_message = "This login method is not configured on this server."
+
+
+class OAuthStateInvalid(DomainError):
+    code = "invalid_state"
+    default_message = "The login state is missing, expired or was already used; start again."
+
+
+class OAuthProviderError(DomainError):
+    code = "oauth_provider_error"
+    default_message = "The identity provider could not complete the login."

@@ -21,6 +21,10 @@ class Users(Protocol):
         """Store a new user and return it with its id; a taken username is InvalidInput."""
         ...
 
+    async def revoke_credentials(self, user_id: int, when: datetime) -> None:
+        """Set credentials_valid_after: tokens and sessions issued earlier stop working."""
+        ...
+
     async def get(self, user_id: int) -> User | None: ...
 
     async def by_username(self, username: str) -> User | None: ...
@@ -50,12 +54,22 @@ class Conversations(Protocol):
         """Newest first."""
         ...
 
+    async def delete(self, conversation_id: int) -> None:
+        """Delete a conversation and its messages."""
+        ...
+
 
 class Messages(Protocol):
     async def add(self, message: Message) -> Message: ...
 
     async def list_page(self, conversation_id: int, page: PageRequest) -> Page[Message]:
         """Oldest first."""
+        ...
+
+    async def list_for_owner(
+        self, owner_id: int, conversation_id: int | None, page: PageRequest
+    ) -> Page[Message]:
+        """The owner's messages across conversations (or in one), oldest first."""
         ...
 
     async def all_of(self, conversation_id: int) -> list[Message]:
@@ -96,6 +110,8 @@ class RefreshTokens(Protocol):
 
     async def revoke_family(self, family_id: str, when: datetime) -> None: ...
 
+    async def revoke_all_of(self, user_id: int, when: datetime) -> None: ...
+
 
 class ApiTokens(Protocol):
     async def add(self, user_id: int, token_digest: str, created_at: datetime) -> None: ...
@@ -105,6 +121,14 @@ class ApiTokens(Protocol):
     async def revoke(self, token_digest: str) -> None: ...
 
     async def revoke_all(self, user_id: int) -> None: ...
+
+
+class ExternalIdentities(Protocol):
+    async def user_id_for(self, provider: str, subject: str) -> int | None: ...
+
+    async def link(self, user_id: int, provider: str, subject: str, when: datetime) -> None:
+        """A subject already linked (to anyone) is InvalidInput."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -118,6 +142,7 @@ class UnitOfWork(Protocol):
     chat_settings: ChatSettingsStore
     refresh_tokens: RefreshTokens
     api_tokens: ApiTokens
+    identities: ExternalIdentities
 
     async def __aenter__(self) -> Self: ...
 
@@ -244,6 +269,12 @@ class IssuedTokens:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AccessClaims:
+    user_id: int
+    issued_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
 class RefreshClaims:
     user_id: int
     jti: str
@@ -253,8 +284,8 @@ class RefreshClaims:
 class TokenIssuer(Protocol):
     def issue(self, user_id: int, family_id: str) -> IssuedTokens: ...
 
-    def access_user_id(self, token: str) -> int:
-        """The user an access token was issued to; AuthenticationFailed when invalid."""
+    def access_claims(self, token: str) -> AccessClaims:
+        """Who an access token was issued to, and when; AuthenticationFailed if invalid."""
         ...
 
     def refresh_claims(self, token: str) -> RefreshClaims:
@@ -269,6 +300,43 @@ class ApiTokenCodec(Protocol):
 
     def digest(self, token: str) -> str:
         """What is stored: tokens never are."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalAccount:
+    """An identity vouched for by an outside provider (WeChat: unionid, else openid)."""
+
+    provider: str
+    subject: str
+    display_name: str = ""
+
+
+class OAuthIdentityProvider(Protocol):
+    name: str
+
+    @property
+    def configured(self) -> bool: ...
+
+    def authorization_url(self, state: str) -> str: ...
+
+    async def identify(self, code: str) -> ExternalAccount:
+        """Exchange an authorization code; InvalidInput for a bad code, a ModelFailure-like
+        OAuthProviderError when the provider fails."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class PendingLogin:
+    binding_digest: str
+    link_user_id: int | None = None
+
+
+class OAuthStates(Protocol):
+    async def put(self, state: str, pending: PendingLogin, ttl_seconds: int) -> None: ...
+
+    async def take(self, state: str) -> PendingLogin | None:
+        """Remove and return; None if unknown, expired or already taken (single use)."""
         ...
 
 

@@ -12,6 +12,8 @@ USERNAME_MAX_CHARS = 150
 PASSWORD_MIN_CHARS = 8
 PASSWORD_MAX_CHARS = 1024
 EMAIL_MAX_CHARS = 254
+# Accounts created through WeChat have no password until their owner sets one.
+UNUSABLE_PASSWORD_PREFIX = "!"
 
 # Django's default username rule: letters, digits and @/./+/-/_ (unicode letters allowed).
 _USERNAME_PATTERN = re.compile(r"^[\w.@+-]+\Z")
@@ -27,6 +29,15 @@ class User:
     date_joined: datetime
     is_staff: bool = False
     is_active: bool = True
+    credentials_valid_after: datetime | None = None
+
+    def accepts_credentials_issued_at(self, issued_at: datetime) -> bool:
+        """Tokens and sessions from before "log out everywhere" no longer count."""
+        return self.credentials_valid_after is None or issued_at >= self.credentials_valid_after
+
+    @property
+    def has_password(self) -> bool:
+        return not self.password_hash.startswith(UNUSABLE_PASSWORD_PREFIX)
 
 
 def validate_registration(username: str, email: str, password: str) -> None:

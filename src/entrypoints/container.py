@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from operator import attrgetter
 
+import httpx
 from dependency_injector import containers, providers
+from redis.asyncio import Redis
 
 from adapters.auth.api_tokens import Sha256ApiTokenCodec
 from adapters.auth.jwt_tokens import JwtTokenIssuer
@@ -13,10 +15,20 @@ from adapters.auth.passwords import Argon2PasswordHasher
 from adapters.clock import SystemClock
 from adapters.llm.routing import RetryPolicy
 from adapters.llm.setup import LlmConfig, build_llm
+from adapters.oauth.states import MemoryOAuthStates, RedisOAuthStates
+from adapters.oauth.wechat import WeChatLogin
 from adapters.persistence.database import SqlDatabaseProbe, create_engine
 from adapters.persistence.unit_of_work import SqlUnitOfWork
-from application import accounts, chat_settings, conversations, health, messaging
+from application import accounts, chat_settings, conversations, health, messaging, oauth
 from domain.quota import QuotaPolicy
+
+
+def redis_client(url: str) -> Redis | None:
+    return Redis.from_url(url) if url else None
+
+
+def oauth_state_store(redis: Redis | None) -> MemoryOAuthStates | RedisOAuthStates:
+    return MemoryOAuthStates() if redis is None else RedisOAuthStates(redis)
 
 
 class Container(containers.DeclarativeContainer):
@@ -142,3 +154,34 @@ class Container(containers.DeclarativeContainer):
     )
 
     check_health = providers.Factory(health.CheckHealth, database=database_probe)
+
+    update_conversation = providers.Factory(
+        conversations.UpdateConversation, uow=uow, policy=quota, clock=clock, catalog=catalog
+    )
+    delete_conversation = providers.Factory(conversations.DeleteConversation, uow=uow)
+    list_user_messages = providers.Factory(conversations.ListUserMessages, uow=uow)
+    verify_password = providers.Factory(accounts.VerifyPassword, uow=uow, hasher=password_hasher)
+    logout_everywhere = providers.Factory(accounts.LogoutEverywhere, uow=uow, clock=clock)
+
+    redis = providers.Singleton(redis_client, config.redis_url)
+    oauth_states = providers.Singleton(oauth_state_store, redis)
+    wechat = providers.Singleton(
+        WeChatLogin,
+        app_id=config.wechat_app_id,
+        app_secret=config.wechat_app_secret,
+        redirect_uri=config.wechat_redirect_uri,
+        open_base_url=config.wechat_open_base_url,
+        api_base_url=config.wechat_api_base_url,
+        http=providers.Singleton(httpx.AsyncClient, timeout=10.0),
+    )
+    begin_wechat_login = providers.Factory(
+        oauth.BeginOAuthLogin, provider=wechat, states=oauth_states
+    )
+    complete_wechat_login = providers.Factory(
+        oauth.CompleteOAuthLogin,
+        provider=wechat,
+        states=oauth_states,
+        uow=uow,
+        tokens=token_issuer,
+        clock=clock,
+    )

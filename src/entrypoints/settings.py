@@ -58,6 +58,15 @@ class Settings:
     provider_retry_after_max: float = 20.0
     allow_private_image_urls: bool = False
     image_max_bytes: int = 5 * 1024 * 1024
+    redis_url: str = ""
+    session_max_age: int = 14 * 24 * 3600
+    cookie_secure: bool = False
+    # WeChat website login; read from the unprefixed WECHAT_* variables too.
+    wechat_app_id: str = ""
+    wechat_app_secret: str = field(default="", repr=False)
+    wechat_redirect_uri: str = ""
+    wechat_open_base_url: str = "https://open.weixin.qq.com"
+    wechat_api_base_url: str = "https://api.weixin.qq.com"
 
     def as_config(self) -> dict[str, Any]:
         config = dataclasses.asdict(self)
@@ -74,6 +83,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     known = {f.name: f for f in fields(Settings)}
     for name, spec in known.items():
         raw = env.get(ENV_PREFIX + name.upper())
+        if raw is None and name.startswith("wechat_"):
+            raw = env.get(name.upper())
         if raw is not None and name not in _TABLES:
             values[name] = _parse(name, raw, spec.type)
     values["providers"], values["models"] = _providers_from_environment(

@@ -19,12 +19,14 @@ from typing import Any, Self
 
 from application.pagination import Page, PageRequest
 from application.ports import (
+    AccessClaims,
     ApiTokens,
     ChatCompletion,
     ChatDelta,
     ChatRequest,
     ChatSettingsStore,
     Conversations,
+    ExternalIdentities,
     IssuedTokens,
     Messages,
     ModelInfo,
@@ -87,6 +89,7 @@ class FakeState:
     chat_settings: dict[int, UserChatSettings] = field(default_factory=dict)
     refresh_tokens: dict[str, RefreshTokenRecord] = field(default_factory=dict)
     api_tokens: dict[str, ApiTokenRow] = field(default_factory=dict)
+    identities: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def messages_of(self, conversation_id: int) -> list[Message]:
         """Oldest first."""
@@ -122,6 +125,10 @@ class FakeUsers(_Repository):
     async def by_username(self, username: str) -> User | None:
         found = next((u for u in self._state.users.values() if u.username == username), None)
         return None if found is None else copy.copy(found)
+
+    async def revoke_credentials(self, user_id: int, when: datetime) -> None:
+        stored = self._state.users[user_id]
+        self._state.users[user_id] = replace(stored, credentials_valid_after=when)
 
 
 class FakeConversations(_Repository):
@@ -163,6 +170,12 @@ class FakeConversations(_Repository):
         ]
         return Page(owned[page.offset : page.offset + page.limit], len(owned), page)
 
+    async def delete(self, conversation_id: int) -> None:
+        self._state.conversations.pop(conversation_id, None)
+        for message_id, message in list(self._state.messages.items()):
+            if message.conversation_id == conversation_id:
+                del self._state.messages[message_id]
+
 
 class FakeMessages(_Repository):
     async def add(self, message: Message) -> Message:
@@ -176,6 +189,18 @@ class FakeMessages(_Repository):
 
     async def all_of(self, conversation_id: int) -> list[Message]:
         return [copy.copy(m) for m in self._state.messages_of(conversation_id)]
+
+    async def list_for_owner(
+        self, owner_id: int, conversation_id: int | None, page: PageRequest
+    ) -> Page[Message]:
+        owned = {i for i, c in self._state.conversations.items() if c.owner_id == owner_id}
+        found = [
+            copy.copy(m)
+            for _, m in sorted(self._state.messages.items())
+            if m.conversation_id in owned
+            and (conversation_id is None or m.conversation_id == conversation_id)
+        ]
+        return Page(found[page.offset : page.offset + page.limit], len(found), page)
 
     async def latest(self, conversation_id: int, limit: int) -> list[Message]:
         if limit <= 0:
@@ -223,6 +248,21 @@ class FakeRefreshTokens(_Repository):
             if record.family_id == family_id and record.revoked_at is None:
                 self._state.refresh_tokens[jti] = replace(record, revoked_at=when)
 
+    async def revoke_all_of(self, user_id: int, when: datetime) -> None:
+        for jti, record in list(self._state.refresh_tokens.items()):
+            if record.user_id == user_id and record.revoked_at is None:
+                self._state.refresh_tokens[jti] = replace(record, revoked_at=when)
+
+
+class FakeExternalIdentities(_Repository):
+    async def user_id_for(self, provider: str, subject: str) -> int | None:
+        return self._state.identities.get((provider, subject))
+
+    async def link(self, user_id: int, provider: str, subject: str, when: datetime) -> None:
+        if (provider, subject) in self._state.identities:
+            raise InvalidInput({provider: ["This account is already linked to a user."]})
+        self._state.identities[(provider, subject)] = user_id
+
 
 class FakeApiTokens(_Repository):
     async def add(self, user_id: int, token_digest: str, created_at: datetime) -> None:
@@ -258,6 +298,7 @@ class FakeUnitOfWork:
         self.chat_settings: ChatSettingsStore = FakeChatSettingsStore(self)
         self.refresh_tokens: RefreshTokens = FakeRefreshTokens(self)
         self.api_tokens: ApiTokens = FakeApiTokens(self)
+        self.identities: ExternalIdentities = FakeExternalIdentities(self)
 
     @property
     def in_transaction(self) -> bool:
@@ -494,12 +535,14 @@ class FakeTokenIssuer:
         self._refresh_ttl = refresh_ttl
         self._serial = itertools.count(1)
         self._expiries: dict[str, datetime] = {}
+        self._issued: dict[str, datetime] = {}
 
     def issue(self, user_id: int, family_id: str) -> IssuedTokens:
         n = next(self._serial)
         jti = f"jti{n}"
         expires = self._clock.now() + self._refresh_ttl
         self._expiries[jti] = expires
+        self._issued[str(n)] = self._clock.now()
         return IssuedTokens(
             access=f"access~{user_id}~{n}",
             refresh=f"refresh~{user_id}~{jti}~{family_id}",
@@ -508,10 +551,13 @@ class FakeTokenIssuer:
         )
 
     def access_user_id(self, token: str) -> int:
+        return self.access_claims(token).user_id
+
+    def access_claims(self, token: str) -> AccessClaims:
         parts = token.split("~")
-        if len(parts) != 3 or parts[0] != "access" or not parts[1].isdigit():
+        if len(parts) != 3 or parts[0] != "access" or parts[2] not in self._issued:
             raise AuthenticationFailed("Given token not valid for any token type")
-        return int(parts[1])
+        return AccessClaims(user_id=int(parts[1]), issued_at=self._issued[parts[2]])
 
     def refresh_claims(self, token: str) -> RefreshClaims:
         parts = token.split("~")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
 
-from application.ports import Clock, IssuedTokens, RefreshClaims
+from application.ports import AccessClaims, Clock, IssuedTokens, RefreshClaims
 from domain.errors import AuthenticationFailed
 
 ALGORITHM = "HS256"
@@ -32,7 +32,7 @@ class JwtTokenIssuer:
             {
                 "sub": str(user_id),
                 "type": ACCESS,
-                "iat": now,
+                "iat": now.timestamp(),
                 "exp": now + self._access_ttl,
                 "jti": secrets.token_hex(16),
             }
@@ -42,7 +42,7 @@ class JwtTokenIssuer:
             {
                 "sub": str(user_id),
                 "type": REFRESH,
-                "iat": now,
+                "iat": now.timestamp(),
                 "exp": refresh_expires,
                 "jti": jti,
                 "fam": family_id,
@@ -55,9 +55,12 @@ class JwtTokenIssuer:
     def new_family_id(self) -> str:
         return secrets.token_hex(16)
 
-    def access_user_id(self, token: str) -> int:
+    def access_claims(self, token: str) -> AccessClaims:
         claims = self._decode(token, ACCESS, "Given token not valid for any token type")
-        return _user_id(claims)
+        issued = claims.get("iat")
+        if not isinstance(issued, int | float):
+            raise AuthenticationFailed("Given token not valid for any token type")
+        return AccessClaims(user_id=_user_id(claims), issued_at=datetime.fromtimestamp(issued, UTC))
 
     def refresh_claims(self, token: str) -> RefreshClaims:
         claims = self._decode(token, REFRESH, "Token is invalid or expired.")

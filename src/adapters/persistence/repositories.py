@@ -33,6 +33,7 @@ def _user(row: Row[Any]) -> User:
         date_joined=row.date_joined,
         is_staff=row.is_staff,
         is_active=row.is_active,
+        credentials_valid_after=row.credentials_valid_after,
     )
 
 
@@ -64,6 +65,11 @@ class SqlUsers:
     async def get(self, user_id: int) -> User | None:
         row = (await self._db.execute(select(t.users).where(t.users.c.id == user_id))).first()
         return None if row is None else _user(row)
+
+    async def revoke_credentials(self, user_id: int, when: datetime) -> None:
+        await self._db.execute(
+            update(t.users).where(t.users.c.id == user_id).values(credentials_valid_after=when)
+        )
 
     async def by_username(self, username: str) -> User | None:
         row = (
@@ -151,6 +157,16 @@ class SqlConversations:
         )
         return int(count or 0)
 
+    async def delete(self, conversation_id: int) -> None:
+        # Messages go explicitly too, so nothing depends on the database enforcing
+        # ON DELETE CASCADE (SQLite only does with foreign_keys=ON).
+        await self._db.execute(
+            t.messages.delete().where(t.messages.c.conversation_id == conversation_id)
+        )
+        await self._db.execute(
+            t.conversations.delete().where(t.conversations.c.id == conversation_id)
+        )
+
     async def list_owned(self, owner_id: int, page: PageRequest) -> Page[Conversation]:
         owned = t.conversations.c.owner_id == owner_id
         total = await self._db.scalar(
@@ -220,6 +236,26 @@ class SqlMessages:
         rows = await self._db.execute(
             select(t.messages)
             .where(of_conversation)
+            .order_by(t.messages.c.id)
+            .limit(page.limit)
+            .offset(page.offset)
+        )
+        return Page([_message(r) for r in rows], int(total or 0), page)
+
+    async def list_for_owner(
+        self, owner_id: int, conversation_id: int | None, page: PageRequest
+    ) -> Page[Message]:
+        owned = t.conversations.c.owner_id == owner_id
+        if conversation_id is not None:
+            owned = owned & (t.messages.c.conversation_id == conversation_id)
+        joined = t.messages.join(
+            t.conversations, t.messages.c.conversation_id == t.conversations.c.id
+        )
+        total = await self._db.scalar(select(func.count()).select_from(joined).where(owned))
+        rows = await self._db.execute(
+            select(t.messages)
+            .select_from(joined)
+            .where(owned)
             .order_by(t.messages.c.id)
             .limit(page.limit)
             .offset(page.offset)
@@ -339,6 +375,40 @@ class SqlRefreshTokens:
             )
             .values(revoked_at=when)
         )
+
+    async def revoke_all_of(self, user_id: int, when: datetime) -> None:
+        await self._db.execute(
+            update(t.refresh_tokens)
+            .where(
+                t.refresh_tokens.c.user_id == user_id,
+                t.refresh_tokens.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=when)
+        )
+
+
+class SqlExternalIdentities:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._db = connection
+
+    async def user_id_for(self, provider: str, subject: str) -> int | None:
+        user_id = await self._db.scalar(
+            select(t.external_identities.c.user_id).where(
+                t.external_identities.c.provider == provider,
+                t.external_identities.c.subject == subject,
+            )
+        )
+        return None if user_id is None else int(user_id)
+
+    async def link(self, user_id: int, provider: str, subject: str, when: datetime) -> None:
+        try:
+            await self._db.execute(
+                t.external_identities.insert().values(
+                    user_id=user_id, provider=provider, subject=subject, created_at=when
+                )
+            )
+        except IntegrityError:
+            raise InvalidInput({provider: ["This account is already linked to a user."]}) from None
 
 
 class SqlApiTokens:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -64,6 +65,9 @@ users = Table(
     Column("is_staff", Boolean, nullable=False, default=False),
     Column("is_active", Boolean, nullable=False, default=True),
     Column("date_joined", UtcDateTime, nullable=False),
+    # Tokens and sessions issued before this instant no longer authenticate
+    # ("log out everywhere"); NULL means none has been revoked that way.
+    Column("credentials_valid_after", UtcDateTime, nullable=True),
 )
 
 conversations = Table(
@@ -140,4 +144,16 @@ api_tokens = Table(
     Column("token_digest", String(64), nullable=False, unique=True),
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_api_tokens_user_id", "user_id"),
+)
+
+external_identities = Table(
+    "external_identities",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("subject", String(128), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("provider", "subject", name="uq_external_identities_provider_subject"),
+    Index("ix_external_identities_user_id", "user_id"),
 )

@@ -11,6 +11,7 @@ from adapters.persistence.repositories import (
     SqlApiTokens,
     SqlChatSettings,
     SqlConversations,
+    SqlExternalIdentities,
     SqlMessages,
     SqlRefreshTokens,
     SqlUsers,
@@ -24,6 +25,7 @@ class SqlUnitOfWork:
     chat_settings: SqlChatSettings
     refresh_tokens: SqlRefreshTokens
     api_tokens: SqlApiTokens
+    identities: SqlExternalIdentities
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -40,6 +42,7 @@ class SqlUnitOfWork:
         self.chat_settings = SqlChatSettings(connection)
         self.refresh_tokens = SqlRefreshTokens(connection)
         self.api_tokens = SqlApiTokens(connection)
+        self.identities = SqlExternalIdentities(connection)
         return self
 
     async def __aexit__(

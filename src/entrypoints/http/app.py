@@ -7,21 +7,31 @@ from collections.abc import Callable
 from typing import Any
 
 from litestar import Litestar, Router
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.stores.memory import MemoryStore
+from litestar.stores.redis import RedisStore
 
 from entrypoints.container import Container
 from entrypoints.http.api.chat_settings import ChatSettingsController
 from entrypoints.http.api.conversations import ConversationsController
+from entrypoints.http.api.sessions import SessionController
 from entrypoints.http.api.tokens import ApiTokenController
 from entrypoints.http.api_v1.accounts import AccountsController
 from entrypoints.http.api_v1.chat import ChatController
+from entrypoints.http.api_v1.conversations import ConversationsV1Controller, MessagesV1Controller
 from entrypoints.http.api_v1.health import health
-from entrypoints.http.auth import authenticated_user
+from entrypoints.http.api_v1.wechat import WeChatController
+from entrypoints.http.auth import authenticated_user, optional_user
+from entrypoints.http.csrf import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SessionCSRFMiddleware
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.pagination import page_request
+from entrypoints.http.sessions import LazySessionConfig
 from entrypoints.settings import Settings, load_settings, with_secret_key
 
 USE_CASES = (
@@ -42,6 +52,13 @@ USE_CASES = (
     "get_chat_settings",
     "update_chat_settings",
     "check_health",
+    "update_conversation",
+    "delete_conversation",
+    "list_user_messages",
+    "verify_password",
+    "logout_everywhere",
+    "begin_wechat_login",
+    "complete_wechat_login",
 )
 
 SECURITY: list[dict[str, list[str]]] = [{"BearerJWT": []}, {"ApiToken": []}]
@@ -58,24 +75,68 @@ def create_app(container: Container) -> Litestar:
     dependencies = {name: _from_container(getattr(container, name)) for name in USE_CASES}
     dependencies["catalog"] = _from_container(container.catalog)
     dependencies["user"] = Provide(authenticated_user)
+    dependencies["optional_user"] = Provide(optional_user)
     dependencies["page"] = Provide(page_request, sync_to_thread=False)
 
     api = Router(
         path="/api",
-        route_handlers=[ConversationsController, ChatSettingsController, ApiTokenController],
+        route_handlers=[
+            ConversationsController,
+            ChatSettingsController,
+            ApiTokenController,
+            SessionController,
+        ],
         security=SECURITY,
     )
-    api_v1 = Router(path="/api/v1", route_handlers=[AccountsController, ChatController, health])
+    api_v1 = Router(
+        path="/api/v1",
+        route_handlers=[
+            AccountsController,
+            ChatController,
+            ConversationsV1Controller,
+            MessagesV1Controller,
+            WeChatController,
+            health,
+        ],
+        security=SECURITY,
+    )
 
     async def release_resources() -> None:
         await container.engine().dispose()
         await container.llm().aclose()
+        redis = container.redis()
+        if redis is not None:
+            await redis.aclose()
+
+    config = container.config
+    secret = config.secret_key()
+    session = LazySessionConfig(
+        key=SESSION_COOKIE,
+        store="sessions",
+        max_age=config.session_max_age(),
+        httponly=True,
+        samesite="lax",
+        secure=config.cookie_secure(),
+    )
+    csrf = CSRFConfig(
+        secret=secret,
+        cookie_name=CSRF_COOKIE,
+        header_name=CSRF_HEADER,
+        cookie_secure=config.cookie_secure(),
+    )
+    redis = container.redis()
+    sessions_store = (
+        MemoryStore() if redis is None else RedisStore(redis, namespace="parley-sessions")
+    )
 
     return Litestar(
         route_handlers=[api, api_v1],
         dependencies=dependencies,
         exception_handlers=EXCEPTION_HANDLERS,
         on_shutdown=[release_resources],
+        middleware=[session.middleware, DefineMiddleware(SessionCSRFMiddleware, config=csrf)],
+        stores={"sessions": sessions_store},
+        state=State({"csrf_secret": secret}),
         openapi_config=OpenAPIConfig(
             title="Parley",
             version="0.1.0",

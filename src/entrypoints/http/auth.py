@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from litestar import Request
@@ -25,7 +26,7 @@ async def authenticated_user(
 ) -> User:
     presented = credentials_of(request)
     if presented is None:
-        raise NotAuthenticated()
+        return await _session_user(request, authenticate)
     scheme, credentials = presented
     if not credentials:
         raise AuthenticationFailed("Invalid authorization header. No credentials provided.")
@@ -41,3 +42,27 @@ def presented_api_token(request: Request[Any, Any, Any]) -> str | None:
     if presented is not None and presented[0] == "token":
         return presented[1]
     return None
+
+
+async def _session_user(request: Request[Any, Any, Any], authenticate: Authenticate) -> User:
+    session = request.session if "session" in request.scope else {}
+    user_id, started = session.get("user_id"), session.get("started_at")
+    if not isinstance(user_id, int) or not isinstance(started, str):
+        raise NotAuthenticated()
+    try:
+        started_at = datetime.fromisoformat(started)
+    except ValueError:
+        raise NotAuthenticated() from None
+    return await authenticate.with_session(user_id, started_at)
+
+
+async def optional_user(
+    request: Request[Any, Any, Any], authenticate: NamedDependency[Authenticate]
+) -> User | None:
+    """The caller if credentials were presented, None for an anonymous request; bad
+    credentials are still 401."""
+    if credentials_of(request) is None and not (
+        "session" in request.scope and request.session.get("user_id")
+    ):
+        return None
+    return await authenticated_user(request, authenticate)

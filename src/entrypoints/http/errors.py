@@ -18,6 +18,9 @@ from litestar.types import ExceptionHandlersMap
 
 from application.errors import (
     ModelFailure,
+    OAuthNotConfigured,
+    OAuthProviderError,
+    OAuthStateInvalid,
     ProviderAuthError,
     ProviderError,
     ProviderTimeout,
@@ -47,6 +50,9 @@ STATUS_OF: dict[type[DomainError], int] = {
     ProviderAuthError: 502,
     ProviderUnavailable: 503,
     ProviderTimeout: 504,
+    OAuthStateInvalid: 400,
+    OAuthProviderError: 502,
+    OAuthNotConfigured: 503,
 }
 
 CODE_OF_HTTP_STATUS = {

@@ -7,7 +7,7 @@ from datetime import datetime
 import msgspec
 
 from application.accounts import SignedIn
-from domain.conversation import Message
+from domain.conversation import Conversation, Message
 
 
 class RegisterIn(msgspec.Struct):
@@ -98,4 +98,49 @@ def signed_in_out(signed_in: SignedIn) -> SignedInOut:
         access=signed_in.access,
         username=signed_in.user.username,
         email=signed_in.user.email,
+    )
+
+
+class ConversationV1Out(msgspec.Struct):
+    id: int
+    user: int
+    title: str
+    model: str | None
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConversationCreateIn(msgspec.Struct):
+    title: str = ""
+    model: str | None = None
+
+
+class ConversationPutIn(msgspec.Struct):
+    title: str
+    model: str | None = None
+    status: str | None = None
+
+
+class ConversationPatchIn(msgspec.Struct):
+    title: str | None = None
+    model: str | None = None
+    status: str | None = None
+
+
+class WeChatUrlOut(msgspec.Struct):
+    url: str
+    state: str
+
+
+def conversation_v1_out(conversation: Conversation) -> ConversationV1Out:
+    assert conversation.id is not None
+    return ConversationV1Out(
+        id=conversation.id,
+        user=conversation.owner_id,
+        title=conversation.title,
+        model=conversation.model,
+        status=conversation.status.value,
+        created_at=conversation.created_at,
+        updated_at=conversation.updated_at,
     )

@@ -1,0 +1,74 @@
+"""Browser sessions (seed 004's "Session authentication") and logging out everywhere."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, post
+from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+
+from application.accounts import Credentials, LogoutEverywhere, VerifyPassword
+from domain.users import User
+from entrypoints.http.api.schemas import TokenCredentialsIn
+from entrypoints.http.bodies import CheckedBody
+from entrypoints.http.csrf import CSRF_COOKIE, new_csrf_token
+
+SESSION_USER = "user_id"
+SESSION_STARTED = "started_at"
+
+
+class SessionOut(msgspec.Struct):
+    username: str
+    email: str
+    csrf_token: str
+
+
+class SessionController(Controller):
+    path = "/auth"
+    tags = ["auth (/api)"]
+
+    @post(
+        "/session/",
+        operation_id="api_session_login",
+        status_code=200,
+        dto=CheckedBody[TokenCredentialsIn],
+        return_dto=None,
+    )
+    async def login(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[TokenCredentialsIn],
+        verify_password: NamedDependency[VerifyPassword],
+    ) -> Response[SessionOut]:
+        """Start a browser session: an http-only, SameSite=Lax cookie backed by the
+        server-side store. Unsafe requests made with the session must send the CSRF token
+        (also set as the `csrftoken` cookie) in an `X-CSRFToken` header."""
+        user = await verify_password(Credentials(username=data.username, password=data.password))
+        request.set_session({SESSION_USER: user.id, SESSION_STARTED: datetime.now(UTC).isoformat()})
+        token = new_csrf_token(request)
+        return Response(
+            SessionOut(username=user.username, email=user.email, csrf_token=token),
+            cookies=[Cookie(key=CSRF_COOKIE, value=token, path="/", samesite="lax")],
+        )
+
+    @delete("/session/", operation_id="api_session_logout", status_code=204)
+    async def logout(self, request: Request[Any, Any, Any]) -> None:
+        """End this browser session (idempotent)."""
+        request.clear_session()
+
+    @post("/logout-everywhere/", operation_id="api_logout_everywhere", status_code=204)
+    async def logout_everywhere(
+        self,
+        request: Request[Any, Any, Any],
+        user: NamedDependency[User],
+        logout_everywhere: NamedDependency[LogoutEverywhere],
+    ) -> None:
+        """Sign out on every device: all refresh tokens, API tokens, access tokens and
+        browser sessions of your account stop working now."""
+        assert user.id is not None
+        await logout_everywhere(user.id)
+        request.clear_session()

@@ -1,0 +1,193 @@
+"""``/api/v1/conversations/`` and ``/api/v1/messages/`` (seed 000)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from application.conversations import (
+    ConversationChanges,
+    ConversationRef,
+    DeleteConversation,
+    GetConversation,
+    ListConversations,
+    ListMessages,
+    ListUserMessages,
+    MessageQuery,
+    NewConversation,
+    StartConversation,
+    UpdateConversation,
+)
+from application.pagination import PageRequest
+from domain.users import User
+from entrypoints.http.api_v1.schemas import (
+    ConversationCreateIn,
+    ConversationPatchIn,
+    ConversationPutIn,
+    ConversationV1Out,
+    V1MessageOut,
+    conversation_v1_out,
+    v1_message_out,
+)
+from entrypoints.http.bodies import CheckedBody
+from entrypoints.http.pagination import PAGINATION_HEADERS, paged
+
+
+def _owner(user: User) -> int:
+    assert user.id is not None
+    return user.id
+
+
+class ConversationsV1Controller(Controller):
+    path = "/conversations"
+    tags = ["conversations (/api/v1)"]
+
+    @get("/", operation_id="v1_list_conversations", response_headers=PAGINATION_HEADERS)
+    async def list_conversations(
+        self,
+        request: Request[Any, Any, Any],
+        user: NamedDependency[User],
+        page: NamedDependency[PageRequest],
+        list_conversations: NamedDependency[ListConversations],
+    ) -> Response[list[ConversationV1Out]]:
+        """Your conversations, newest first."""
+        result = await list_conversations(_owner(user), page)
+        return paged(request, result, [conversation_v1_out(c) for c in result.items])
+
+    @post(
+        "/",
+        operation_id="v1_create_conversation",
+        status_code=201,
+        dto=CheckedBody[ConversationCreateIn],
+        return_dto=None,
+    )
+    async def create_conversation(
+        self,
+        data: JSONBody[ConversationCreateIn],
+        user: NamedDependency[User],
+        start_conversation: NamedDependency[StartConversation],
+    ) -> ConversationV1Out:
+        """Start a conversation with an optional title and model (10 active at most)."""
+        conversation = await start_conversation(
+            NewConversation(owner_id=_owner(user), title=data.title, model=data.model)
+        )
+        return conversation_v1_out(conversation)
+
+    @get("/{conversation_id:int}/", operation_id="v1_get_conversation")
+    async def get_conversation(
+        self,
+        conversation_id: FromPath[int],
+        user: NamedDependency[User],
+        get_conversation: NamedDependency[GetConversation],
+    ) -> ConversationV1Out:
+        """One of your conversations."""
+        detail = await get_conversation(
+            ConversationRef(owner_id=_owner(user), conversation_id=conversation_id)
+        )
+        return conversation_v1_out(detail.conversation)
+
+    @put(
+        "/{conversation_id:int}/",
+        operation_id="v1_put_conversation",
+        dto=CheckedBody[ConversationPutIn],
+        return_dto=None,
+    )
+    async def replace_conversation(
+        self,
+        conversation_id: FromPath[int],
+        data: JSONBody[ConversationPutIn],
+        user: NamedDependency[User],
+        update_conversation: NamedDependency[UpdateConversation],
+    ) -> ConversationV1Out:
+        """Set the title (required), and optionally the model and status (active/closed)."""
+        updated = await update_conversation(
+            ConversationChanges(
+                owner_id=_owner(user),
+                conversation_id=conversation_id,
+                title=data.title,
+                model=data.model,
+                status=data.status,
+            )
+        )
+        return conversation_v1_out(updated)
+
+    @patch(
+        "/{conversation_id:int}/",
+        operation_id="v1_patch_conversation",
+        dto=CheckedBody[ConversationPatchIn],
+        return_dto=None,
+    )
+    async def change_conversation(
+        self,
+        conversation_id: FromPath[int],
+        data: JSONBody[ConversationPatchIn],
+        user: NamedDependency[User],
+        update_conversation: NamedDependency[UpdateConversation],
+    ) -> ConversationV1Out:
+        """Change only the fields given: title, model, status (active/closed)."""
+        updated = await update_conversation(
+            ConversationChanges(
+                owner_id=_owner(user),
+                conversation_id=conversation_id,
+                title=data.title,
+                model=data.model,
+                status=data.status,
+            )
+        )
+        return conversation_v1_out(updated)
+
+    @delete("/{conversation_id:int}/", operation_id="v1_delete_conversation", status_code=204)
+    async def delete_conversation(
+        self,
+        conversation_id: FromPath[int],
+        user: NamedDependency[User],
+        delete_conversation: NamedDependency[DeleteConversation],
+    ) -> None:
+        """Delete a conversation and all its messages."""
+        await delete_conversation(
+            ConversationRef(owner_id=_owner(user), conversation_id=conversation_id)
+        )
+
+    @get(
+        "/{conversation_id:int}/messages/",
+        operation_id="v1_conversation_messages",
+        response_headers=PAGINATION_HEADERS,
+    )
+    async def conversation_messages(
+        self,
+        request: Request[Any, Any, Any],
+        conversation_id: FromPath[int],
+        user: NamedDependency[User],
+        page: NamedDependency[PageRequest],
+        list_messages: NamedDependency[ListMessages],
+    ) -> Response[list[V1MessageOut]]:
+        """A conversation's messages, oldest first."""
+        result = await list_messages(
+            ConversationRef(owner_id=_owner(user), conversation_id=conversation_id), page
+        )
+        return paged(request, result, [v1_message_out(m) for m in result.items])
+
+
+class MessagesV1Controller(Controller):
+    path = "/messages"
+    tags = ["chat (/api/v1)"]
+
+    @get("/", operation_id="v1_list_messages", response_headers=PAGINATION_HEADERS)
+    async def list_messages(
+        self,
+        request: Request[Any, Any, Any],
+        user: NamedDependency[User],
+        page: NamedDependency[PageRequest],
+        list_user_messages: NamedDependency[ListUserMessages],
+        conversation_id: Annotated[
+            int | None, QueryParameter(description="Only this conversation's messages.")
+        ] = None,
+    ) -> Response[list[V1MessageOut]]:
+        """Your messages across conversations (or one), oldest first."""
+        result = await list_user_messages(
+            MessageQuery(owner_id=_owner(user), conversation_id=conversation_id), page
+        )
+        return paged(request, result, [v1_message_out(m) for m in result.items])
