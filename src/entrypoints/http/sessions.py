@@ -25,7 +25,7 @@ class LazySessionBackend(ServerSideSessionBackend):
         message: Message,
         connection: ASGIConnection[Any, Any, Any, Any],
     ) -> None:
-        if not scope_session:
+        if scope_session is Empty or not scope_session:
             if self.config.key not in connection.cookies:
                 return
             scope_session = Empty
