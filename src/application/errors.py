@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 from domain.errors import DomainError
+from domain.rate_limit import Decision
 
 
 class ModelFailure(DomainError):
@@ -45,3 +48,15 @@ class OAuthStateInvalid(DomainError):
 class OAuthProviderError(DomainError):
     code = "oauth_provider_error"
     default_message = "The identity provider could not complete the login."
+
+
+class RateLimited(DomainError):
+    code = "throttled"
+    default_message = "Request was throttled."
+
+    def __init__(self, decision: Decision, message: str | None = None) -> None:
+        self.decision = decision
+        seconds = max(1, math.ceil(decision.retry_after))
+        super().__init__(
+            message or f"Request was throttled. Expected available in {seconds} seconds."
+        )

@@ -11,6 +11,7 @@ from typing import Literal, Protocol, Self
 from application.pagination import Page, PageRequest
 from domain.chat_settings import UserChatSettings
 from domain.conversation import Conversation, Message
+from domain.rate_limit import Decision, Rate
 from domain.users import User
 
 # ---- persistence -------------------------------------------------------------------------
@@ -337,6 +338,12 @@ class OAuthStates(Protocol):
 
     async def take(self, state: str) -> PendingLogin | None:
         """Remove and return; None if unknown, expired or already taken (single use)."""
+        ...
+
+
+class RateLimiter(Protocol):
+    async def hit(self, key: str, rate: Rate) -> Decision:
+        """Count one request for ``key`` against ``rate`` and say whether it may pass."""
         ...
 
 

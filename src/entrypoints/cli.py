@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="migrate the database, then serve HTTP")
     serve.add_argument("--host", help="default PARLEY_HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, help="default PARLEY_PORT or 8000")
+    serve.add_argument("--workers", type=int, help="worker processes (default PARLEY_WORKERS or 1)")
     serve.add_argument("--no-migrate", action="store_true", help="skip migrations")
     commands.add_parser("migrate", help="apply database migrations")
     superuser = commands.add_parser("createsuperuser", help="create a staff user")
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings)
 
     if args.command == "serve":
-        return _serve(settings, args.host, args.port, migrate=not args.no_migrate)
+        return _serve(settings, args.host, args.port, args.workers, migrate=not args.no_migrate)
     if args.command == "migrate":
         asyncio.run(_migrate(settings))
         print("Database is up to date.")
@@ -63,7 +64,14 @@ async def _migrate(settings: Settings) -> None:
         await engine.dispose()
 
 
-def _serve(settings: Settings, host: str | None, port: int | None, *, migrate: bool) -> int:
+def _serve(
+    settings: Settings,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    *,
+    migrate: bool,
+) -> int:
     import uvicorn
 
     if migrate:
@@ -78,6 +86,9 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, migrate: b
         port=port or settings.port,
         log_level=settings.log_level.lower(),
         proxy_headers=True,
+        workers=workers or settings.workers,
+        # On SIGTERM, stop accepting and give requests and streams in flight this long.
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
     )
     return 0
 

@@ -13,18 +13,38 @@ from adapters.auth.api_tokens import Sha256ApiTokenCodec
 from adapters.auth.jwt_tokens import JwtTokenIssuer
 from adapters.auth.passwords import Argon2PasswordHasher
 from adapters.clock import SystemClock
+from adapters.limits.rate_limiters import MemoryRateLimiter, RedisRateLimiter
 from adapters.llm.routing import RetryPolicy
 from adapters.llm.setup import LlmConfig, build_llm
 from adapters.oauth.states import MemoryOAuthStates, RedisOAuthStates
 from adapters.oauth.wechat import WeChatLogin
-from adapters.persistence.database import SqlDatabaseProbe, create_engine
+from adapters.persistence.admin_queries import SqlAdminUnitOfWork
+from adapters.persistence.database import RedisProbe, SqlDatabaseProbe, create_engine
 from adapters.persistence.unit_of_work import SqlUnitOfWork
-from application import accounts, chat_settings, conversations, health, messaging, oauth
+from application import (
+    accounts,
+    admin,
+    chat_settings,
+    conversations,
+    health,
+    messaging,
+    oauth,
+    throttling,
+)
 from domain.quota import QuotaPolicy
+from domain.rate_limit import Rate
 
 
 def redis_client(url: str) -> Redis | None:
     return Redis.from_url(url) if url else None
+
+
+def redis_probe(redis: Redis | None) -> RedisProbe | None:
+    return None if redis is None else RedisProbe(redis)
+
+
+def rate_limiter_for(redis: Redis | None) -> MemoryRateLimiter | RedisRateLimiter:
+    return MemoryRateLimiter() if redis is None else RedisRateLimiter(redis)
 
 
 def oauth_state_store(redis: Redis | None) -> MemoryOAuthStates | RedisOAuthStates:
@@ -34,7 +54,14 @@ def oauth_state_store(redis: Redis | None) -> MemoryOAuthStates | RedisOAuthStat
 class Container(containers.DeclarativeContainer):
     config = providers.Configuration(strict=True)
 
-    engine = providers.Singleton(create_engine, config.database_url)
+    engine = providers.Singleton(
+        create_engine,
+        config.database_url,
+        pool_size=config.db_pool_size,
+        max_overflow=config.db_max_overflow,
+        pool_timeout=config.db_pool_timeout,
+        statement_timeout_ms=config.db_statement_timeout_ms,
+    )
     clock = providers.Singleton(SystemClock)
     uow = providers.Factory(SqlUnitOfWork, engine)
     database_probe = providers.Singleton(SqlDatabaseProbe, engine)
@@ -153,8 +180,6 @@ class Container(containers.DeclarativeContainer):
         chat_settings.UpdateChatSettings, uow=uow, catalog=catalog, defaults=settings_defaults
     )
 
-    check_health = providers.Factory(health.CheckHealth, database=database_probe)
-
     update_conversation = providers.Factory(
         conversations.UpdateConversation, uow=uow, policy=quota, clock=clock, catalog=catalog
     )
@@ -163,7 +188,36 @@ class Container(containers.DeclarativeContainer):
     verify_password = providers.Factory(accounts.VerifyPassword, uow=uow, hasher=password_hasher)
     logout_everywhere = providers.Factory(accounts.LogoutEverywhere, uow=uow, clock=clock)
 
+    admin_uow = providers.Factory(SqlAdminUnitOfWork, engine)
+    list_all_conversations = providers.Factory(admin.ListAllConversations, uow=admin_uow)
+    get_any_conversation = providers.Factory(admin.GetAnyConversation, uow=admin_uow, clock=clock)
+    close_any_conversation = providers.Factory(
+        admin.CloseAnyConversation, uow=admin_uow, clock=clock
+    )
+    reopen_any_conversation = providers.Factory(
+        admin.ReopenAnyConversation, uow=admin_uow, policy=quota, clock=clock
+    )
+    get_conversation_stats = providers.Factory(admin.GetConversationStats, uow=admin_uow)
+    list_users = providers.Factory(admin.ListUsers, uow=admin_uow)
+    deactivate_user = providers.Factory(admin.DeactivateUser, uow=admin_uow, clock=clock)
+    reactivate_user = providers.Factory(admin.ReactivateUser, uow=admin_uow, clock=clock)
+    report_usage = providers.Factory(admin.ReportUsage, uow=admin_uow)
+    list_audit_log = providers.Factory(admin.ListAuditLog, uow=admin_uow)
+
     redis = providers.Singleton(redis_client, config.redis_url)
+    check_health = providers.Factory(
+        health.CheckHealth, database=database_probe, redis=providers.Callable(redis_probe, redis)
+    )
+    rate_limiter = providers.Singleton(rate_limiter_for, redis)
+    throttle = providers.Singleton(
+        throttling.Throttle,
+        limiter=rate_limiter,
+        limits=providers.Factory(
+            throttling.RateLimits,
+            per_client=providers.Factory(Rate.parse, config.rate_limit),
+            credentials=providers.Factory(Rate.parse, config.auth_rate_limit),
+        ),
+    )
     oauth_states = providers.Singleton(oauth_state_store, redis)
     wechat = providers.Singleton(
         WeChatLogin,

@@ -59,6 +59,14 @@ class Settings:
     allow_private_image_urls: bool = False
     image_max_bytes: int = 5 * 1024 * 1024
     redis_url: str = ""
+    workers: int = 1
+    shutdown_grace_seconds: float = 30.0
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_pool_timeout: float = 10.0
+    db_statement_timeout_ms: int = 30_000
+    rate_limit: str = "60/minute"
+    auth_rate_limit: str = "10/minute"
     session_max_age: int = 14 * 24 * 3600
     cookie_secure: bool = False
     # WeChat website login; read from the unprefixed WECHAT_* variables too.

@@ -75,6 +75,8 @@ def running_server(
     base: Settings | None = None,
     **overrides: Any,
 ) -> Iterator[RunningServer]:
+    overrides.setdefault("rate_limit", "1000000/minute")
+    overrides.setdefault("auth_rate_limit", "1000000/minute")
     settings = dataclasses.replace(
         base or Settings(),
         database_url=database_url,

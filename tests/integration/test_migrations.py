@@ -11,6 +11,7 @@ from sqlalchemy import inspect
 
 from adapters.persistence.database import create_engine
 from adapters.persistence.migrate import downgrade, upgrade
+from adapters.persistence.search import include_object
 from adapters.persistence.tables import metadata
 
 
@@ -23,7 +24,9 @@ def _schema_state(database_url: str) -> tuple[set[str], list[Any]]:
                 def inspect_sync(sync_connection: Any) -> tuple[set[str], list[Any]]:
                     tables = set(inspect(sync_connection).get_table_names())
                     context = MigrationContext.configure(
-                        sync_connection, opts={"compare_type": True}
+                        sync_connection,
+                        # The keyword-search index is made by hand in migration 0003.
+                        opts={"compare_type": True, "include_object": include_object},
                     )
                     return tables, compare_metadata(context, metadata)
 

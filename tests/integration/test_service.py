@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -89,3 +90,52 @@ def test_refresh_body_errors_are_v1_fields(client: httpx.Client) -> None:
     response = client.post("/api/v1/token/refresh/", json={})
     assert response.status_code == 400
     assert response.json()["fields"] == {"refresh": ["This field is required."]}
+
+
+@pytest.fixture(scope="module")
+def server_with_unreachable_redis(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    # Nothing listens on port 9: Redis is configured but down.
+    with running_server(
+        database_url, tmp_path_factory.mktemp("noredis"), redis_url="redis://127.0.0.1:9/0"
+    ) as running:
+        yield running
+
+
+def test_readiness_is_503_while_redis_is_down(server_with_unreachable_redis: RunningServer) -> None:
+    base = server_with_unreachable_redis.base_url
+    health = httpx.get(f"{base}/api/v1/health/")
+    assert health.status_code == 200
+    assert health.json()["redis"] == "unavailable"
+    ready = httpx.get(f"{base}/api/v1/ready/")
+    assert ready.status_code == 503
+    assert ready.json()["redis"] == "unavailable"
+    # Requests that need Redis (rate limits) fail clearly, not with a 500.
+    models = httpx.get(f"{base}/api/v1/models/")
+    assert models.status_code == 503
+    assert models.json()["code"] == "redis_unavailable"
+    assert "Retry-After" in models.headers
+
+
+def test_ready_when_everything_answers(client: httpx.Client) -> None:
+    response = client.get("/api/v1/ready/")
+    assert response.status_code == 200
+    assert response.json()["redis"] == "not_configured"
+
+
+def test_requests_get_503_when_the_database_is_unreachable(
+    server_with_unreachable_database: RunningServer, tmp_path: Path
+) -> None:
+    # The fixture's probe is broken; here the whole engine is.
+    broken = create_engine("postgresql+asyncpg://parley@127.0.0.1:9/none")
+    server_with_unreachable_database.container.engine.override(providers.Object(broken))
+    try:
+        response = httpx.get(
+            f"{server_with_unreachable_database.base_url}/api/conversations/",
+            headers={"Authorization": "Token abc"},
+        )
+    finally:
+        server_with_unreachable_database.container.engine.reset_override()
+    assert response.status_code == 503
+    assert response.json()["code"] == "database_unavailable"

@@ -11,11 +11,32 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    pool_timeout: float = 10.0,
+    statement_timeout_ms: int = 30_000,
+) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, echo=echo)
-    return create_async_engine(url, echo=echo, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        connect_args["server_settings"] = {"statement_timeout": str(statement_timeout_ms)}
+    return create_async_engine(
+        url,
+        echo=echo,
+        # A connection the server dropped (restart, failover) is noticed on checkout and
+        # replaced, so only requests in flight at that moment fail.
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
+        connect_args=connect_args,
+    )
 
 
 def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
@@ -55,3 +76,11 @@ class SqlDatabaseProbe:
     async def ping(self) -> None:
         async with self._engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
+
+
+class RedisProbe:
+    def __init__(self, redis: Any) -> None:
+        self._redis = redis
+
+    async def ping(self) -> None:
+        await self._redis.ping()

@@ -157,3 +157,27 @@ external_identities = Table(
     UniqueConstraint("provider", "subject", name="uq_external_identities_provider_subject"),
     Index("ix_external_identities_user_id", "user_id"),
 )
+
+# ---- admin monitoring (migration 0003) ------------------------------------------------------
+# Filters of the admin API, each backed by an index. Keyword search has its own
+# dialect-specific index (adapters/persistence/search.py), outside this metadata.
+Index("ix_conversations_status_id", conversations.c.status, conversations.c.id)
+Index("ix_messages_created_at", messages.c.created_at)
+Index("ix_messages_model_created_at", messages.c.model, messages.c.created_at)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # The actor's name is kept too, so an entry still says who even if the account goes.
+    Column("actor_id", Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("actor_username", String(150), nullable=False),
+    Column("action", String(50), nullable=False),
+    Column("target_type", String(30), nullable=False),
+    Column("target_id", Integer, nullable=True),
+    Column("details", Text, nullable=False, default="{}"),  # a JSON object
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_audit_log_actor_username_id", "actor_username", "id"),
+    Index("ix_audit_log_action_id", "action", "id"),
+    Index("ix_audit_log_target_type_target_id_id", "target_type", "target_id", "id"),
+)

@@ -18,6 +18,11 @@ from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 
 from entrypoints.container import Container
+from entrypoints.http.api.admin import (
+    AdminConversationsController,
+    AdminMonitoringController,
+    AdminUsersController,
+)
 from entrypoints.http.api.chat_settings import ChatSettingsController
 from entrypoints.http.api.conversations import ConversationsController
 from entrypoints.http.api.sessions import SessionController
@@ -25,9 +30,9 @@ from entrypoints.http.api.tokens import ApiTokenController
 from entrypoints.http.api_v1.accounts import AccountsController
 from entrypoints.http.api_v1.chat import ChatController
 from entrypoints.http.api_v1.conversations import ConversationsV1Controller, MessagesV1Controller
-from entrypoints.http.api_v1.health import health
+from entrypoints.http.api_v1.health import health, ready
 from entrypoints.http.api_v1.wechat import WeChatController
-from entrypoints.http.auth import authenticated_user, optional_user
+from entrypoints.http.auth import authenticated_user, limit_anonymous_requests, optional_user
 from entrypoints.http.csrf import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SessionCSRFMiddleware
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.pagination import page_request
@@ -59,6 +64,16 @@ USE_CASES = (
     "logout_everywhere",
     "begin_wechat_login",
     "complete_wechat_login",
+    "list_all_conversations",
+    "get_any_conversation",
+    "close_any_conversation",
+    "reopen_any_conversation",
+    "get_conversation_stats",
+    "list_users",
+    "deactivate_user",
+    "reactivate_user",
+    "report_usage",
+    "list_audit_log",
 )
 
 SECURITY: list[dict[str, list[str]]] = [{"BearerJWT": []}, {"ApiToken": []}]
@@ -74,6 +89,7 @@ def _from_container(provider: Callable[[], Any]) -> Provide:
 def create_app(container: Container) -> Litestar:
     dependencies = {name: _from_container(getattr(container, name)) for name in USE_CASES}
     dependencies["catalog"] = _from_container(container.catalog)
+    dependencies["throttle"] = _from_container(container.throttle)
     dependencies["user"] = Provide(authenticated_user)
     dependencies["optional_user"] = Provide(optional_user)
     dependencies["page"] = Provide(page_request, sync_to_thread=False)
@@ -85,6 +101,9 @@ def create_app(container: Container) -> Litestar:
             ChatSettingsController,
             ApiTokenController,
             SessionController,
+            AdminConversationsController,
+            AdminUsersController,
+            AdminMonitoringController,
         ],
         security=SECURITY,
     )
@@ -97,6 +116,7 @@ def create_app(container: Container) -> Litestar:
             MessagesV1Controller,
             WeChatController,
             health,
+            ready,
         ],
         security=SECURITY,
     )
@@ -136,7 +156,8 @@ def create_app(container: Container) -> Litestar:
         on_shutdown=[release_resources],
         middleware=[session.middleware, DefineMiddleware(SessionCSRFMiddleware, config=csrf)],
         stores={"sessions": sessions_store},
-        state=State({"csrf_secret": secret}),
+        state=State({"csrf_secret": secret, "throttle": container.throttle()}),
+        before_request=limit_anonymous_requests,
         openapi_config=OpenAPIConfig(
             title="Parley",
             version="0.1.0",

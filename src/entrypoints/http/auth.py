@@ -9,8 +9,10 @@ from litestar import Request
 from litestar.di import NamedDependency
 
 from application.accounts import Authenticate
+from application.throttling import Throttle
 from domain.errors import AuthenticationFailed, NotAuthenticated
 from domain.users import User
+from entrypoints.http.csrf import SESSION_COOKIE
 
 
 def credentials_of(request: Request[Any, Any, Any]) -> tuple[str, str] | None:
@@ -22,8 +24,41 @@ def credentials_of(request: Request[Any, Any, Any]) -> tuple[str, str] | None:
 
 
 async def authenticated_user(
-    request: Request[Any, Any, Any], authenticate: NamedDependency[Authenticate]
+    request: Request[Any, Any, Any],
+    authenticate: NamedDependency[Authenticate],
+    throttle: NamedDependency[Throttle],
 ) -> User:
+    try:
+        user = await _identify(request, authenticate)
+    except AuthenticationFailed:
+        # Guessing tokens costs the address its anonymous allowance.
+        await throttle.address(client_address(request))
+        raise
+    assert user.id is not None
+    await throttle.user(user.id)
+    return user
+
+
+def client_address(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+# Route ``opt`` flag for endpoints that must answer whatever the limits (health probes).
+UNLIMITED = "unlimited"
+
+
+async def limit_anonymous_requests(request: Request[Any, Any, Any]) -> None:
+    """``before_request`` hook: requests without credentials count per client address;
+    authenticated ones are counted per user once the user is known."""
+    if "authorization" in request.headers or SESSION_COOKIE in request.cookies:
+        return
+    if request.route_handler.opt.get(UNLIMITED):
+        return
+    throttle: Throttle = request.app.state.throttle
+    await throttle.address(client_address(request))
+
+
+async def _identify(request: Request[Any, Any, Any], authenticate: Authenticate) -> User:
     presented = credentials_of(request)
     if presented is None:
         return await _session_user(request, authenticate)
@@ -57,7 +92,9 @@ async def _session_user(request: Request[Any, Any, Any], authenticate: Authentic
 
 
 async def optional_user(
-    request: Request[Any, Any, Any], authenticate: NamedDependency[Authenticate]
+    request: Request[Any, Any, Any],
+    authenticate: NamedDependency[Authenticate],
+    throttle: NamedDependency[Throttle],
 ) -> User | None:
     """The caller if credentials were presented, None for an anonymous request; bad
     credentials are still 401."""
@@ -65,4 +102,4 @@ async def optional_user(
         "session" in request.scope and request.session.get("user_id")
     ):
         return None
-    return await authenticated_user(request, authenticate)
+    return await authenticated_user(request, authenticate, throttle)

@@ -10,11 +10,17 @@ Each dialect has its error shape:
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
+from asyncpg.exceptions import PostgresConnectionError
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from application.errors import (
     ModelFailure,
@@ -25,6 +31,7 @@ from application.errors import (
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
+    RateLimited,
 )
 from domain.errors import (
     ActiveConversationLimit,
@@ -51,6 +58,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     ProviderUnavailable: 503,
     ProviderTimeout: 504,
     OAuthStateInvalid: 400,
+    RateLimited: 429,
     OAuthProviderError: 502,
     OAuthNotConfigured: 503,
 }
@@ -111,9 +119,25 @@ class ErrorBody:
 
 def domain_error(request: Request[Any, Any, Any], error: DomainError) -> Response[Any]:
     fields = error.field_errors if isinstance(error, InvalidInput) else None
+    headers = _rate_limit_headers(error) if isinstance(error, RateLimited) else None
     return ErrorBody.render(
-        request, status_of(error), message=error.message, code=error.code, fields=fields
+        request,
+        status_of(error),
+        message=error.message,
+        code=error.code,
+        fields=fields,
+        headers=headers,
     )
+
+
+def _rate_limit_headers(error: RateLimited) -> dict[str, str]:
+    decision = error.decision
+    return {
+        "Retry-After": str(max(1, math.ceil(decision.retry_after))),
+        "RateLimit-Limit": str(decision.limit),
+        "RateLimit-Remaining": str(decision.remaining),
+        "RateLimit-Reset": str(max(1, math.ceil(decision.reset_after))),
+    }
 
 
 def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
@@ -141,6 +165,63 @@ def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respons
     )
 
 
+def database_error(request: Request[Any, Any, Any], error: DBAPIError) -> Response[Any]:
+    """A database that cannot be reached (restart, failover, network) costs the requests
+    in flight a 503 with a clear code; the pool replaces dead connections for the next."""
+    if _database_unreachable(error):
+        log.warning(
+            "database unavailable on %s %s: %s",
+            request.method,
+            request.url.path,
+            type(error.orig).__name__ if error.orig is not None else error,
+        )
+        return ErrorBody.render(
+            request,
+            503,
+            message="The database is not answering; try again shortly.",
+            code="database_unavailable",
+            headers={"Retry-After": "2"},
+        )
+    return unexpected_error(request, error)
+
+
+def connection_lost(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    """Connecting failed outright (refused, reset, timed out, server starting up): the
+    drivers raise these unwrapped."""
+    redis_down = isinstance(error, RedisConnectionError | RedisTimeoutError)
+    log.warning(
+        "%s unavailable on %s %s: %s",
+        "redis" if redis_down else "database",
+        request.method,
+        request.url.path,
+        type(error).__name__,
+    )
+    return ErrorBody.render(
+        request,
+        503,
+        message="A service Parley depends on is not answering; try again shortly.",
+        code="redis_unavailable" if redis_down else "database_unavailable",
+        headers={"Retry-After": "2"},
+    )
+
+
+def pool_exhausted(request: Request[Any, Any, Any], error: SQLAlchemyTimeoutError) -> Response[Any]:
+    log.warning("database pool exhausted on %s %s", request.method, request.url.path)
+    return ErrorBody.render(
+        request,
+        503,
+        message="The server is busy; try again shortly.",
+        code="database_unavailable",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _database_unreachable(error: DBAPIError) -> bool:
+    if error.connection_invalidated or isinstance(error, OperationalError | InterfaceError):
+        return True
+    return isinstance(error.orig, OSError | ConnectionError)
+
+
 def unexpected_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     log.exception("Unhandled error on %s %s", request.method, request.url.path, exc_info=error)
     return ErrorBody.render(
@@ -164,6 +245,13 @@ def _validation_fields(extra: Any) -> dict[str, list[str]]:
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    DBAPIError: database_error,
+    SQLAlchemyTimeoutError: pool_exhausted,
+    ConnectionError: connection_lost,
+    TimeoutError: connection_lost,
+    PostgresConnectionError: connection_lost,
+    RedisConnectionError: connection_lost,
+    RedisTimeoutError: connection_lost,
     DomainError: domain_error,
     HTTPException: http_error,
     Exception: unexpected_error,

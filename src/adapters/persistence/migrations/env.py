@@ -11,6 +11,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from adapters.persistence.database import create_engine
+from adapters.persistence.search import include_object
 from adapters.persistence.tables import metadata
 
 config = context.config
@@ -23,6 +24,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -12,8 +12,10 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from application.accounts import Credentials, LogoutEverywhere, VerifyPassword
+from application.throttling import Throttle
 from domain.users import User
 from entrypoints.http.api.schemas import TokenCredentialsIn
+from entrypoints.http.auth import client_address
 from entrypoints.http.bodies import CheckedBody
 from entrypoints.http.csrf import CSRF_COOKIE, new_csrf_token
 
@@ -43,10 +45,12 @@ class SessionController(Controller):
         request: Request[Any, Any, Any],
         data: JSONBody[TokenCredentialsIn],
         verify_password: NamedDependency[VerifyPassword],
+        throttle: NamedDependency[Throttle],
     ) -> Response[SessionOut]:
         """Start a browser session: an http-only, SameSite=Lax cookie backed by the
         server-side store. Unsafe requests made with the session must send the CSRF token
         (also set as the `csrftoken` cookie) in an `X-CSRFToken` header."""
+        await throttle.credentials(data.username, client_address(request))
         user = await verify_password(Credentials(username=data.username, password=data.password))
         request.set_session({SESSION_USER: user.id, SESSION_STARTED: datetime.now(UTC).isoformat()})
         token = new_csrf_token(request)

@@ -9,9 +9,10 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from application.accounts import Credentials, IssueApiToken, RevokeApiToken, RevokeApiTokens
+from application.throttling import Throttle
 from domain.users import User
 from entrypoints.http.api.schemas import TokenCredentialsIn, TokenOut
-from entrypoints.http.auth import presented_api_token
+from entrypoints.http.auth import client_address, presented_api_token
 from entrypoints.http.bodies import CheckedBody
 
 
@@ -27,10 +28,15 @@ class ApiTokenController(Controller):
         return_dto=None,
     )
     async def obtain_token(
-        self, data: JSONBody[TokenCredentialsIn], issue_api_token: NamedDependency[IssueApiToken]
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[TokenCredentialsIn],
+        issue_api_token: NamedDependency[IssueApiToken],
+        throttle: NamedDependency[Throttle],
     ) -> TokenOut:
         """Exchange username and password for an API token, sent as
         ``Authorization: Token <token>``. The token is shown once; only a digest is kept."""
+        await throttle.credentials(data.username, client_address(request))
         token = await issue_api_token(Credentials(username=data.username, password=data.password))
         return TokenOut(token=token)
 

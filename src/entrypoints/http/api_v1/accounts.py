@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from litestar import Controller, post
+from typing import Any
+
+from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from application.accounts import Credentials, Login, RefreshSession, Register, RegisterUser
+from application.throttling import Throttle
 from entrypoints.http.api_v1.schemas import (
     LoginIn,
     RefreshIn,
@@ -15,6 +18,7 @@ from entrypoints.http.api_v1.schemas import (
     TokenPairOut,
     signed_in_out,
 )
+from entrypoints.http.auth import client_address
 from entrypoints.http.bodies import CheckedBody
 
 
@@ -30,9 +34,14 @@ class AccountsController(Controller):
         return_dto=None,
     )
     async def register(
-        self, data: JSONBody[RegisterIn], register: NamedDependency[Register]
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[RegisterIn],
+        register: NamedDependency[Register],
+        throttle: NamedDependency[Throttle],
     ) -> SignedInOut:
         """Create an account and receive tokens. Every failing field is reported."""
+        await throttle.credentials(data.username, client_address(request))
         signed_in = await register(
             RegisterUser(username=data.username, email=data.email, password=data.password)
         )
@@ -45,8 +54,15 @@ class AccountsController(Controller):
         dto=CheckedBody[LoginIn],
         return_dto=None,
     )
-    async def login(self, data: JSONBody[LoginIn], login: NamedDependency[Login]) -> SignedInOut:
+    async def login(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[LoginIn],
+        login: NamedDependency[Login],
+        throttle: NamedDependency[Throttle],
+    ) -> SignedInOut:
         """Exchange username and password for an access token (15 min) and a refresh token."""
+        await throttle.credentials(data.username, client_address(request))
         return signed_in_out(
             await login(Credentials(username=data.username, password=data.password))
         )
@@ -59,8 +75,13 @@ class AccountsController(Controller):
         return_dto=None,
     )
     async def refresh(
-        self, data: JSONBody[RefreshIn], refresh_session: NamedDependency[RefreshSession]
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[RefreshIn],
+        refresh_session: NamedDependency[RefreshSession],
+        throttle: NamedDependency[Throttle],
     ) -> TokenPairOut:
         """A new access token and a new refresh token; each refresh token works once."""
+        await throttle.credentials("", client_address(request))
         refreshed = await refresh_session(data.refresh)
         return TokenPairOut(access=refreshed.access, refresh=refreshed.refresh)

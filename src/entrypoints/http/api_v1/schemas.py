@@ -41,6 +41,7 @@ class HealthOut(msgspec.Struct):
     status: str
     message: str
     database: str
+    redis: str
 
 
 class ChatIn(msgspec.Struct):

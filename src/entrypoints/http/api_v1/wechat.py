@@ -10,8 +10,10 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from application.oauth import STATE_TTL_SECONDS, BeginOAuthLogin, CompleteOAuthLogin, OAuthCallback
+from application.throttling import Throttle
 from domain.users import User
 from entrypoints.http.api_v1.schemas import SignedInOut, WeChatUrlOut, signed_in_out
+from entrypoints.http.auth import client_address
 
 BINDING_COOKIE = "parley_wechat_binding"
 COOKIE_PATH = "/api/v1/auth/wechat"
@@ -54,6 +56,7 @@ class WeChatController(Controller):
         self,
         request: Request[Any, Any, Any],
         complete_wechat_login: NamedDependency[CompleteOAuthLogin],
+        throttle: NamedDependency[Throttle],
         code: Annotated[str, QueryParameter(description="WeChat's authorization code.")] = "",
         oauth_state: Annotated[
             str, QueryParameter(name="state", description="The state from /url/.")
@@ -61,6 +64,7 @@ class WeChatController(Controller):
     ) -> Response[SignedInOut]:
         """Exchange WeChat's code for Parley tokens (the login body). The user is found
         by unionid (else openid) or created."""
+        await throttle.credentials("", client_address(request))
         signed_in = await complete_wechat_login(
             OAuthCallback(code=code, state=oauth_state, binding=request.cookies.get(BINDING_COOKIE))
         )

@@ -1,0 +1,318 @@
+"""The admin ports over SQL. Every count, statistic and search runs in the database; a
+page is chosen by id first and only then are its rows (and their counts) fetched."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Self
+
+from sqlalchemy import Row, case, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.persistence import tables as t
+from adapters.persistence.search import count_matching, matching_ids
+from adapters.persistence.unit_of_work import SqlUnitOfWork
+from application.admin_ports import (
+    AuditCriteria,
+    AuditEntry,
+    AuditRecord,
+    ConversationCriteria,
+    OwnedConversation,
+    UsageCriteria,
+    UsageRow,
+    UserSummary,
+)
+from application.pagination import Page, PageRequest
+from domain.conversation import Conversation, ConversationStatus, MessageRole
+from domain.monitoring import ConversationStats
+
+_c = t.conversations
+_m = t.messages
+_u = t.users
+
+
+def _owned(row: Row[Any]) -> OwnedConversation:
+    return OwnedConversation(
+        conversation=Conversation(
+            id=row.id,
+            owner_id=row.owner_id,
+            title=row.title,
+            model=row.model,
+            status=ConversationStatus(row.status),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        ),
+        owner_username=row.username,
+    )
+
+
+def _summary(row: Any) -> UserSummary:
+    return UserSummary(
+        id=row.id,
+        username=row.username,
+        email=row.email,
+        is_staff=row.is_staff,
+        is_active=row.is_active,
+        date_joined=row.date_joined,
+        conversation_count=int(row.conversation_count),
+        total_messages=int(row.total_messages),
+    )
+
+
+class SqlAdminQueries:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._db = connection
+
+    @property
+    def _dialect(self) -> str:
+        return self._db.dialect.name
+
+    async def conversations(
+        self, criteria: ConversationCriteria, page: PageRequest, *, count_limit: int | None
+    ) -> Page[OwnedConversation]:
+        if criteria.terms:
+            if self._dialect == "postgresql":
+                # Plan each search for its own words: a generic plan cannot tell a rare
+                # word (index lookup) from a common one (newest-first walk).
+                await self._db.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+            ids_query = matching_ids(self._dialect, criteria, limit=page.limit, offset=page.offset)
+            count_query = count_matching(self._dialect, criteria, limit=count_limit)
+        else:
+            filters = []
+            if criteria.owner_id is not None:
+                filters.append(_c.c.owner_id == criteria.owner_id)
+            if criteria.status is not None:
+                filters.append(_c.c.status == criteria.status.value)
+            ids_query = (
+                select(_c.c.id)
+                .where(*filters)
+                .order_by(_c.c.id.desc())
+                .limit(page.limit)
+                .offset(page.offset)
+            )
+            count_query = select(func.count()).select_from(_c).where(*filters)
+            if count_limit is not None:
+                count_query = select(func.count()).select_from(
+                    select(_c.c.id).where(*filters).limit(count_limit).subquery()
+                )
+        ids = [int(i) for i in (await self._db.scalars(ids_query)).all()]
+        total = int(await self._db.scalar(count_query) or 0)
+        if count_limit is not None:
+            total = min(total, count_limit)
+        return Page(await self._owned_by_ids(ids), total, page)
+
+    async def _owned_by_ids(self, ids: list[int]) -> list[OwnedConversation]:
+        if not ids:
+            return []
+        rows = await self._db.execute(
+            select(_c, _u.c.username)
+            .join(_u, _u.c.id == _c.c.owner_id)
+            .where(_c.c.id.in_(ids))
+            .order_by(_c.c.id.desc())
+        )
+        return [_owned(row) for row in rows]
+
+    async def conversation(self, conversation_id: int) -> OwnedConversation | None:
+        found = await self._owned_by_ids([conversation_id])
+        return found[0] if found else None
+
+    async def stats(self, conversation_id: int) -> ConversationStats | None:
+        of_conversation = _m.c.conversation_id == _c.c.id
+
+        def aggregate(expression: Any) -> Any:
+            return select(expression).where(of_conversation).scalar_subquery()
+
+        def role_count(role: MessageRole) -> Any:
+            return aggregate(
+                func.coalesce(func.sum(case((_m.c.role == role.value, 1), else_=0)), 0)
+            )
+
+        row = (
+            await self._db.execute(
+                select(
+                    _c.c.id,
+                    aggregate(func.count()).label("message_count"),
+                    role_count(MessageRole.USER).label("user_messages"),
+                    role_count(MessageRole.ASSISTANT).label("ai_messages"),
+                    aggregate(func.min(_m.c.created_at)).label("first_message_time"),
+                    aggregate(func.max(_m.c.created_at)).label("last_message_time"),
+                ).where(_c.c.id == conversation_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        return ConversationStats(
+            conversation_id=row.id,
+            message_count=int(row.message_count),
+            user_messages=int(row.user_messages),
+            ai_messages=int(row.ai_messages),
+            first_message_time=row.first_message_time,
+            last_message_time=row.last_message_time,
+        )
+
+    async def users(self, username: str | None, page: PageRequest) -> Page[UserSummary]:
+        filters = [] if username is None else [_u.c.username == username]
+        total = await self._db.scalar(select(func.count()).select_from(_u).where(*filters))
+        ids = (
+            select(_u.c.id)
+            .where(*filters)
+            .order_by(_u.c.id.desc())
+            .limit(page.limit)
+            .offset(page.offset)
+        )
+        return Page(await self._summaries(ids), int(total or 0), page)
+
+    async def user(self, user_id: int) -> UserSummary | None:
+        found = await self._summaries(select(_u.c.id).where(_u.c.id == user_id))
+        return found[0] if found else None
+
+    async def _summaries(self, ids: Any) -> list[UserSummary]:
+        chosen = ids.subquery()
+        conversation_count = select(func.count()).where(_c.c.owner_id == _u.c.id).scalar_subquery()
+        total_messages = (
+            select(func.count())
+            .select_from(_m.join(_c, _c.c.id == _m.c.conversation_id))
+            .where(_c.c.owner_id == _u.c.id)
+            .scalar_subquery()
+        )
+        rows = await self._db.execute(
+            select(
+                _u.c.id,
+                _u.c.username,
+                _u.c.email,
+                _u.c.is_staff,
+                _u.c.is_active,
+                _u.c.date_joined,
+                conversation_count.label("conversation_count"),
+                total_messages.label("total_messages"),
+            )
+            .join(chosen, chosen.c.id == _u.c.id)
+            .order_by(_u.c.id.desc())
+        )
+        return [_summary(row) for row in rows]
+
+    async def usage(self, criteria: UsageCriteria, page: PageRequest) -> Page[UsageRow]:
+        keys: list[Any] = []
+        if criteria.by_user:
+            keys += [_c.c.owner_id.label("user_id"), _u.c.username.label("username")]
+        if criteria.by_model:
+            keys.append(_m.c.model.label("model"))
+        filters = [_m.c.role == MessageRole.ASSISTANT.value]
+        if criteria.period.start is not None:
+            filters.append(_m.c.created_at >= criteria.period.start)
+        if criteria.period.end is not None:
+            filters.append(_m.c.created_at < criteria.period.end)
+        if criteria.model is not None:
+            filters.append(_m.c.model == criteria.model)
+        if criteria.owner_id is not None:
+            filters.append(_c.c.owner_id == criteria.owner_id)
+        prompt = func.coalesce(func.sum(_m.c.prompt_tokens), 0)
+        completion = func.coalesce(func.sum(_m.c.completion_tokens), 0)
+        grouped = (
+            select(
+                *keys,
+                func.count().label("requests"),
+                prompt.label("prompt_tokens"),
+                completion.label("completion_tokens"),
+            )
+            .select_from(
+                _m.join(_c, _c.c.id == _m.c.conversation_id).join(_u, _u.c.id == _c.c.owner_id)
+            )
+            .where(*filters)
+            .group_by(*keys)
+        )
+        total = await self._db.scalar(select(func.count()).select_from(grouped.subquery()))
+        rows = await self._db.execute(
+            grouped.order_by((prompt + completion).desc(), *keys)
+            .limit(page.limit)
+            .offset(page.offset)
+        )
+        items = [
+            UsageRow(
+                user_id=row.user_id if criteria.by_user else None,
+                username=row.username if criteria.by_user else None,
+                model=row.model if criteria.by_model else None,
+                requests=int(row.requests),
+                prompt_tokens=int(row.prompt_tokens),
+                completion_tokens=int(row.completion_tokens),
+            )
+            for row in rows
+        ]
+        return Page(items, int(total or 0), page)
+
+
+class SqlUserActivation:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._db = connection
+
+    async def set_active(self, user_id: int, active: bool) -> None:
+        await self._db.execute(update(_u).where(_u.c.id == user_id).values(is_active=active))
+
+
+class SqlAuditLog:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._db = connection
+
+    async def record(self, entry: AuditRecord) -> None:
+        await self._db.execute(
+            t.audit_log.insert().values(
+                actor_id=entry.actor_id,
+                actor_username=entry.actor_username,
+                action=entry.action,
+                target_type=entry.target_type,
+                target_id=entry.target_id,
+                details=json.dumps(dict(entry.details), ensure_ascii=False, sort_keys=True),
+                created_at=entry.created_at,
+            )
+        )
+
+    async def entries(self, criteria: AuditCriteria, page: PageRequest) -> Page[AuditEntry]:
+        log = t.audit_log
+        filters = []
+        if criteria.actor_username is not None:
+            filters.append(log.c.actor_username == criteria.actor_username)
+        if criteria.action is not None:
+            filters.append(log.c.action == criteria.action)
+        if criteria.target_type is not None:
+            filters.append(log.c.target_type == criteria.target_type)
+        if criteria.target_id is not None:
+            filters.append(log.c.target_id == criteria.target_id)
+        total = await self._db.scalar(select(func.count()).select_from(log).where(*filters))
+        rows = await self._db.execute(
+            select(log)
+            .where(*filters)
+            .order_by(log.c.id.desc())
+            .limit(page.limit)
+            .offset(page.offset)
+        )
+        items = [
+            AuditEntry(
+                id=row.id,
+                actor_id=row.actor_id,
+                actor_username=row.actor_username,
+                action=row.action,
+                target_type=row.target_type,
+                target_id=row.target_id,
+                details=json.loads(row.details),
+                created_at=row.created_at,
+            )
+            for row in rows
+        ]
+        return Page(items, int(total or 0), page)
+
+
+class SqlAdminUnitOfWork(SqlUnitOfWork):
+    """The SQL unit of work plus the admin ports, all on one connection/transaction."""
+
+    admin: SqlAdminQueries
+    activation: SqlUserActivation
+    audit: SqlAuditLog
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        connection = self._connection
+        assert connection is not None
+        self.admin = SqlAdminQueries(connection)
+        self.activation = SqlUserActivation(connection)
+        self.audit = SqlAuditLog(connection)
+        return self

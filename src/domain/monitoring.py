@@ -1,0 +1,146 @@
+"""Admin monitoring: who may watch, and the rules for what they ask to see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+
+from domain.conversation import ConversationStatus
+from domain.errors import InvalidInput, PermissionDenied
+from domain.users import User
+
+SEARCH_MAX_TERMS = 8
+SEARCH_TERM_MAX_CHARS = 100
+
+
+class CannotDeactivateSelf(PermissionDenied):
+    code = "cannot_deactivate_self"
+    default_message = "You cannot deactivate your own account."
+
+
+def require_staff(user: User) -> None:
+    """Only active staff members (``is_staff``) may use the admin API."""
+    if not (user.is_staff and user.is_active):
+        raise PermissionDenied("Only staff members can use the admin API.")
+
+
+class AuditAction(StrEnum):
+    CONVERSATION_VIEW = "conversation.view"
+    CONVERSATION_CLOSE = "conversation.close"
+    CONVERSATION_REOPEN = "conversation.reopen"
+    USER_DEACTIVATE = "user.deactivate"
+    USER_REACTIVATE = "user.reactivate"
+
+
+def parse_status(value: str | None) -> ConversationStatus | None:
+    """``active`` or ``closed``; blank means no filter."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return ConversationStatus(value.strip())
+    except ValueError:
+        raise InvalidInput({"status": [f'"{value}" is not a valid choice.']}) from None
+
+
+def search_terms(text: str | None) -> tuple[str, ...]:
+    """The words of a search, split on whitespace, duplicates (ignoring case) dropped.
+
+    A conversation matches when its title, or one of its messages, contains every word
+    (case-insensitive; a word may be part of a longer word, so Chinese text without
+    spaces is found too). At most 8 words of at most 100 characters each."""
+    if text is None:
+        return ()
+    terms: list[str] = []
+    seen: set[str] = set()
+    for word in text.split():
+        if word.casefold() not in seen:
+            seen.add(word.casefold())
+            terms.append(word)
+    problems = []
+    if len(terms) > SEARCH_MAX_TERMS:
+        problems.append(f"Use at most {SEARCH_MAX_TERMS} words.")
+    if any(len(term) > SEARCH_TERM_MAX_CHARS for term in terms):
+        problems.append(f"Each word has at most {SEARCH_TERM_MAX_CHARS} characters.")
+    if problems:
+        raise InvalidInput({"search": problems})
+    return tuple(terms)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimeRange:
+    """``start`` inclusive, ``end`` exclusive; ``None`` is unbounded."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @classmethod
+    def parse(cls, start: str | None, end: str | None) -> TimeRange:
+        """Both bounds are inclusive dates (``2025-01-31``) or ISO 8601 datetimes; a
+        date as ``to`` covers that whole day. Times without an offset are UTC."""
+        errors: dict[str, list[str]] = {}
+        lower = _instant(start, "from", errors, end_of_day=False)
+        upper = _instant(end, "to", errors, end_of_day=True)
+        if lower is not None and upper is not None and upper <= lower:
+            errors["to"] = ["Must not be before from."]
+        if errors:
+            raise InvalidInput(errors)
+        return cls(start=lower, end=upper)
+
+
+def _instant(
+    value: str | None, field: str, errors: dict[str, list[str]], *, end_of_day: bool
+) -> datetime | None:
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            instant = datetime.combine(day, time(), UTC)
+            return instant + timedelta(days=1) if end_of_day else instant
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        errors[field] = ["Use a date (YYYY-MM-DD) or an ISO 8601 datetime."]
+        return None
+    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    # An inclusive upper instant becomes the exclusive bound just after it.
+    return parsed + timedelta(microseconds=1) if end_of_day else parsed
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConversationStats:
+    """What a conversation amounts to. An empty conversation has zero counts, no times
+    and a duration of 0."""
+
+    conversation_id: int
+    message_count: int = 0
+    user_messages: int = 0
+    ai_messages: int = 0
+    first_message_time: datetime | None = None
+    last_message_time: datetime | None = None
+
+    @property
+    def duration_minutes(self) -> int:
+        """Whole minutes from the first message to the last (rounded down)."""
+        if self.first_message_time is None or self.last_message_time is None:
+            return 0
+        return int((self.last_message_time - self.first_message_time).total_seconds() // 60)
+
+
+class UsageGrouping(StrEnum):
+    USER = "user"
+    MODEL = "model"
+
+
+def parse_grouping(value: str | None) -> frozenset[UsageGrouping]:
+    """``user``, ``model`` or both (comma separated, the default)."""
+    if value is None or not value.strip():
+        return frozenset(UsageGrouping)
+    try:
+        parts = frozenset(UsageGrouping(p.strip()) for p in value.split(",") if p.strip())
+    except ValueError:
+        parts = frozenset()
+    if not parts:
+        raise InvalidInput({"group_by": ['Use "user", "model" or "user,model".']})
+    return parts

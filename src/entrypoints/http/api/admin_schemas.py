@@ -1,0 +1,123 @@
+"""Response bodies of ``/api/admin/...`` (seed 004, admin side) and their mapping."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from application.admin_ports import AuditEntry, AuditValue, OwnedConversation, UsageRow, UserSummary
+from domain.conversation import Message
+from domain.monitoring import ConversationStats
+from entrypoints.http.api.schemas import ConversationOut, message_out
+
+
+class ConversationStatsOut(msgspec.Struct):
+    conversation_id: int
+    message_count: int
+    duration_minutes: int
+    user_messages: int
+    ai_messages: int
+    first_message_time: datetime | None
+    last_message_time: datetime | None
+
+
+class AdminUserOut(msgspec.Struct):
+    id: int
+    username: str
+    email: str
+    is_staff: bool
+    is_active: bool
+    date_joined: datetime
+    conversation_count: int
+    total_messages: int
+
+
+class UsageOut(msgspec.Struct):
+    user: int | None
+    username: str | None
+    model: str | None
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AuditEntryOut(msgspec.Struct):
+    id: int
+    actor: int | None
+    actor_username: str
+    action: str
+    target_type: str
+    target_id: int | None
+    details: dict[str, AuditValue]
+    created_at: datetime
+
+
+def owned_conversation_out(
+    item: OwnedConversation, messages: list[Message] | None = None
+) -> ConversationOut:
+    """The seed's conversation shape; ``user_username`` is the owner's, not the admin's."""
+    conversation = item.conversation
+    assert conversation.id is not None
+    return ConversationOut(
+        id=conversation.id,
+        user=conversation.owner_id,
+        user_username=item.owner_username,
+        status=conversation.status.value,
+        title=conversation.title,
+        model=conversation.model,
+        created_at=conversation.created_at,
+        updated_at=conversation.updated_at,
+        messages=[message_out(m) for m in messages or []],
+    )
+
+
+def stats_out(stats: ConversationStats) -> ConversationStatsOut:
+    return ConversationStatsOut(
+        conversation_id=stats.conversation_id,
+        message_count=stats.message_count,
+        duration_minutes=stats.duration_minutes,
+        user_messages=stats.user_messages,
+        ai_messages=stats.ai_messages,
+        first_message_time=stats.first_message_time,
+        last_message_time=stats.last_message_time,
+    )
+
+
+def admin_user_out(user: UserSummary) -> AdminUserOut:
+    return AdminUserOut(
+        id=user.id,
+        username=user.username,
+        email=user.email,
+        is_staff=user.is_staff,
+        is_active=user.is_active,
+        date_joined=user.date_joined,
+        conversation_count=user.conversation_count,
+        total_messages=user.total_messages,
+    )
+
+
+def usage_out(row: UsageRow) -> UsageOut:
+    return UsageOut(
+        user=row.user_id,
+        username=row.username,
+        model=row.model,
+        requests=row.requests,
+        prompt_tokens=row.prompt_tokens,
+        completion_tokens=row.completion_tokens,
+        total_tokens=row.total_tokens,
+    )
+
+
+def audit_entry_out(entry: AuditEntry) -> AuditEntryOut:
+    return AuditEntryOut(
+        id=entry.id,
+        actor=entry.actor_id,
+        actor_username=entry.actor_username,
+        action=entry.action,
+        target_type=entry.target_type,
+        target_id=entry.target_id,
+        details=dict(entry.details),
+        created_at=entry.created_at,
+    )

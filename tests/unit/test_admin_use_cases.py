@@ -1,0 +1,460 @@
+"""Admin use cases over in-memory fakes: staff only, validation, audit in the same
+transaction, the owner's active limit on reopen, deactivation, and capped search counts."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+import pytest
+from in_memory import EPOCH, FakeClock, FakeUnitOfWork
+
+from application.accounts import Authenticate
+from application.admin import (
+    AdminConversationRef,
+    AdminUserRef,
+    AuditQuery,
+    CloseAnyConversation,
+    ConversationSearch,
+    DeactivateUser,
+    GetAnyConversation,
+    GetConversationStats,
+    ListAllConversations,
+    ListAuditLog,
+    ListUsers,
+    ReactivateUser,
+    ReopenAnyConversation,
+    ReportUsage,
+    UsageQuery,
+    UserSearch,
+)
+from application.admin_ports import (
+    AuditCriteria,
+    AuditEntry,
+    AuditRecord,
+    ConversationCriteria,
+    OwnedConversation,
+    UsageCriteria,
+    UsageRow,
+    UserSummary,
+)
+from application.pagination import Page, PageRequest
+from application.ports import RefreshTokenRecord
+from domain.conversation import ConversationStatus
+from domain.errors import (
+    ActiveConversationLimit,
+    AuthenticationFailed,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+)
+from domain.monitoring import CannotDeactivateSelf, ConversationStats
+from domain.quota import QuotaPolicy
+from domain.users import User
+
+CLOSED = ConversationStatus.CLOSED
+
+
+class FakeAdminUnitOfWork(FakeUnitOfWork):
+    """The shared fake plus the admin ports; audit rows roll back with everything else."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.audit_rows: list[AuditEntry] = []
+        self._audit_snapshot: list[AuditEntry] = []
+        self.admin = _Queries(self)
+        self.activation = _Activation(self)
+        self.audit = _Audit(self)
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self._audit_snapshot = copy.deepcopy(self.audit_rows)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await super().__aexit__(exc_type, exc, tb)
+        self.audit_rows = self._audit_snapshot
+
+    async def commit(self) -> None:
+        await super().commit()
+        self._audit_snapshot = copy.deepcopy(self.audit_rows)
+
+
+class _Queries:
+    def __init__(self, uow: FakeAdminUnitOfWork) -> None:
+        self._uow = uow
+
+    def _owned(self, conversation_id: int) -> OwnedConversation:
+        state = self._uow.state
+        conversation = copy.copy(state.conversations[conversation_id])
+        return OwnedConversation(
+            conversation=conversation, owner_username=state.users[conversation.owner_id].username
+        )
+
+    def _matches(self, conversation_id: int, terms: tuple[str, ...]) -> bool:
+        state = self._uow.state
+        texts = [state.conversations[conversation_id].title] + [
+            m.content for m in state.messages_of(conversation_id)
+        ]
+        return any(all(t.casefold() in text.casefold() for t in terms) for text in texts)
+
+    async def conversations(
+        self, criteria: ConversationCriteria, page: PageRequest, *, count_limit: int | None
+    ) -> Page[OwnedConversation]:
+        found = [
+            c.id
+            for c in sorted(self._uow.state.conversations.values(), key=lambda c: -(c.id or 0))
+            if c.id is not None
+            and (criteria.owner_id is None or c.owner_id == criteria.owner_id)
+            and (criteria.status is None or c.status is criteria.status)
+            and self._matches(c.id, criteria.terms)
+        ]
+        total = len(found) if count_limit is None else min(len(found), count_limit)
+        chosen = found[page.offset : page.offset + page.limit]
+        return Page([self._owned(i) for i in chosen], total, page)
+
+    async def conversation(self, conversation_id: int) -> OwnedConversation | None:
+        if conversation_id not in self._uow.state.conversations:
+            return None
+        return self._owned(conversation_id)
+
+    async def stats(self, conversation_id: int) -> ConversationStats | None:
+        raise NotImplementedError  # exercised against real databases
+
+    async def users(self, username: str | None, page: PageRequest) -> Page[UserSummary]:
+        raise NotImplementedError
+
+    async def user(self, user_id: int) -> UserSummary | None:
+        user = self._uow.state.users.get(user_id)
+        if user is None:
+            return None
+        assert user.id is not None
+        return UserSummary(
+            id=user.id,
+            username=user.username,
+            email=user.email,
+            is_staff=user.is_staff,
+            is_active=user.is_active,
+            date_joined=user.date_joined,
+            conversation_count=0,
+            total_messages=0,
+        )
+
+    async def usage(self, criteria: UsageCriteria, page: PageRequest) -> Page[UsageRow]:
+        self.last_usage = criteria
+        return Page([], 0, page)
+
+
+class _Activation:
+    def __init__(self, uow: FakeAdminUnitOfWork) -> None:
+        self._uow = uow
+
+    async def set_active(self, user_id: int, active: bool) -> None:
+        self._uow.state.users[user_id].is_active = active
+
+
+class _Audit:
+    def __init__(self, uow: FakeAdminUnitOfWork) -> None:
+        self._uow = uow
+
+    async def record(self, entry: AuditRecord) -> None:
+        fields = {k: getattr(entry, k) for k in entry.__dataclass_fields__}
+        self._uow.audit_rows.append(AuditEntry(id=len(self._uow.audit_rows) + 1, **fields))
+
+    async def entries(self, criteria: AuditCriteria, page: PageRequest) -> Page[AuditEntry]:
+        rows = [e for e in reversed(self._uow.audit_rows) if criteria.action in (None, e.action)]
+        return Page(rows, len(rows), page)
+
+
+@pytest.fixture
+def uow() -> FakeAdminUnitOfWork:
+    return FakeAdminUnitOfWork()
+
+
+@pytest.fixture
+def admin(uow: FakeAdminUnitOfWork) -> User:
+    return uow.seed_user("root", is_staff=True)
+
+
+@pytest.fixture
+def alice(uow: FakeAdminUnitOfWork) -> User:
+    return uow.seed_user("alice")
+
+
+def _actions(uow: FakeAdminUnitOfWork) -> list[tuple[str, str, int | None]]:
+    return [(e.action, e.target_type, e.target_id) for e in uow.audit_rows]
+
+
+# ---- staff only ---------------------------------------------------------------------------
+
+
+def _calls(uow: FakeAdminUnitOfWork, clock: FakeClock, actor: User) -> list[Callable[[], Any]]:
+    page = PageRequest()
+    ref = AdminConversationRef(actor=actor, conversation_id=1)
+    user_ref = AdminUserRef(actor=actor, user_id=1)
+    return [
+        lambda: ListAllConversations(uow)(ConversationSearch(actor=actor), page),
+        lambda: GetAnyConversation(uow, clock)(ref),
+        lambda: CloseAnyConversation(uow, clock)(ref),
+        lambda: ReopenAnyConversation(uow, QuotaPolicy(), clock)(ref),
+        lambda: GetConversationStats(uow)(ref),
+        lambda: ListUsers(uow)(UserSearch(actor=actor), page),
+        lambda: DeactivateUser(uow, clock)(AdminUserRef(actor=actor, user_id=2)),
+        lambda: ReactivateUser(uow, clock)(user_ref),
+        lambda: ReportUsage(uow)(UsageQuery(actor=actor), page),
+        lambda: ListAuditLog(uow)(AuditQuery(actor=actor), page),
+    ]
+
+
+@pytest.mark.parametrize("index", range(10))
+@pytest.mark.parametrize(
+    "who", [{"is_staff": False}, {"is_staff": True, "is_active": False}], ids=["user", "inactive"]
+)
+async def test_only_active_staff_may_use_any_admin_use_case(
+    uow: FakeAdminUnitOfWork, clock: FakeClock, index: int, who: dict[str, bool]
+) -> None:
+    actor = uow.seed_user("someone", **who)
+    conversation = uow.seed_conversation(actor.id or 0, status=CLOSED)
+    with pytest.raises(PermissionDenied) as raised:
+        await _calls(uow, clock, actor)[index]()
+    assert raised.value.code == "permission_denied"
+    assert uow.commits == 0
+    assert uow.audit_rows == []
+    assert uow.state.conversations[conversation.id or 0].status is CLOSED
+    assert uow.state.users[actor.id or 0].is_active is who.get("is_active", True)
+
+
+# ---- listing and search -------------------------------------------------------------------
+
+
+async def test_invalid_status_is_a_field_error(uow: FakeAdminUnitOfWork, admin: User) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        await ListAllConversations(uow)(
+            ConversationSearch(actor=admin, status="archived"), PageRequest()
+        )
+    assert raised.value.field_errors == {"status": ['"archived" is not a valid choice.']}
+
+
+async def test_unknown_username_gives_an_empty_page(
+    uow: FakeAdminUnitOfWork, admin: User, alice: User
+) -> None:
+    uow.seed_conversation(alice.id or 0)
+    page = await ListAllConversations(uow)(
+        ConversationSearch(actor=admin, username="nobody"), PageRequest()
+    )
+    assert (page.items, page.total, page.total_is_exact) == ([], 0, True)
+
+
+async def test_filters_combine_and_owner_names_come_along(
+    uow: FakeAdminUnitOfWork, admin: User, alice: User
+) -> None:
+    bob = uow.seed_user("bob")
+    wanted = uow.seed_conversation(alice.id or 0, status=CLOSED, title="Machine learning")
+    uow.seed_conversation(alice.id or 0, title="Machine learning")  # active
+    uow.seed_conversation(bob.id or 0, status=CLOSED, title="machine LEARNING")
+    page = await ListAllConversations(uow)(
+        ConversationSearch(actor=admin, username=" alice ", status="closed", search="learning"),
+        PageRequest(),
+    )
+    assert [(c.conversation.id, c.owner_username) for c in page.items] == [(wanted.id, "alice")]
+
+
+async def test_a_search_counts_up_to_200_or_just_past_the_page(
+    uow: FakeAdminUnitOfWork, admin: User, alice: User
+) -> None:
+    for _ in range(230):
+        conversation = uow.seed_conversation(alice.id or 0, status=CLOSED)
+        uow.seed_message(conversation.id or 0, "a common word")
+    search = ConversationSearch(actor=admin, search="common")
+    first = await ListAllConversations(uow)(search, PageRequest(limit=50))
+    assert (first.total, first.total_is_exact) == (201, False)
+    deep = await ListAllConversations(uow)(search, PageRequest(limit=100, offset=200))
+    assert (deep.total, deep.total_is_exact, len(deep.items)) == (230, True, 30)
+    unsearched = await ListAllConversations(uow)(ConversationSearch(actor=admin), PageRequest())
+    assert (unsearched.total, unsearched.total_is_exact) == (230, True)
+
+
+async def test_too_many_search_words_are_refused(uow: FakeAdminUnitOfWork, admin: User) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        await ListAllConversations(uow)(
+            ConversationSearch(actor=admin, search="a b c d e f g h i"), PageRequest()
+        )
+    assert list(raised.value.field_errors) == ["search"]
+
+
+# ---- reading, closing and reopening are audited --------------------------------------------
+
+
+async def test_reading_a_conversation_is_audited(
+    uow: FakeAdminUnitOfWork, clock: FakeClock, admin: User, alice: User
+) -> None:
+    conversation = uow.seed_conversation(alice.id or 0)
+    uow.seed_message(conversation.id or 0, "private")
+    detail = await GetAnyConversation(uow, clock)(
+        AdminConversationRef(actor=admin, conversation_id=conversation.id or 0)
+    )
+    assert [m.content for m in detail.messages] == ["private"]
+    assert detail.conversation.owner_username == "alice"
+    (entry,) = uow.audit_rows
+    assert (entry.actor_id, entry.actor_username, entry.action) == (
+        admin.id,
+        "root",
+        "conversation.view",
+    )
+    assert entry.created_at == clock.now()
+    assert entry.details == {"owner_id": alice.id}
+
+
+async def test_close_is_audited_with_the_change(
+    uow: FakeAdminUnitOfWork, clock: FakeClock, admin: User, alice: User
+) -> None:
+    conversation = uow.seed_conversation(alice.id or 0)
+    ref = AdminConversationRef(actor=admin, conversation_id=conversation.id or 0)
+    clock.advance(minutes=5)
+    closed = await CloseAnyConversation(uow, clock)(ref)
+    again = await CloseAnyConversation(uow, clock)(ref)
+
+    stored = uow.committed.conversations[conversation.id or 0]
+    assert (stored.status, stored.updated_at) == (CLOSED, EPOCH + timedelta(minutes=5))
+    assert closed.conversation.status is CLOSED
+    assert again.conversation.status is CLOSED
+    assert [(e.details["status_before"], e.details["status_after"]) for e in uow.audit_rows] == [
+        ("active", "closed"),
+        ("closed", "closed"),
+    ]
+
+
+async def test_reopen_respects_the_owners_limit_and_leaves_no_trace_when_refused(
+    uow: FakeAdminUnitOfWork, clock: FakeClock, admin: User, alice: User
+) -> None:
+    closed = uow.seed_conversation(alice.id or 0, status=CLOSED)
+    for _ in range(2):
+        uow.seed_conversation(alice.id or 0)
+    reopen = ReopenAnyConversation(uow, QuotaPolicy(max_active_conversations=2), clock)
+    ref = AdminConversationRef(actor=admin, conversation_id=closed.id or 0)
+
+    with pytest.raises(ActiveConversationLimit) as raised:
+        await reopen(ref)
+    assert "alice already has 2 active conversations" in raised.value.message
+    assert uow.committed.conversations[closed.id or 0].status is CLOSED
+    assert uow.audit_rows == []
+
+    roomy = ReopenAnyConversation(uow, QuotaPolicy(max_active_conversations=3), clock)
+    assert (await roomy(ref)).conversation.is_active
+    assert _actions(uow) == [("conversation.reopen", "conversation", closed.id)]
+
+
+async def test_unknown_conversations_are_not_found_and_not_audited(
+    uow: FakeAdminUnitOfWork, clock: FakeClock, admin: User
+) -> None:
+    ref = AdminConversationRef(actor=admin, conversation_id=404)
+    for use_case in (GetAnyConversation(uow, clock), CloseAnyConversation(uow, clock)):
+        with pytest.raises(NotFound):
+            await use_case(ref)
+    assert uow.audit_rows == []
+
+
+# ---- deactivation -------------------------------------------------------------------------
+
+
+async def test_deactivation_revokes_everything_and_is_audited(
+    uow: FakeAdminUnitOfWork, clock: FakeClock, admin: User, alice: User
+) -> None:
+    assert alice.id is not None
+    uow.state.refresh_tokens["jti-1"] = RefreshTokenRecord(
+        jti="jti-1", user_id=alice.id, family_id="f", expires_at=EPOCH + timedelta(days=1)
+    )
+    async with uow:
+        await uow.api_tokens.add(alice.id, "digest", EPOCH)
+        await uow.commit()
+    clock.advance(hours=1)
+
+    summary = await DeactivateUser(uow, clock)(AdminUserRef(actor=admin, user_id=alice.id))
+
+    state = uow.committed
+    assert summary.is_active is False
+    assert state.users[alice.id].is_active is False
+    assert state.users[alice.id].credentials_valid_after == clock.now()
+    assert state.refresh_tokens["jti-1"].revoked_at == clock.now()
+    assert state.api_tokens == {}
+    assert _actions(uow) == [("user.deactivate", "user", alice.id)]
+    assert uow.audit_rows[0].details == {"username": "alice", "was_active": True}
+
+
+async def test_a_deactivated_user_cannot_authenticate(
+    uow: FakeAdminUnitOfWork, clock: FakeClock, admin: User, alice: User, tokens: Any, codec: Any
+) -> None:
+    assert alice.id is not None
+    access = tokens.issue(alice.id, "family").access
+    authenticate = Authenticate(uow, tokens, codec)
+    assert (await authenticate.with_access_token(access)).id == alice.id
+    await DeactivateUser(uow, clock)(AdminUserRef(actor=admin, user_id=alice.id))
+    with pytest.raises(AuthenticationFailed, match="inactive"):
+        await authenticate.with_access_token(access)
+
+
+async def test_admins_cannot_deactivate_themselves(
+    uow: FakeAdminUnitOfWork, clock: FakeClock, admin: User
+) -> None:
+    with pytest.raises(CannotDeactivateSelf):
+        await DeactivateUser(uow, clock)(AdminUserRef(actor=admin, user_id=admin.id or 0))
+    assert uow.committed.users[admin.id or 0].is_active
+    assert uow.audit_rows == []
+
+
+async def test_reactivation_keeps_old_credentials_revoked(
+    uow: FakeAdminUnitOfWork, clock: FakeClock, admin: User, alice: User
+) -> None:
+    assert alice.id is not None
+    ref = AdminUserRef(actor=admin, user_id=alice.id)
+    await DeactivateUser(uow, clock)(ref)
+    revoked_at = clock.now()
+    clock.advance(minutes=1)
+    summary = await ReactivateUser(uow, clock)(ref)
+    assert summary.is_active
+    assert uow.committed.users[alice.id].credentials_valid_after == revoked_at
+    assert [a for a, _, _ in _actions(uow)] == ["user.deactivate", "user.reactivate"]
+    assert uow.audit_rows[1].details == {"username": "alice", "was_active": False}
+
+    with pytest.raises(NotFound):
+        await ReactivateUser(uow, clock)(AdminUserRef(actor=admin, user_id=999))
+
+
+# ---- usage --------------------------------------------------------------------------------
+
+
+async def test_usage_parameters_are_validated_before_anything_is_read(
+    uow: FakeAdminUnitOfWork, admin: User
+) -> None:
+    report = ReportUsage(uow)
+    with pytest.raises(InvalidInput) as raised:
+        await report(UsageQuery(actor=admin, start="2025-13-01", end="soon"), PageRequest())
+    assert set(raised.value.field_errors) == {"from", "to"}
+    with pytest.raises(InvalidInput) as raised:
+        await report(UsageQuery(actor=admin, group_by="user,day"), PageRequest())
+    assert list(raised.value.field_errors) == ["group_by"]
+
+
+async def test_usage_criteria_follow_the_query(
+    uow: FakeAdminUnitOfWork, admin: User, alice: User
+) -> None:
+    report = ReportUsage(uow)
+    await report(
+        UsageQuery(actor=admin, start="2025-01-01", end="2025-01-31", username="alice"),
+        PageRequest(),
+    )
+    criteria = uow.admin.last_usage
+    assert criteria.owner_id == alice.id
+    assert criteria.period.start == datetime(2025, 1, 1, tzinfo=UTC)
+    assert criteria.period.end == datetime(2025, 2, 1, tzinfo=UTC)  # 'to' is a whole day
+    assert (criteria.by_user, criteria.by_model) == (True, True)
+    nobody = await report(UsageQuery(actor=admin, username="nobody"), PageRequest())
+    assert nobody.total == 0
