@@ -1,0 +1,62 @@
+"""PostgreSQL dropping every connection (a restart, a failover) costs at most the
+requests in flight; the service recovers without being restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.integration.conftest import register
+from tests.integration.servers import RunningServer
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("PARLEY_TEST_POSTGRES_URL"), reason="PARLEY_TEST_POSTGRES_URL is not set"
+)
+
+
+def _terminate_connections(database_url: str) -> int:
+    database = make_url(database_url).database
+
+    async def run() -> int:
+        engine = create_async_engine(os.environ["PARLEY_TEST_POSTGRES_URL"])
+        try:
+            async with engine.connect() as connection:
+                result = await connection.execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = :db AND pid <> pg_backend_pid()"
+                    ),
+                    {"db": database},
+                )
+                return int(result.scalar_one())
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def test_the_service_recovers_after_postgres_drops_its_connections(
+    server: RunningServer, client: httpx.Client
+) -> None:
+    if not server.settings.database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only")
+    user = register(client)
+    for _ in range(5):
+        assert client.get("/api/conversations/", headers=user.bearer).status_code == 200
+
+    assert _terminate_connections(server.settings.database_url) >= 1
+
+    statuses = [
+        client.get("/api/conversations/", headers=user.bearer).status_code for _ in range(10)
+    ]
+    # Nothing was in flight, and checkout pings replace the dead connections.
+    assert set(statuses) <= {200, 503}
+    assert statuses[-5:] == [200] * 5
+    created = client.post("/api/conversations/", headers=user.bearer)
+    assert created.status_code == 201
