@@ -341,6 +341,31 @@ class OAuthStates(Protocol):
         ...
 
 
+@dataclass(frozen=True, kw_only=True)
+class StoredResponse:
+    status_code: int
+    body: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdempotencyRecord:
+    fingerprint: str
+    response: StoredResponse | None  # None while the first request is running
+
+
+class IdempotencyStore(Protocol):
+    async def claim(
+        self, user_id: int, key: str, fingerprint: str, now: datetime, expired_before: datetime
+    ) -> IdempotencyRecord | None:
+        """Reserve the key (None), or return the record of whoever holds it. A record
+        created before ``expired_before`` is forgotten first."""
+        ...
+
+    async def complete(self, user_id: int, key: str, response: StoredResponse) -> None: ...
+
+    async def release(self, user_id: int, key: str) -> None: ...
+
+
 class RateLimiter(Protocol):
     async def hit(self, key: str, rate: Rate) -> Decision:
         """Count one request for ``key`` against ``rate`` and say whether it may pass."""

@@ -20,6 +20,7 @@ from adapters.oauth.states import MemoryOAuthStates, RedisOAuthStates
 from adapters.oauth.wechat import WeChatLogin
 from adapters.persistence.admin_queries import SqlAdminUnitOfWork
 from adapters.persistence.database import RedisProbe, SqlDatabaseProbe, create_engine
+from adapters.persistence.idempotency import SqlIdempotencyStore
 from adapters.persistence.unit_of_work import SqlUnitOfWork
 from application import (
     accounts,
@@ -31,6 +32,7 @@ from application import (
     oauth,
     throttling,
 )
+from application.idempotency import IdempotencyWait, IdempotentRequests
 from domain.quota import QuotaPolicy
 from domain.rate_limit import Rate
 
@@ -204,6 +206,12 @@ class Container(containers.DeclarativeContainer):
     report_usage = providers.Factory(admin.ReportUsage, uow=admin_uow)
     list_audit_log = providers.Factory(admin.ListAuditLog, uow=admin_uow)
 
+    idempotent_requests = providers.Singleton(
+        IdempotentRequests,
+        store=providers.Singleton(SqlIdempotencyStore, engine),
+        clock=clock,
+        wait=providers.Factory(IdempotencyWait),
+    )
     redis = providers.Singleton(redis_client, config.redis_url)
     check_health = providers.Factory(
         health.CheckHealth, database=database_probe, redis=providers.Callable(redis_probe, redis)

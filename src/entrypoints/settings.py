@@ -60,6 +60,9 @@ class Settings:
     image_max_bytes: int = 5 * 1024 * 1024
     redis_url: str = ""
     workers: int = 1
+    # A 5 MiB image as a base64 data: URI is about 6.7 MiB of JSON.
+    max_body_bytes: int = 8 * 1024 * 1024
+    cors_origins: tuple[str, ...] = ()
     shutdown_grace_seconds: float = 30.0
     db_pool_size: int = 10
     db_max_overflow: int = 10

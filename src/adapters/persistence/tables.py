@@ -181,3 +181,16 @@ audit_log = Table(
     Index("ix_audit_log_action_id", "action", "id"),
     Index("ix_audit_log_target_type_target_id_id", "target_type", "target_id", "id"),
 )
+
+# ---- idempotent requests (migration 0004) ---------------------------------------------------
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    # NULL while the first request is still being answered.
+    Column("status_code", Integer, nullable=True),
+    Column("response_body", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)

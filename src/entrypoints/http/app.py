@@ -36,6 +36,7 @@ from entrypoints.http.auth import authenticated_user, limit_anonymous_requests, 
 from entrypoints.http.csrf import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SessionCSRFMiddleware
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.pagination import page_request
+from entrypoints.http.security_headers import add_security_headers, cors_config
 from entrypoints.http.sessions import LazySessionConfig
 from entrypoints.settings import Settings, load_settings, with_secret_key
 
@@ -90,6 +91,7 @@ def create_app(container: Container) -> Litestar:
     dependencies = {name: _from_container(getattr(container, name)) for name in USE_CASES}
     dependencies["catalog"] = _from_container(container.catalog)
     dependencies["throttle"] = _from_container(container.throttle)
+    dependencies["idempotent_requests"] = _from_container(container.idempotent_requests)
     dependencies["user"] = Provide(authenticated_user)
     dependencies["optional_user"] = Provide(optional_user)
     dependencies["page"] = Provide(page_request, sync_to_thread=False)
@@ -158,6 +160,9 @@ def create_app(container: Container) -> Litestar:
         stores={"sessions": sessions_store},
         state=State({"csrf_secret": secret, "throttle": container.throttle()}),
         before_request=limit_anonymous_requests,
+        before_send=[add_security_headers],
+        request_max_body_size=config.max_body_bytes(),
+        cors_config=cors_config(list(config.cors_origins())),
         openapi_config=OpenAPIConfig(
             title="Parley",
             version="0.1.0",

@@ -33,6 +33,7 @@ from application.errors import (
     ProviderUnavailable,
     RateLimited,
 )
+from application.idempotency import IdempotencyInProgress, IdempotencyKeyReused
 from domain.errors import (
     ActiveConversationLimit,
     AuthenticationFailed,
@@ -59,6 +60,8 @@ STATUS_OF: dict[type[DomainError], int] = {
     ProviderTimeout: 504,
     OAuthStateInvalid: 400,
     RateLimited: 429,
+    IdempotencyKeyReused: 422,
+    IdempotencyInProgress: 409,
     OAuthProviderError: 502,
     OAuthNotConfigured: 503,
 }

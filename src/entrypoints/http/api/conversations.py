@@ -18,6 +18,7 @@ from application.conversations import (
     ReopenConversation,
     StartConversation,
 )
+from application.idempotency import IdempotentRequests
 from application.messaging import SendMessage, StreamMessage, UserMessage
 from application.pagination import PageRequest
 from domain.users import User
@@ -32,6 +33,7 @@ from entrypoints.http.api.schemas import (
     message_out,
 )
 from entrypoints.http.bodies import CheckedBody
+from entrypoints.http.idempotency import idempotent
 from entrypoints.http.pagination import PAGINATION_HEADERS, paged
 from entrypoints.http.streaming import STREAM_RESPONSE, sse_reply, stream_response, wants_stream
 
@@ -131,6 +133,7 @@ class ConversationsController(Controller):
         user: NamedDependency[User],
         send_message: NamedDependency[SendMessage],
         stream_message: NamedDependency[StreamMessage],
+        idempotent_requests: NamedDependency[IdempotentRequests],
     ) -> Response[SendMessageOut]:
         """Send a message and get the model's reply.
 
@@ -138,9 +141,14 @@ class ConversationsController(Controller):
         model fails, it stays stored and the answer is 502/503/504. With
         `"stream": true` or `Accept: text/event-stream` the reply streams as
         Server-Sent Events: `delta` events `{"text"}`, then `done` with the stored
-        messages, usage and status (an `error` event precedes it if the model fails)."""
+        messages, usage and status (an `error` event precedes it if the model fails).
+        An `Idempotency-Key` header makes a non-streaming retry return the first answer."""
         assert user.id is not None
         command = UserMessage(owner_id=user.id, conversation_id=conversation_id, text=data.message)
         if wants_stream(request, data.stream):
             return stream_response(sse_reply(request, await stream_message(command), exchange_body))
-        return Response(exchange_out(await send_message(command)), status_code=201)
+
+        async def answer() -> Response[Any]:
+            return Response(exchange_out(await send_message(command)), status_code=201)
+
+        return await idempotent(request, user, idempotent_requests, answer)

@@ -10,11 +10,13 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from adapters.llm.catalog import StaticModelCatalog
+from application.idempotency import IdempotentRequests
 from application.messaging import SendMessage, StreamMessage, UserMessage
 from domain.conversation import Message
 from domain.users import User
 from entrypoints.http.api_v1.schemas import ChatIn, ChatOut, ModelOut, v1_message_out
 from entrypoints.http.bodies import CheckedBody
+from entrypoints.http.idempotency import idempotent
 from entrypoints.http.streaming import STREAM_RESPONSE, sse_reply, stream_response, wants_stream
 
 
@@ -45,12 +47,15 @@ class ChatController(Controller):
         user: NamedDependency[User],
         send_message: NamedDependency[SendMessage],
         stream_message: NamedDependency[StreamMessage],
+        idempotent_requests: NamedDependency[IdempotentRequests],
     ) -> Response[ChatOut]:
         """Send a message and get the reply. Without `conversation_id` a new conversation
         is started, titled from the message. `model` overrides the conversation's model
         for this turn; `image_url` (http(s) or data: URI) needs a model that takes
         images. `"stream": true` or `Accept: text/event-stream` streams the reply as
-        Server-Sent Events (`delta`, optional `error`, `done`)."""
+        Server-Sent Events (`delta`, optional `error`, `done`). An `Idempotency-Key`
+        header makes a non-streaming retry return the first answer, without asking the
+        model again."""
         assert user.id is not None
         command = UserMessage(
             owner_id=user.id,
@@ -61,15 +66,19 @@ class ChatController(Controller):
         )
         if wants_stream(request, data.stream):
             return stream_response(sse_reply(request, await stream_message(command), _done_body))
-        exchange = await send_message(command)
-        assert exchange.conversation.id is not None
-        body = ChatOut(
-            conversation_id=exchange.conversation.id,
-            user_message=v1_message_out(exchange.user_message),
-            ai_message=v1_message_out(exchange.ai_message),
-            status=exchange.ai_message.status.value,
-        )
-        return Response(body, status_code=201)
+
+        async def answer() -> Response[Any]:
+            exchange = await send_message(command)
+            assert exchange.conversation.id is not None
+            body = ChatOut(
+                conversation_id=exchange.conversation.id,
+                user_message=v1_message_out(exchange.user_message),
+                ai_message=v1_message_out(exchange.ai_message),
+                status=exchange.ai_message.status.value,
+            )
+            return Response(body, status_code=201)
+
+        return await idempotent(request, user, idempotent_requests, answer)
 
     @get("/models/", operation_id="v1_models")
     async def models(self, catalog: NamedDependency[StaticModelCatalog]) -> list[ModelOut]:
