@@ -41,3 +41,18 @@ install:
         rm -f {{venv}}/.installed-*
         touch "$stamp"
     fi
+
+# Admin API benchmark: seed 100k/1M-message SQLite and PostgreSQL databases once, report p50/p95.
+bench-admin pg="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres" *args="": install
+    {{bin}}/python bench/admin_bench.py all --postgres {{pg}} {{args}}
+
+# Benchmark Parley against a direct fake upstream (ceiling) and a minimal app (floor) and write
+# bench/results/<timestamp>.md and latest.md. Options: --quick, --postgres URL, --repetitions N,
+# --duration S (see bench/run.py --help).
+bench *args: install
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! {{bin}}/python -c 'import pyinstrument' 2>/dev/null || [ ! -x {{bin}}/py-spy ]; then
+        {{bin}}/python -m pip install --quiet -e '.[dev,bench]'
+    fi
+    {{bin}}/python bench/run.py {{args}}

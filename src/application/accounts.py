@@ -13,7 +13,7 @@ from application.ports import (
     TokenIssuer,
     UnitOfWork,
 )
-from domain.errors import AuthenticationFailed, InvalidInput
+from domain.errors import AuthenticationFailed, UsernameTaken
 from domain.users import User, validate_registration
 
 BAD_CREDENTIALS = "No active account found with the given credentials."
@@ -76,7 +76,7 @@ class Register:
         password_hash = await self._hasher.hash(command.password)
         async with self._uow as uow:
             if await uow.users.by_username(command.username) is not None:
-                raise InvalidInput({"username": ["A user with that username already exists."]})
+                raise UsernameTaken()
             user = await uow.users.add(
                 User(
                     id=None,

@@ -23,7 +23,7 @@ from application.admin_ports import (
 from application.pagination import Page, PageRequest
 from application.ports import Clock
 from domain.conversation import Message
-from domain.errors import ActiveConversationLimit, NotFound
+from domain.errors import ActiveConversationLimit, InvalidInput, NotFound
 from domain.monitoring import (
     AuditAction,
     CannotDeactivateSelf,
@@ -92,8 +92,23 @@ class AuditQuery:
     target_id: int | None = None
 
 
-def _given(value: str | None) -> str | None:
-    return value.strip() if value is not None and value.strip() else None
+# Ids are 32-bit integers on every database Parley runs on; any other number names nothing.
+_IDS = range(1, 2**31)
+
+
+def _given(value: str | None, field: str) -> str | None:
+    """A text filter, or None when blank. NUL cannot be stored, so it cannot be asked for."""
+    if value is None or not value.strip():
+        return None
+    if "\x00" in value:
+        raise InvalidInput({field: ["Null characters are not allowed."]})
+    return value.strip()
+
+
+def _existing(object_id: int, what: str) -> int:
+    if object_id not in _IDS:
+        raise NotFound(f"{what} not found.")
+    return object_id
 
 
 class _UnknownUser(Exception):
@@ -133,7 +148,7 @@ async def _audit(
 
 
 async def _conversation(uow: AdminUnitOfWork, conversation_id: int) -> OwnedConversation:
-    found = await uow.admin.conversation(conversation_id)
+    found = await uow.admin.conversation(_existing(conversation_id, "Conversation"))
     if found is None:
         raise NotFound("Conversation not found.")
     return found
@@ -157,11 +172,12 @@ class ListAllConversations:
     ) -> CountedPage[OwnedConversation]:
         require_staff(query.actor)
         status = parse_status(query.status)
-        terms = search_terms(query.search)
+        terms = search_terms(_given(query.search, "search"))
+        username = _given(query.username, "user")
         limit = max(self._count_limit, page.offset + page.limit) + 1 if terms else None
         async with self._uow as uow:
             try:
-                owner_id = await _owner_id(uow, _given(query.username))
+                owner_id = await _owner_id(uow, username)
             except _UnknownUser:
                 return CountedPage([], 0, page)
             criteria = ConversationCriteria(owner_id=owner_id, status=status, terms=terms)
@@ -283,7 +299,7 @@ class GetConversationStats:
     async def __call__(self, ref: AdminConversationRef) -> ConversationStats:
         require_staff(ref.actor)
         async with self._uow as uow:
-            stats = await uow.admin.stats(ref.conversation_id)
+            stats = await uow.admin.stats(_existing(ref.conversation_id, "Conversation"))
         if stats is None:
             raise NotFound("Conversation not found.")
         return stats
@@ -298,8 +314,9 @@ class ListUsers:
 
     async def __call__(self, query: UserSearch, page: PageRequest) -> Page[UserSummary]:
         require_staff(query.actor)
+        username = _given(query.username, "username")
         async with self._uow as uow:
-            return await uow.admin.users(_given(query.username), page)
+            return await uow.admin.users(username, page)
 
 
 class DeactivateUser:
@@ -318,7 +335,7 @@ class DeactivateUser:
             raise CannotDeactivateSelf()
         now = self._clock.now()
         async with self._uow as uow:
-            user = await uow.users.get(ref.user_id)
+            user = await uow.users.get(_existing(ref.user_id, "User"))
             if user is None:
                 raise NotFound("User not found.")
             await uow.activation.set_active(ref.user_id, False)
@@ -352,7 +369,7 @@ class ReactivateUser:
     async def __call__(self, ref: AdminUserRef) -> UserSummary:
         require_staff(ref.actor)
         async with self._uow as uow:
-            user = await uow.users.get(ref.user_id)
+            user = await uow.users.get(_existing(ref.user_id, "User"))
             if user is None:
                 raise NotFound("User not found.")
             await uow.activation.set_active(ref.user_id, True)
@@ -385,15 +402,16 @@ class ReportUsage:
         require_staff(query.actor)
         period = TimeRange.parse(query.start, query.end)
         grouping = parse_grouping(query.group_by)
+        username, model = _given(query.username, "user"), _given(query.model, "model")
         async with self._uow as uow:
             try:
-                owner_id = await _owner_id(uow, _given(query.username))
+                owner_id = await _owner_id(uow, username)
             except _UnknownUser:
                 return Page([], 0, page)
             criteria = UsageCriteria(
                 period=period,
                 owner_id=owner_id,
-                model=_given(query.model),
+                model=model,
                 by_user=UsageGrouping.USER in grouping,
                 by_model=UsageGrouping.MODEL in grouping,
             )
@@ -410,10 +428,12 @@ class ListAuditLog:
     async def __call__(self, query: AuditQuery, page: PageRequest) -> Page[AuditEntry]:
         require_staff(query.actor)
         criteria = AuditCriteria(
-            actor_username=_given(query.actor_username),
-            action=_given(query.action),
-            target_type=_given(query.target_type),
+            actor_username=_given(query.actor_username, "actor"),
+            action=_given(query.action, "action"),
+            target_type=_given(query.target_type, "target_type"),
             target_id=query.target_id,
         )
+        if query.target_id is not None and query.target_id not in _IDS:
+            return Page([], 0, page)
         async with self._uow as uow:
             return await uow.audit.entries(criteria, page)

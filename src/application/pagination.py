@@ -11,6 +11,7 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+MAX_OFFSET = 1_000_000_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,8 +23,8 @@ class PageRequest:
         errors: dict[str, list[str]] = {}
         if not 1 <= self.limit <= MAX_LIMIT:
             errors["limit"] = [f"Ensure this value is between 1 and {MAX_LIMIT}."]
-        if self.offset < 0:
-            errors["offset"] = ["Ensure this value is greater than or equal to 0."]
+        if not 0 <= self.offset <= MAX_OFFSET:
+            errors["offset"] = [f"Ensure this value is between 0 and {MAX_OFFSET}."]
         if errors:
             raise InvalidInput(errors)
 

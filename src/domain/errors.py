@@ -68,3 +68,12 @@ class MessageTooLong(InvalidInput):
 
 def _summarise(field_errors: dict[str, list[str]]) -> str:
     return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in field_errors.items())
+
+
+class UsernameTaken(InvalidInput):
+    """Well-formed, but conflicts with an existing account (409)."""
+
+    code = "username_taken"
+
+    def __init__(self) -> None:
+        super().__init__({"username": ["A user with that username already exists."]})

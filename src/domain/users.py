@@ -17,7 +17,10 @@ UNUSABLE_PASSWORD_PREFIX = "!"
 
 # Django's default username rule: letters, digits and @/./+/-/_ (unicode letters allowed).
 _USERNAME_PATTERN = re.compile(r"^[\w.@+-]+\Z")
-_EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
+# No "@", space or control character in any part. Spelled without \s so that it means
+# the same in Python and in the OpenAPI document's (ECMAScript) regular expressions.
+EMAIL_CORE_PATTERN = r"[^@\x00-\x20\x7f-\x9f]+@[^@\x00-\x20\x7f-\x9f]+\.[^@\x00-\x20\x7f-\x9f]+"
+_EMAIL_PATTERN = re.compile(EMAIL_CORE_PATTERN)
 
 
 @dataclass
@@ -70,7 +73,7 @@ def _username_problem(username: str) -> str | None:
 def _email_problem(email: str) -> str | None:
     if not email:
         return "This field may not be blank."
-    if len(email) > EMAIL_MAX_CHARS or not _EMAIL_PATTERN.match(email):
+    if len(email) > EMAIL_MAX_CHARS or not _EMAIL_PATTERN.fullmatch(email):
         return "Enter a valid email address."
     return None
 

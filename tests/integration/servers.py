@@ -120,6 +120,9 @@ def query(database_url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
         try:
             async with engine.connect() as connection:
                 result = await connection.execute(text(sql), params)
+                if not result.returns_rows:
+                    await connection.commit()
+                    return []
                 return [tuple(row) for row in result]
         finally:
             await engine.dispose()

@@ -53,7 +53,8 @@ def test_register_rejects_a_taken_username_and_stores_nothing_new(
         "/api/v1/register/",
         json={"username": alice.username, "email": "other@example.com", "password": "another-pw1"},
     )
-    assert response.status_code == 400
+    assert response.status_code == 409
+    assert response.json()["code"] == "username_taken"
     assert "username" in response.json()["fields"]
     # The original account still logs in with its own password.
     login = client.post(

@@ -168,6 +168,9 @@ def test_search_pages_follow_the_list_convention(
     following = client.get(first.links["next"]["url"], headers=staff.bearer)
     assert _ids(following) == [ids[0]]
     assert "next" not in following.links
+    beyond = _list(client, staff, search=term, limit=2, offset=10)
+    assert beyond.json() == []
+    assert beyond.headers["X-Total-Count"] == "3"
 
 
 def test_a_search_stops_counting_past_200(

@@ -117,3 +117,23 @@ def test_api_tokens_work_for_staff_too(client: httpx.Client, targets: Targets) -
     ).json()["token"]
     response = client.get("/api/admin/users/", headers={"Authorization": f"Token {token}"})
     assert response.status_code == 200
+
+
+def test_impossible_ids_and_null_characters_are_client_errors(
+    client: httpx.Client, targets: Targets
+) -> None:
+    staff = targets.staff.bearer
+    for path in (
+        f"/api/admin/conversations/{2**40}/",
+        f"/api/admin/conversations/{10**20}/stats/",
+    ):
+        assert client.get(path, headers=staff).status_code == 404
+    for path in (f"/api/admin/users/{2**40}/deactivate/", f"/api/admin/users/{10**20}/reactivate/"):
+        assert client.post(path, headers=staff).status_code == 404
+    audit = client.get(f"/api/admin/audit-log/?target_id={2**40}", headers=staff)
+    assert audit.status_code == 200
+    assert audit.json() == []
+    for params, field in (({"search": "a\x00b"}, "search"), ({"user": "x\x00"}, "user")):
+        refused = client.get("/api/admin/conversations/", params=params, headers=staff)
+        assert refused.status_code == 400
+        assert refused.json() == {field: ["Null characters are not allowed."]}

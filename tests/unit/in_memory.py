@@ -38,7 +38,7 @@ from application.ports import (
 )
 from domain.chat_settings import UserChatSettings
 from domain.conversation import Conversation, ConversationStatus, Message, MessageRole
-from domain.errors import AuthenticationFailed, InvalidInput
+from domain.errors import AuthenticationFailed, InvalidInput, UsernameTaken
 from domain.users import User
 
 EPOCH = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
@@ -113,7 +113,7 @@ class _Repository:
 class FakeUsers(_Repository):
     async def add(self, user: User) -> User:
         if any(u.username == user.username for u in self._state.users.values()):
-            raise InvalidInput({"username": ["A user with that username already exists."]})
+            raise UsernameTaken()
         user.id = self._uow.next_id("users")
         self._state.users[user.id] = copy.copy(user)
         return user

@@ -458,3 +458,30 @@ async def test_usage_criteria_follow_the_query(
     assert (criteria.by_user, criteria.by_model) == (True, True)
     nobody = await report(UsageQuery(actor=admin, username="nobody"), PageRequest())
     assert nobody.total == 0
+
+
+async def test_ids_no_database_can_hold_name_nothing(
+    uow: FakeAdminUnitOfWork, clock: FakeClock, admin: User
+) -> None:
+    for huge in (2**31, 10**20, 0, -1):
+        with pytest.raises(NotFound):
+            await GetConversationStats(uow)(AdminConversationRef(actor=admin, conversation_id=huge))
+        with pytest.raises(NotFound):
+            await DeactivateUser(uow, clock)(AdminUserRef(actor=admin, user_id=huge))
+    page = await ListAuditLog(uow)(AuditQuery(actor=admin, target_id=10**20), PageRequest())
+    assert (page.items, page.total) == ([], 0)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"search": "a\x00b"}, "search"),
+        ({"username": "al\x00ice"}, "user"),
+    ],
+)
+async def test_null_characters_are_field_errors(
+    uow: FakeAdminUnitOfWork, admin: User, query: dict[str, str], field: str
+) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        await ListAllConversations(uow)(ConversationSearch(actor=admin, **query), PageRequest())
+    assert raised.value.field_errors == {field: ["Null characters are not allowed."]}

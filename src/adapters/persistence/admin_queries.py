@@ -71,35 +71,48 @@ class SqlAdminQueries:
         self, criteria: ConversationCriteria, page: PageRequest, *, count_limit: int | None
     ) -> Page[OwnedConversation]:
         if criteria.terms:
-            if self._dialect == "postgresql":
-                # Plan each search for its own words: a generic plan cannot tell a rare
-                # word (index lookup) from a common one (newest-first walk).
-                await self._db.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-            ids_query = matching_ids(self._dialect, criteria, limit=page.limit, offset=page.offset)
-            count_query = count_matching(self._dialect, criteria, limit=count_limit)
+            ids, total = await self._search(criteria, page, count_limit)
         else:
             filters = []
             if criteria.owner_id is not None:
                 filters.append(_c.c.owner_id == criteria.owner_id)
             if criteria.status is not None:
                 filters.append(_c.c.status == criteria.status.value)
-            ids_query = (
-                select(_c.c.id)
-                .where(*filters)
-                .order_by(_c.c.id.desc())
+            chosen = select(_c.c.id).where(*filters).order_by(_c.c.id.desc())
+            count = select(func.count()).select_from(_c).where(*filters)
+            if count_limit is not None:
+                limited = select(_c.c.id).where(*filters).limit(count_limit).subquery()
+                count = select(func.count()).select_from(limited)
+            ids = list(await self._db.scalars(chosen.limit(page.limit).offset(page.offset)))
+            total = int(await self._db.scalar(count) or 0)
+        return Page(await self._owned_by_ids(ids), total, page)
+
+    async def _search(
+        self, criteria: ConversationCriteria, page: PageRequest, count_limit: int | None
+    ) -> tuple[list[int], int]:
+        """One query: the newest ``count_limit`` matches, counted by the database, of
+        which only the requested page comes back."""
+        if self._dialect == "postgresql":
+            # Plan each search for its own words: a generic plan cannot tell a rare word
+            # (index lookup) from a common one (newest-first walk).
+            await self._db.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        hits = matching_ids(self._dialect, criteria, limit=count_limit).subquery()
+        rows = (
+            await self._db.execute(
+                select(hits.c.id, func.count().over().label("total"))
+                .order_by(hits.c.id.desc())
                 .limit(page.limit)
                 .offset(page.offset)
             )
-            count_query = select(func.count()).select_from(_c).where(*filters)
-            if count_limit is not None:
-                count_query = select(func.count()).select_from(
-                    select(_c.c.id).where(*filters).limit(count_limit).subquery()
-                )
-        ids = [int(i) for i in (await self._db.scalars(ids_query)).all()]
-        total = int(await self._db.scalar(count_query) or 0)
-        if count_limit is not None:
-            total = min(total, count_limit)
-        return Page(await self._owned_by_ids(ids), total, page)
+        ).all()
+        if rows:
+            return [int(row.id) for row in rows], int(rows[0].total)
+        if page.offset == 0:
+            return [], 0
+        total = await self._db.scalar(
+            count_matching(self._dialect, criteria, limit=count_limit)
+        )  # past the last page: count on its own
+        return [], int(total or 0)
 
     async def _owned_by_ids(self, ids: list[int]) -> list[OwnedConversation]:
         if not ids:

@@ -20,8 +20,16 @@ from domain.conversation import (
     MessageRole,
     MessageStatus,
 )
-from domain.errors import InvalidInput
+from domain.errors import InvalidInput, UsernameTaken
 from domain.users import User
+
+# Primary keys are 32-bit INTEGER columns (PostgreSQL's limit; SQLite's is 64-bit). A
+# larger or non-positive id names nothing; sending it to the driver would only overflow.
+MAX_ID = 2_147_483_647
+
+
+def storable(identifier: int) -> bool:
+    return 0 < identifier <= MAX_ID
 
 
 def _user(row: Row[Any]) -> User:
@@ -56,13 +64,13 @@ class SqlUsers:
                 .returning(t.users.c.id)
             )
         except IntegrityError:
-            raise InvalidInput(
-                {"username": ["A user with that username already exists."]}
-            ) from None
+            raise UsernameTaken() from None
         user.id = result.scalar_one()
         return user
 
     async def get(self, user_id: int) -> User | None:
+        if not storable(user_id):
+            return None
         row = (await self._db.execute(select(t.users).where(t.users.c.id == user_id))).first()
         return None if row is None else _user(row)
 
@@ -111,6 +119,8 @@ class SqlConversations:
         return conversation
 
     async def get_owned(self, conversation_id: int, owner_id: int) -> Conversation | None:
+        if not storable(conversation_id):
+            return None
         row = (
             await self._db.execute(
                 select(t.conversations).where(

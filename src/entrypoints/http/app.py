@@ -35,6 +35,8 @@ from entrypoints.http.api_v1.wechat import WeChatController
 from entrypoints.http.auth import authenticated_user, limit_anonymous_requests, optional_user
 from entrypoints.http.csrf import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SessionCSRFMiddleware
 from entrypoints.http.errors import EXCEPTION_HANDLERS
+from entrypoints.http.openapi import allowed_methods, list_models
+from entrypoints.http.openapi import document as document_errors
 from entrypoints.http.pagination import page_request
 from entrypoints.http.security_headers import add_security_headers, cors_config
 from entrypoints.http.sessions import LazySessionConfig
@@ -77,8 +79,6 @@ USE_CASES = (
     "list_audit_log",
 )
 
-SECURITY: list[dict[str, list[str]]] = [{"BearerJWT": []}, {"ApiToken": []}]
-
 
 def _from_container(provider: Callable[[], Any]) -> Provide:
     def build() -> Any:
@@ -107,7 +107,6 @@ def create_app(container: Container) -> Litestar:
             AdminUsersController,
             AdminMonitoringController,
         ],
-        security=SECURITY,
     )
     api_v1 = Router(
         path="/api/v1",
@@ -120,7 +119,6 @@ def create_app(container: Container) -> Litestar:
             health,
             ready,
         ],
-        security=SECURITY,
     )
 
     async def release_resources() -> None:
@@ -151,7 +149,7 @@ def create_app(container: Container) -> Litestar:
         MemoryStore() if redis is None else RedisStore(redis, namespace="parley-sessions")
     )
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[api, api_v1],
         dependencies=dependencies,
         exception_handlers=EXCEPTION_HANDLERS,
@@ -180,6 +178,13 @@ def create_app(container: Container) -> Litestar:
                         bearer_format="JWT",
                         description="Access token from /api/v1/login/ or /api/v1/register/.",
                     ),
+                    "Session": SecurityScheme(
+                        type="apiKey",
+                        name=SESSION_COOKIE,
+                        security_scheme_in="cookie",
+                        description="Browser session from POST /api/auth/session/; unsafe "
+                        "methods also need the X-CSRFToken header.",
+                    ),
                     "ApiToken": SecurityScheme(
                         type="apiKey",
                         name="Authorization",
@@ -190,6 +195,10 @@ def create_app(container: Container) -> Litestar:
             ),
         ),
     )
+    document_errors(app)
+    list_models(app, [model.id for model in container.catalog().available()])
+    app.state.allowed_methods = allowed_methods(app)
+    return app
 
 
 def build_container(settings: Settings) -> Container:

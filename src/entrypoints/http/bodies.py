@@ -9,7 +9,10 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import msgspec
+from litestar._openapi.schema_generation import SchemaCreator
 from litestar.dto import MsgspecDTO
+from litestar.openapi.spec import Reference, Schema
+from litestar.typing import FieldDefinition
 
 from domain.errors import InvalidInput
 
@@ -48,12 +51,22 @@ def decode_body(raw: bytes, struct_type: type[S]) -> S:
             continue
         value = document[field.encode_name]
         try:
-            values[field.name] = msgspec.convert(value, field.type, strict=True)
+            values[field.name] = _convert(value, field.type)
         except msgspec.ValidationError as error:
             errors[field.encode_name] = [NOT_NULL if value is None else _readable(error)]
     if errors:
         raise InvalidInput(errors)
     return struct_type(**values)
+
+
+def _convert(value: Any, kind: Any) -> Any:
+    try:
+        return msgspec.convert(value, kind, strict=True)
+    except msgspec.ValidationError:
+        # JSON does not tell 5 from 5.0, and JSON Schema counts 5.0 as an integer.
+        if isinstance(value, float) and value.is_integer():
+            return msgspec.convert(int(value), kind, strict=True)
+        raise
 
 
 def _readable(error: msgspec.ValidationError) -> str:
@@ -76,3 +89,11 @@ class CheckedBody(MsgspecDTO[T]):
 
     def decode_bytes(self, value: bytes) -> Any:
         return decode_body(value, self.model_type)
+
+    @classmethod
+    def create_openapi_schema(
+        cls, field_definition: FieldDefinition, handler_id: str, schema_creator: SchemaCreator
+    ) -> Reference | Schema:
+        # Document the Struct itself (with its field constraints), as that is what is
+        # decoded, rather than the DTO's transfer model.
+        return schema_creator.for_field_definition(FieldDefinition.from_annotation(cls.model_type))

@@ -42,6 +42,7 @@ from domain.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    UsernameTaken,
 )
 
 log = logging.getLogger("parley.http")
@@ -53,6 +54,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     NotFound: 404,
     ConversationClosed: 409,
     ActiveConversationLimit: 409,
+    UsernameTaken: 409,
     ModelFailure: 502,
     ProviderError: 502,
     ProviderAuthError: 502,

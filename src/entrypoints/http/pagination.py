@@ -10,7 +10,7 @@ from litestar import Request, Response
 from litestar.datastructures import ResponseHeader
 from litestar.params import QueryParameter
 
-from application.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest
+from application.pagination import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, Page, PageRequest
 
 T = TypeVar("T")
 
@@ -27,10 +27,20 @@ PAGINATION_HEADERS = [
 
 
 def page_request(
-    limit: Annotated[int, QueryParameter(description=f"Page size, 1..{MAX_LIMIT}.")] = (
-        DEFAULT_LIMIT
-    ),
-    offset: Annotated[int, QueryParameter(description="Items to skip, 0 or more.")] = 0,
+    limit: Annotated[
+        int,
+        QueryParameter(
+            description=f"Page size, 1..{MAX_LIMIT}.",
+            schema_extra={"minimum": 1, "maximum": MAX_LIMIT},
+        ),
+    ] = DEFAULT_LIMIT,
+    offset: Annotated[
+        int,
+        QueryParameter(
+            description="Items to skip, 0 or more.",
+            schema_extra={"minimum": 0, "maximum": MAX_OFFSET},
+        ),
+    ] = 0,
 ) -> PageRequest:
     return PageRequest(limit=limit, offset=offset)
 

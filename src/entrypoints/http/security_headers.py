@@ -20,6 +20,11 @@ async def add_security_headers(message: Message, scope: Scope) -> None:
     if message["type"] != "http.response.start":
         return
     headers = MutableScopeHeaders.from_message(message)
+    if "allow" in headers:
+        allow: dict[str, str] = scope["app"].state.allowed_methods
+        template = scope.get("path_template")
+        if template in allow:
+            headers["Allow"] = allow[template]
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = "no-referrer"
     headers["X-Frame-Options"] = "DENY"

@@ -12,6 +12,7 @@ from application.messaging import Exchange
 from domain.chat_settings import UserChatSettings
 from domain.conversation import Conversation, Message, MessageRole
 from domain.users import User
+from entrypoints.http.schema_docs import MaxTokens, MessageText, ModelId, Secret, Temperature
 
 
 class MessageOut(msgspec.Struct):
@@ -35,7 +36,7 @@ class ConversationOut(msgspec.Struct):
 
 
 class SendMessageIn(msgspec.Struct):
-    message: str
+    message: MessageText
     stream: bool = False
 
 
@@ -53,20 +54,20 @@ class ChatSettingOut(msgspec.Struct):
 
 
 class ChatSettingPut(msgspec.Struct):
-    ai_model: str
-    temperature: float
-    max_tokens: int
+    ai_model: ModelId
+    temperature: Temperature
+    max_tokens: MaxTokens
 
 
 class ChatSettingPatch(msgspec.Struct):
-    ai_model: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
+    ai_model: ModelId | None = None
+    temperature: Temperature | None = None
+    max_tokens: MaxTokens | None = None
 
 
 class TokenCredentialsIn(msgspec.Struct):
-    username: str
-    password: str
+    username: Secret
+    password: Secret
 
 
 class TokenOut(msgspec.Struct):

@@ -8,21 +8,33 @@ import msgspec
 
 from application.accounts import SignedIn
 from domain.conversation import Conversation, Message
+from entrypoints.http.schema_docs import (
+    Email,
+    Id,
+    ImageUrl,
+    MessageText,
+    ModelId,
+    NewPassword,
+    Secret,
+    Status,
+    Title,
+    Username,
+)
 
 
 class RegisterIn(msgspec.Struct):
-    username: str
-    email: str
-    password: str
+    username: Username
+    email: Email
+    password: NewPassword
 
 
 class LoginIn(msgspec.Struct):
-    username: str
-    password: str
+    username: Secret
+    password: Secret
 
 
 class RefreshIn(msgspec.Struct):
-    refresh: str
+    refresh: Secret
 
 
 class SignedInOut(msgspec.Struct):
@@ -45,10 +57,10 @@ class HealthOut(msgspec.Struct):
 
 
 class ChatIn(msgspec.Struct):
-    message: str
-    conversation_id: int | None = None
-    model: str | None = None
-    image_url: str | None = None
+    message: MessageText
+    conversation_id: Id | None = None
+    model: ModelId | None = None
+    image_url: ImageUrl | None = None
     stream: bool = False
 
 
@@ -113,20 +125,20 @@ class ConversationV1Out(msgspec.Struct):
 
 
 class ConversationCreateIn(msgspec.Struct):
-    title: str = ""
-    model: str | None = None
+    title: Title = ""
+    model: ModelId | None = None
 
 
 class ConversationPutIn(msgspec.Struct):
-    title: str
-    model: str | None = None
-    status: str | None = None
+    title: Title
+    model: ModelId | None = None
+    status: Status | None = None
 
 
 class ConversationPatchIn(msgspec.Struct):
-    title: str | None = None
-    model: str | None = None
-    status: str | None = None
+    title: Title | None = None
+    model: ModelId | None = None
+    status: Status | None = None
 
 
 class WeChatUrlOut(msgspec.Struct):

@@ -57,10 +57,10 @@ class WeChatController(Controller):
         request: Request[Any, Any, Any],
         complete_wechat_login: NamedDependency[CompleteOAuthLogin],
         throttle: NamedDependency[Throttle],
-        code: Annotated[str, QueryParameter(description="WeChat's authorization code.")] = "",
+        code: Annotated[str, QueryParameter(description="WeChat's authorization code.")],
         oauth_state: Annotated[
             str, QueryParameter(name="state", description="The state from /url/.")
-        ] = "",
+        ],
     ) -> Response[SignedInOut]:
         """Exchange WeChat's code for Parley tokens (the login body). The user is found
         by unionid (else openid) or created."""

@@ -1,0 +1,151 @@
+"""The OpenAPI document tells the truth about errors and authentication.
+
+Litestar documents a handler's success response and its own 400 body. Parley's errors
+have each dialect's shape and come from a few known places (authentication, rate limits,
+ids, bodies, the model), so this derives, once, for every operation: the statuses it can
+answer, their bodies, and whether it needs credentials - from the dependencies the
+handler declares, which is also what makes it answer those statuses."""
+
+from __future__ import annotations
+
+import inspect
+
+import msgspec
+from litestar import Litestar
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Schema
+
+SECURITY: list[dict[str, list[str]]] = [{"BearerJWT": []}, {"ApiToken": []}, {"Session": []}]
+
+
+class ApiError(msgspec.Struct):
+    """An error on ``/api/...``."""
+
+    detail: str
+    code: str
+
+
+class V1Error(msgspec.Struct):
+    """An error on ``/api/v1/...``; ``fields`` lists every failing field (validation)."""
+
+    error: str
+    code: str
+    fields: dict[str, list[str]] = msgspec.field(default_factory=dict)
+
+
+# On /api/... a validation error is the DRF shape {"field": ["message", ...]}.
+ApiValidationError = dict[str, list[str]] | ApiError
+
+DESCRIPTIONS = {
+    400: "Invalid input: every failing field is reported.",
+    401: "Missing or invalid credentials.",
+    403: "Not allowed (staff only, or a session request without its CSRF token).",
+    404: "Not found (another user's objects are not found either).",
+    409: "Conflict with the current state (closed conversation, active limit, a duplicate "
+    "request still running).",
+    413: "The request body is larger than the configured limit.",
+    422: "The Idempotency-Key was used for a different request.",
+    429: "Rate limited; see Retry-After and the RateLimit-* headers.",
+    502: "The model provider (or WeChat) failed; the user's message is kept.",
+    503: "A dependency (model providers, database, Redis) is unavailable; retry later.",
+    504: "The model provider did not answer in time; the user's message is kept.",
+}
+
+_UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+_MODEL_CALLS = {"send_message", "stream_message"}
+_CONFLICTS = {
+    "start_conversation",
+    "reopen_conversation",
+    "update_conversation",
+    "reopen_any_conversation",
+    "register",
+    "complete_wechat_login",
+} | _MODEL_CALLS
+_CREDENTIALS = {"register", "login", "refresh_session", "issue_api_token", "verify_password"}
+_OAUTH = {"begin_wechat_login", "complete_wechat_login"}
+
+
+def _statuses(handler: HTTPRouteHandler, path: str) -> set[int]:
+    parameters = set(inspect.signature(handler.fn).parameters)
+    statuses = {429, 503}
+    if parameters & {"user", "staff", "optional_user"}:
+        statuses.add(401)
+        if "staff" in parameters or handler.http_methods & _UNSAFE:
+            statuses.add(403)
+    if "{" in path:
+        statuses |= {400, 404}
+    if "data" in parameters:
+        statuses |= {400, 413}
+    if parameters & {"page", "request"} or parameters - {"self", "data", "request"}:
+        statuses.add(400)  # query parameters
+    if parameters & _CONFLICTS:
+        statuses.add(409)
+    if parameters & _MODEL_CALLS:
+        statuses |= {422, 502, 504}
+    if parameters & _CREDENTIALS:
+        statuses.add(401)
+    if parameters & _OAUTH:
+        statuses |= {400, 502}
+    return statuses
+
+
+def _needs_credentials(handler: HTTPRouteHandler) -> bool | None:
+    parameters = set(inspect.signature(handler.fn).parameters)
+    if parameters & {"user", "staff"}:
+        return True
+    if "optional_user" in parameters:
+        return None
+    return False
+
+
+def allowed_methods(app: Litestar) -> dict[str, str]:
+    """``Allow`` header values by path template: every method of every route there.
+
+    Litestar's automatic OPTIONS answer lists the methods of only one of the route
+    objects registered for a path when handlers for that path come from several."""
+    methods: dict[str, set[str]] = {}
+    for route in app.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods:
+            methods.setdefault(route.path_format, set()).update(route_methods)
+    return {path: ", ".join(sorted(found)) for path, found in methods.items()}
+
+
+def document(app: Litestar) -> None:
+    """Run once on the built app, before the schema is first generated."""
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if not isinstance(handler, HTTPRouteHandler) or not handler.include_in_schema:
+                continue
+            v1 = route.path.startswith("/api/v1")
+            responses: dict[int, ResponseSpec] = {}
+            for status in sorted(_statuses(handler, route.path)):
+                container: object = V1Error if v1 else ApiError
+                if status == 400 and not v1:
+                    container = ApiValidationError
+                responses[status] = ResponseSpec(
+                    data_container=container, description=DESCRIPTIONS[status]
+                )
+            handler.responses = {**responses, **dict(handler.responses or {})}
+            needs = _needs_credentials(handler)
+            if needs is None:
+                handler.security = [*SECURITY, {}]
+            elif needs:
+                handler.security = SECURITY
+
+
+_MODEL_FIELDS = {"ai_model", "model"}
+
+
+def list_models(app: Litestar, model_ids: list[str]) -> None:
+    """Request fields that name a model accept the configured models only: say which.
+
+    Builds the document now (it is otherwise built on first request) so the list is this
+    app's catalogue."""
+    for name, schema in (app.openapi_schema.components.schemas or {}).items():
+        if not name.endswith(("In", "Put", "Patch")):
+            continue
+        for field, prop in (schema.properties or {}).items():
+            if field in _MODEL_FIELDS and isinstance(prop, Schema):
+                prop.enum = [*model_ids, None] if prop.one_of else list(model_ids)
