@@ -21,6 +21,7 @@ from application.ports import (
     TokenUsage,
     UnitOfWork,
 )
+from domain.chat_settings import UserChatSettings
 from domain.conversation import Conversation, Message, MessageRole, MessageStatus
 from domain.errors import InvalidInput, NotFound
 from domain.history import fit_history
@@ -100,9 +101,11 @@ class _Turns:
         if command.image_url is not None:
             await self.images.check(command.image_url)
         async with self.uow as uow:
-            conversation = await self._conversation(uow, command)
+            conversation, stored_settings = await self._conversation(uow, command)
             assert conversation.id is not None
-            user_settings = await settings_of(uow, command.owner_id, self.catalog, self.defaults)
+            user_settings = stored_settings or await settings_of(
+                uow, command.owner_id, self.catalog, self.defaults
+            )
             model_id = command.model or conversation.model or user_settings.settings.ai_model
             model = self.catalog.get(model_id)
             if model is None:
@@ -124,8 +127,7 @@ class _Turns:
                     image_url=command.image_url,
                 )
             )
-            conversation.touch(now)
-            await uow.conversations.touch(conversation.id, now)
+            # updated_at moves when the reply is stored, one write per exchange.
             await uow.commit()
         history = fit_history([*earlier, user_message], self.budget.max_chars)
         turns = [ChatTurn(role="system", content=self.budget.system_prompt)] * bool(
@@ -143,12 +145,14 @@ class _Turns:
         )
         return _Prepared(conversation=conversation, user_message=user_message, request=request)
 
-    async def _conversation(self, uow: UnitOfWork, command: UserMessage) -> Conversation:
+    async def _conversation(
+        self, uow: UnitOfWork, command: UserMessage
+    ) -> tuple[Conversation, UserChatSettings | None]:
         if command.conversation_id is None:
             # Started in the same transaction as the message it is for: a message that is
             # refused leaves no empty conversation behind.
             active = await uow.conversations.count_active_locked(command.owner_id)
-            return await uow.conversations.add(
+            started = await uow.conversations.add(
                 Conversation.start(
                     owner_id=command.owner_id,
                     now=self.clock.now(),
@@ -158,11 +162,14 @@ class _Turns:
                     model=command.model,
                 )
             )
-        conversation = await uow.conversations.get_owned(command.conversation_id, command.owner_id)
-        if conversation is None:
+            return started, None
+        found = await uow.conversations.owned_with_settings(
+            command.conversation_id, command.owner_id
+        )
+        if found is None:
             raise NotFound("Conversation not found.")
-        conversation.ensure_accepts_messages()
-        return conversation
+        found[0].ensure_accepts_messages()
+        return found
 
     def reply(
         self,

@@ -38,6 +38,13 @@ class Conversations(Protocol):
         """The conversation if it exists and belongs to ``owner_id``; otherwise None."""
         ...
 
+    async def owned_with_settings(
+        self, conversation_id: int, owner_id: int
+    ) -> tuple[Conversation, UserChatSettings | None] | None:
+        """The owner's conversation and the owner's chat settings, in one query: what
+        every chat turn reads first."""
+        ...
+
     async def save(self, conversation: Conversation) -> None:
         """Store title, model, status and updated_at."""
         ...

@@ -143,6 +143,15 @@ class FakeConversations(_Repository):
             return None
         return copy.copy(found)
 
+    async def owned_with_settings(
+        self, conversation_id: int, owner_id: int
+    ) -> tuple[Conversation, UserChatSettings | None] | None:
+        conversation = await self.get_owned(conversation_id, owner_id)
+        if conversation is None:
+            return None
+        found = next((s for s in self._state.chat_settings.values() if s.user_id == owner_id), None)
+        return conversation, None if found is None else copy.copy(found)
+
     async def save(self, conversation: Conversation) -> None:
         assert conversation.id is not None
         stored = self._state.conversations[conversation.id]

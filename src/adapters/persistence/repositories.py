@@ -131,6 +131,41 @@ class SqlConversations:
         ).first()
         return None if row is None else _conversation(row)
 
+    async def owned_with_settings(
+        self, conversation_id: int, owner_id: int
+    ) -> tuple[Conversation, UserChatSettings | None] | None:
+        if not storable(conversation_id):
+            return None
+        s = t.chat_settings
+        row = (
+            await self._db.execute(
+                select(
+                    t.conversations,
+                    s.c.id.label("settings_id"),
+                    s.c.ai_model,
+                    s.c.temperature,
+                    s.c.max_tokens,
+                )
+                .outerjoin(s, s.c.user_id == t.conversations.c.owner_id)
+                .where(
+                    t.conversations.c.id == conversation_id,
+                    t.conversations.c.owner_id == owner_id,
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        settings = None
+        if row.settings_id is not None:
+            settings = UserChatSettings(
+                id=row.settings_id,
+                user_id=owner_id,
+                settings=ChatSettings(
+                    ai_model=row.ai_model, temperature=row.temperature, max_tokens=row.max_tokens
+                ),
+            )
+        return _conversation(row), settings
+
     async def save(self, conversation: Conversation) -> None:
         await self._db.execute(
             update(t.conversations)

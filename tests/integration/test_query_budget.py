@@ -1,0 +1,98 @@
+"""The chat path's database work is bounded: at most 6 SQL statements and 2 commits per
+exchange, history is one bounded query however long the conversation, and lists cost
+the same whatever the history (counted with SQLAlchemy events, not timed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event
+
+from tests.integration.conftest import register
+from tests.integration.servers import RunningServer
+
+
+@dataclass
+class Counter:
+    statements: list[str] = field(default_factory=list)
+    commits: int = 0
+
+    def reset(self) -> None:
+        self.statements.clear()
+        self.commits = 0
+
+
+@pytest.fixture
+def counted(server: RunningServer) -> Iterator[Counter]:
+    engine = server.container.engine().sync_engine
+    counter = Counter()
+
+    def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA", "SELECT 1")):
+            counter.statements.append(statement.split()[0].upper())
+
+    def on_commit(conn: Any) -> None:
+        counter.commits += 1
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    event.listen(engine, "commit", on_commit)
+    try:
+        yield counter
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+        event.remove(engine, "commit", on_commit)
+
+
+def test_a_chat_exchange_costs_at_most_six_statements_and_two_commits(
+    client: httpx.Client, counted: Counter
+) -> None:
+    user = register(client)
+    conversation = client.post(
+        "/api/v1/messages/chat/", json={"message": "warm up"}, headers=user.bearer
+    ).json()["conversation_id"]
+    for n in range(30):
+        client.post(
+            "/api/v1/messages/chat/",
+            json={"conversation_id": conversation, "message": f"turn {n}"},
+            headers=user.bearer,
+        )
+    counted.reset()
+    response = client.post(
+        "/api/v1/messages/chat/",
+        json={"conversation_id": conversation, "message": "how much did this cost?"},
+        headers=user.bearer,
+    )
+    assert response.status_code == 201
+    assert len(counted.statements) <= 6, counted.statements
+    assert counted.commits <= 2
+    # History is one query, bounded by LIMIT, however long the conversation is.
+    assert counted.statements.count("SELECT") <= 3
+
+
+def test_listing_cost_does_not_grow_with_history(client: httpx.Client, counted: Counter) -> None:
+    user = register(client)
+    conversation = client.post("/api/conversations/", headers=user.bearer).json()["id"]
+
+    def list_cost() -> int:
+        counted.reset()
+        assert client.get("/api/conversations/", headers=user.bearer).status_code == 200
+        assert (
+            client.get(
+                f"/api/conversations/{conversation}/messages/?limit=10", headers=user.bearer
+            ).status_code
+            == 200
+        )
+        return len(counted.statements)
+
+    before = list_cost()
+    for n in range(20):
+        client.post(
+            f"/api/conversations/{conversation}/send_message/",
+            json={"message": f"m{n}"},
+            headers=user.bearer,
+        )
+    assert list_cost() == before
