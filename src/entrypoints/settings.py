@@ -42,6 +42,7 @@ class Settings:
     default_temperature: float = 0.7
     default_max_tokens: int = 1024
     log_level: str = "INFO"
+    access_log: bool = False
     # Model providers. Tables come from the TOML file; vendor variables such as
     # OPENAI_API_KEY are folded into ``providers`` by ``load_settings``.
     providers: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
