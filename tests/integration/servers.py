@@ -75,6 +75,10 @@ def running_server(
     base: Settings | None = None,
     **overrides: Any,
 ) -> Iterator[RunningServer]:
+    # Many test servers live at once; small pools keep PostgreSQL well under its
+    # connection limit.
+    overrides.setdefault("db_pool_size", 2)
+    overrides.setdefault("db_max_overflow", 6)
     overrides.setdefault("rate_limit", "1000000/minute")
     overrides.setdefault("auth_rate_limit", "1000000/minute")
     settings = dataclasses.replace(
