@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -300,19 +300,45 @@ class ReplyStream:
     conversation: Conversation
     user_message: Message
     events: AsyncIterator[StreamEvent]
+    # Run after the response, whatever happened to it: stores a reply if the stream never
+    # did (the client left before it started).
+    settle: Callable[[], Awaitable[None]]
 
 
 _finishing: set[asyncio.Task[Any]] = set()
 
 
 async def _finish_despite_cancellation(work: Coroutine[Any, Any, Message]) -> Message:
-    # A client that disconnects cancels the task streaming to it; the partial answer
-    # must still be written, so the write runs as its own task that cancellation of
-    # this one does not reach.
+    # A client that disconnects cancels the task streaming to it; the reply must still be
+    # written, so the write runs as its own task that cancellation of this one cannot reach.
     task = asyncio.ensure_future(work)
     _finishing.add(task)
     task.add_done_callback(_finishing.discard)
     return await asyncio.shield(task)
+
+
+class _ReplyOnce:
+    """Writes a streamed turn's reply exactly once, whatever ends the stream."""
+
+    def __init__(self, turns: _Turns, prepared: _Prepared) -> None:
+        self._turns = turns
+        self._prepared = prepared
+        self.written = False
+
+    async def write(self, **reply: Any) -> Message:
+        self.written = True  # before awaiting: settle() must not write a second one
+        return await _finish_despite_cancellation(
+            self._turns.store(self._prepared, self._turns.reply(self._prepared, **reply))
+        )
+
+    async def settle(self) -> None:
+        if not self.written:
+            await self.write(
+                text="",
+                started=time.perf_counter(),
+                status=MessageStatus.FAILED,
+                error_code="client_disconnected",
+            )
 
 
 class StreamMessage:
@@ -339,13 +365,15 @@ class StreamMessage:
 
     async def __call__(self, command: UserMessage) -> ReplyStream:
         prepared = await self._turns.prepare(command)
+        reply = _ReplyOnce(self._turns, prepared)
         return ReplyStream(
             conversation=prepared.conversation,
             user_message=prepared.user_message,
-            events=self._events(prepared),
+            events=self._events(prepared, reply),
+            settle=reply.settle,
         )
 
-    async def _events(self, prepared: _Prepared) -> AsyncIterator[StreamEvent]:
+    async def _events(self, prepared: _Prepared, reply: _ReplyOnce) -> AsyncIterator[StreamEvent]:
         started = time.perf_counter()
         parts: list[str] = []
         usage: TokenUsage | None = None
@@ -361,56 +389,38 @@ class StreamMessage:
                 model = delta.model or model
                 provider = delta.provider or provider
         except ModelFailure as failure:
-            reply = await self._turns.store(
-                prepared,
-                self._turns.reply(
-                    prepared,
-                    text="".join(parts),
-                    started=started,
-                    status=MessageStatus.PARTIAL if parts else MessageStatus.FAILED,
-                    error_code=failure.code,
-                ),
+            stored = await reply.write(
+                text="".join(parts),
+                started=started,
+                status=MessageStatus.PARTIAL if parts else MessageStatus.FAILED,
+                error_code=failure.code,
             )
-            yield ReplyEnded(reply, failure)
+            yield ReplyEnded(stored, failure)
             return
         except (asyncio.CancelledError, GeneratorExit):
-            await _finish_despite_cancellation(
-                self._turns.store(
-                    prepared,
-                    self._turns.reply(
-                        prepared,
-                        text="".join(parts),
-                        started=started,
-                        status=MessageStatus.PARTIAL,
-                        error_code="client_disconnected",
-                    ),
-                )
+            await reply.write(
+                text="".join(parts),
+                started=started,
+                status=MessageStatus.PARTIAL,
+                error_code="client_disconnected",
             )
             raise
         if finish is None:
             unfinished = ProviderError("The model's stream ended without finishing.")
-            reply = await self._turns.store(
-                prepared,
-                self._turns.reply(
-                    prepared,
-                    text="".join(parts),
-                    started=started,
-                    status=MessageStatus.PARTIAL,
-                    error_code=unfinished.code,
-                ),
-            )
-            yield ReplyEnded(reply, unfinished)
-            return
-        reply = await self._turns.store(
-            prepared,
-            self._turns.reply(
-                prepared,
+            stored = await reply.write(
                 text="".join(parts),
                 started=started,
-                model=model,
-                provider=provider,
-                usage=usage,
-                finish_reason=finish,
-            ),
+                status=MessageStatus.PARTIAL,
+                error_code=unfinished.code,
+            )
+            yield ReplyEnded(stored, unfinished)
+            return
+        stored = await reply.write(
+            text="".join(parts),
+            started=started,
+            model=model,
+            provider=provider,
+            usage=usage,
+            finish_reason=finish,
         )
-        yield ReplyEnded(reply)
+        yield ReplyEnded(stored)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from adapters.llm.defaults import BUILTIN_PROVIDERS
 
 log = logging.getLogger("parley.settings")
@@ -79,6 +81,21 @@ class Settings:
     wechat_redirect_uri: str = ""
     wechat_open_base_url: str = "https://open.weixin.qq.com"
     wechat_api_base_url: str = "https://api.weixin.qq.com"
+
+    def __repr__(self) -> str:
+        shown = []
+        for spec in fields(self):
+            if not spec.repr:
+                continue
+            value = getattr(self, spec.name)
+            if spec.name in ("database_url", "redis_url") and value:
+                value = (
+                    make_url(value.replace("redis://", "redis+x://"))
+                    .render_as_string(hide_password=True)
+                    .replace("redis+x://", "redis://")
+                )
+            shown.append(f"{spec.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
 
     def as_config(self) -> dict[str, Any]:
         config = dataclasses.asdict(self)

@@ -111,7 +111,12 @@ class OpenAICompatibleClient:
                         break
                     chunk = _chunk(self.name, payload)
                     usage = _usage(chunk.get("usage")) or usage
-                    for choice in chunk.get("choices") or []:
+                    choices = chunk.get("choices")
+                    if not isinstance(choices, list):
+                        raise malformed(self.name, "a stream chunk has no choices list")
+                    for choice in choices:
+                        if not isinstance(choice, dict):
+                            raise malformed(self.name, "a stream choice is not an object")
                         delta = (choice or {}).get("delta") or {}
                         piece = delta.get("content")
                         if isinstance(piece, str) and piece:

@@ -21,7 +21,7 @@ by walking conversations newest first. That is fast for common short words and s
 rare ones on large databases.
 
 Case: FTS5 folds Unicode case; SQLite's LIKE (short words) folds ASCII only; PostgreSQL
-uses ILIKE, or LIKE for words without cased letters (the same test, far cheaper per row).
+folds case for words that have it (see ``_contains``).
 """
 
 from __future__ import annotations
@@ -107,12 +107,16 @@ def _pattern(term: str) -> str:
 
 
 def _contains(text: Any, term: str, dialect: str) -> ColumnElement[bool]:
-    """Case-insensitive substring test. SQLite's LIKE folds ASCII case exactly as its
-    lower() does, and a word without cased letters (Chinese) needs no folding: plain LIKE
-    is then the same test, several times cheaper per row than PostgreSQL's ILIKE."""
+    """Case-insensitive substring test, as cheap per row as each database allows.
+
+    SQLite's LIKE folds ASCII case exactly as its lower() does. On PostgreSQL a word
+    without cased letters (Chinese) needs no folding, so plain LIKE is the same test, and
+    otherwise a case-insensitive regular expression with the ``***=`` prefix (the rest is
+    a literal string) matches exactly what ILIKE would at half its cost per row. pg_trgm
+    indexes all three."""
     if dialect == "sqlite" or term.lower() == term.upper():
         return text.like(_pattern(term), escape="\\")  # type: ignore[no-any-return]
-    return text.ilike(_pattern(term), escape="\\")  # type: ignore[no-any-return]
+    return text.regexp_match("***=" + term, flags="i")  # type: ignore[no-any-return]
 
 
 def _branches(criteria: ConversationCriteria, k: int | None, dialect: str) -> Any:

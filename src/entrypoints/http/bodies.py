@@ -14,12 +14,17 @@ from litestar.dto import MsgspecDTO
 from litestar.openapi.spec import Reference, Schema
 from litestar.typing import FieldDefinition
 
-from domain.errors import InvalidInput
+from domain.errors import DomainError, InvalidInput
 
 S = TypeVar("S", bound=msgspec.Struct)
 
 REQUIRED = "This field is required."
 NOT_NULL = "This field may not be null."
+
+
+class UnsupportedMediaType(DomainError):
+    code = "unsupported_media_type"
+    default_message = 'Send the body as JSON, with "Content-Type: application/json".'
 
 
 class InvalidJson(InvalidInput):
@@ -34,6 +39,10 @@ def decode_body(raw: bytes, struct_type: type[S]) -> S:
         document = msgspec.json.decode(raw) if raw.strip() else {}
     except msgspec.DecodeError as error:
         raise InvalidJson(f"JSON parse error - {error}") from None
+    except RecursionError:
+        raise InvalidJson("JSON parse error - nested too deeply.") from None
+    except UnicodeDecodeError:
+        raise InvalidJson("JSON parse error - the body is not valid UTF-8.") from None
     if not isinstance(document, dict):
         raise InvalidInput(
             {
@@ -50,6 +59,10 @@ def decode_body(raw: bytes, struct_type: type[S]) -> S:
                 errors[field.encode_name] = [REQUIRED]
             continue
         value = document[field.encode_name]
+        if isinstance(value, str) and "\x00" in value:
+            # PostgreSQL cannot store NUL in text; nobody types one.
+            errors[field.encode_name] = ["Null characters are not allowed."]
+            continue
         try:
             values[field.name] = _convert(value, field.type)
         except msgspec.ValidationError as error:
@@ -88,6 +101,10 @@ class CheckedBody(MsgspecDTO[T]):
     """Use as ``dto=CheckedBody[SomeStruct], return_dto=None`` on a route."""
 
     def decode_bytes(self, value: bytes) -> Any:
+        media_type = self.asgi_connection.headers.get("content-type", "").split(";")[0].strip()
+        if media_type != "application/json" and not media_type.endswith("+json"):
+            # Also keeps cross-site form posts (no CORS preflight) from reaching handlers.
+            raise UnsupportedMediaType()
         return decode_body(value, self.model_type)
 
     @classmethod

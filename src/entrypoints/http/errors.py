@@ -44,6 +44,7 @@ from domain.errors import (
     PermissionDenied,
     UsernameTaken,
 )
+from entrypoints.http.bodies import UnsupportedMediaType
 
 log = logging.getLogger("parley.http")
 
@@ -62,6 +63,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     ProviderTimeout: 504,
     OAuthStateInvalid: 400,
     RateLimited: 429,
+    UnsupportedMediaType: 415,
     IdempotencyKeyReused: 422,
     IdempotencyInProgress: 409,
     OAuthProviderError: 502,

@@ -45,6 +45,7 @@ DESCRIPTIONS = {
     409: "Conflict with the current state (closed conversation, active limit, a duplicate "
     "request still running).",
     413: "The request body is larger than the configured limit.",
+    415: "The body is not sent as application/json.",
     422: "The Idempotency-Key was used for a different request.",
     429: "Rate limited; see Retry-After and the RateLimit-* headers.",
     502: "The model provider (or WeChat) failed; the user's message is kept.",
@@ -76,7 +77,7 @@ def _statuses(handler: HTTPRouteHandler, path: str) -> set[int]:
     if "{" in path:
         statuses |= {400, 404}
     if "data" in parameters:
-        statuses |= {400, 413}
+        statuses |= {400, 413, 415}
     if parameters & {"page", "request"} or parameters - {"self", "data", "request"}:
         statuses.add(400)  # query parameters
     if parameters & _CONFLICTS:

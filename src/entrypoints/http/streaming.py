@@ -11,6 +11,7 @@ from typing import Any, cast
 
 import msgspec
 from litestar import Request, Response
+from litestar.background_tasks import BackgroundTask
 from litestar.openapi import ResponseSpec
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
@@ -57,6 +58,7 @@ def sse_reply(
 
     return ServerSentEvent(
         events(),
+        background=BackgroundTask(stream.settle),
         status_code=200,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -110,8 +110,9 @@ def upgrade() -> None:
             "CREATE INDEX ix_conversations_title_trgm ON conversations "
             "USING gin (title gin_trgm_ops)"
         )
-        # Enough statistics for the planner to tell a rare word from a common one.
-        op.execute("ALTER TABLE messages ALTER COLUMN content SET STATISTICS 1000")
+        # Enough statistics for the planner to tell a rare word from a common one (the
+        # default 100 misjudges mid-frequency words; 1000 costs ~4 ms of planning per search).
+        op.execute("ALTER TABLE messages ALTER COLUMN content SET STATISTICS 300")
 
 
 def downgrade() -> None:

@@ -1,0 +1,351 @@
+"""``kill -9`` of a real ``parley serve`` process in the middle of a load of chat turns.
+
+A SQLite file database, a fake OpenAI upstream that takes a moment to answer (so turns
+are always in flight), a dozen clients sending and streaming. The process is killed
+with SIGKILL, then started again on the same file. Then:
+
+- the file passes ``PRAGMA integrity_check``;
+- every exchange whose answer the client received in full is intact (user and assistant
+  rows, as returned);
+- a turn that was in flight is at most one user message, followed by nothing or by one
+  whole reply row: never a duplicate, never a half-written row;
+- the restarted server serves the same conversations, including the interrupted ones.
+
+What an interrupted turn looks like after the restart is printed (``pytest -s``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.fakes import llm_server as fake
+from tests.fakes.llm_server import FakeLLMServer
+from tests.integration.servers import TEST_SECRET_KEY
+
+PARLEY = str(Path(sys.executable).with_name("parley"))
+KEY = "sk-crash-recovery-0123456789"
+ECHO = fake.ECHO_PREFIX
+CLIENTS = 10
+KILL_AFTER_ANSWERS = 40
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _serve(
+    cwd: Path, environment: dict[str, str], log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [PARLEY, "serve", "--port", str(port)],
+        env=environment,
+        cwd=cwd,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"{base_url}/api/v1/health/", timeout=2).status_code == 200:
+                return process, base_url
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "parley serve did not become healthy"
+        time.sleep(0.1)
+
+
+@dataclass
+class Turn:
+    user: int  # index of the client
+    text: str
+    conversation: int
+    stream: bool
+    state: str = "sending"  # answered | in_flight | refused
+    user_message_id: int | None = None
+    ai_message: dict[str, Any] | None = None
+
+
+class Load:
+    def __init__(self, base_url: str, tokens: list[str], conversations: list[int]) -> None:
+        self.base_url = base_url
+        self.tokens = tokens
+        self.conversations = conversations
+        self.turns: list[Turn] = []
+        self.answered = 0
+        self.enough = asyncio.Event()
+        self.killed = asyncio.Event()
+
+    async def client(self, index: int, http: httpx.AsyncClient) -> None:
+        rng = random.Random(index)
+        headers = {"Authorization": f"Bearer {self.tokens[index]}"}
+        sequence = 0
+        while not self.killed.is_set():
+            sequence += 1
+            turn = Turn(
+                user=index,
+                text=f"crash-{index}-{sequence} {rng.choice(['hello', '你好', '🙂 hi'])}",
+                conversation=self.conversations[index],
+                stream=rng.random() < 0.4,
+            )
+            self.turns.append(turn)
+            try:
+                if turn.stream:
+                    await self._stream(http, turn, headers)
+                else:
+                    await self._send(http, turn, headers, v1=rng.random() < 0.5)
+            except httpx.TransportError:
+                turn.state = "in_flight"
+                return
+            if turn.state == "answered":
+                self.answered += 1
+                if self.answered >= KILL_AFTER_ANSWERS:
+                    self.enough.set()
+
+    async def _send(
+        self, http: httpx.AsyncClient, turn: Turn, headers: dict[str, str], *, v1: bool
+    ) -> None:
+        if v1:
+            response = await http.post(
+                "/api/v1/messages/chat/",
+                json={"message": turn.text, "conversation_id": turn.conversation},
+                headers=headers,
+            )
+        else:
+            response = await http.post(
+                f"/api/conversations/{turn.conversation}/send_message/",
+                json={"message": turn.text},
+                headers=headers,
+            )
+        if response.status_code != 201:
+            turn.state = f"refused {response.status_code}"
+            return
+        body = response.json()
+        turn.state = "answered"
+        turn.user_message_id = body["user_message"]["id"]
+        turn.ai_message = body["ai_message"]
+
+    async def _stream(self, http: httpx.AsyncClient, turn: Turn, headers: dict[str, str]) -> None:
+        async with http.stream(
+            "POST",
+            f"/api/conversations/{turn.conversation}/send_message/",
+            json={"message": turn.text, "stream": True},
+            headers=headers,
+        ) as response:
+            if response.status_code != 200:
+                turn.state = f"refused {response.status_code}"
+                return
+            done = None
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    data = json.loads(line[5:])
+                    if "ai_message" in data:
+                        done = data
+        if done is None:
+            raise httpx.RemoteProtocolError("the stream ended without its done event")
+        turn.state = "answered"
+        turn.user_message_id = done["user_message"]["id"]
+        turn.ai_message = done["ai_message"]
+
+    async def run(self) -> None:
+        limits = httpx.Limits(max_connections=CLIENTS * 2)
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=30, limits=limits) as http:
+            await asyncio.gather(*(self.client(i, http) for i in range(CLIENTS)))
+
+
+async def _load_then_kill(load: Load, process: subprocess.Popen[bytes]) -> float:
+    async def killer() -> float:
+        await load.enough.wait()
+        os.kill(process.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        load.killed.set()
+        return killed_at
+
+    killed_at, _ = await asyncio.gather(killer(), load.run())
+    return killed_at
+
+
+def _rows(database: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(database) as connection:
+        return connection.execute(
+            "SELECT id, conversation_id, role, content, status, error_code, created_at "
+            "FROM messages ORDER BY conversation_id, id"
+        ).fetchall()
+
+
+def test_kill_9_mid_load_keeps_every_answered_exchange(tmp_path: Path) -> None:
+    database = tmp_path / "parley.db"
+    log = tmp_path / "parley.log"
+    with FakeLLMServer(api_key=KEY) as upstream:
+        # Every answer takes a moment: there are always turns waiting on the model.
+        upstream.default = fake.Reply(chunk_delay=0.03)
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+        environment.update(
+            PARLEY_DATABASE_URL=f"sqlite+aiosqlite:///{database}",
+            PARLEY_SECRET_KEY=TEST_SECRET_KEY,
+            PARLEY_RATE_LIMIT="1000000/minute",
+            PARLEY_AUTH_RATE_LIMIT="1000000/minute",
+            PARLEY_LOG_LEVEL="WARNING",
+            PARLEY_DEFAULT_MODEL="gpt-3.5-turbo",
+            PARLEY_PROVIDER_BACKOFF_INITIAL="0.01",
+            OPENAI_API_KEY=KEY,
+            OPENAI_BASE_URL=upstream.openai_base_url,
+        )
+        process, base_url = _serve(tmp_path, environment, log)
+        try:
+            tokens, conversations = [], []
+            with httpx.Client(base_url=base_url, timeout=30) as http:
+                for index in range(CLIENTS):
+                    registered = http.post(
+                        "/api/v1/register/",
+                        json={
+                            "username": f"crash{index}",
+                            "email": f"crash{index}@example.com",
+                            "password": f"crash-password-{index}",
+                        },
+                    )
+                    assert registered.status_code == 201, registered.text
+                    token = registered.json()["access"]
+                    tokens.append(token)
+                    started = http.post(
+                        "/api/conversations/", headers={"Authorization": f"Bearer {token}"}
+                    )
+                    conversations.append(started.json()["id"])
+            load = Load(base_url, tokens, conversations)
+            started_at = time.monotonic()
+            killed_at = asyncio.run(_load_then_kill(load, process))
+            assert process.wait(10) == -signal.SIGKILL
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+
+        with sqlite3.connect(database) as connection:
+            integrity_before_restart = connection.execute("PRAGMA integrity_check").fetchall()
+        process, base_url = _serve(tmp_path, environment, log)
+        try:
+            with sqlite3.connect(database) as connection:
+                integrity = connection.execute("PRAGMA integrity_check").fetchall()
+                foreign_keys = connection.execute("PRAGMA foreign_key_check").fetchall()
+            rows = _rows(database)
+            # The restarted server carries on in every conversation, interrupted ones too.
+            with httpx.Client(base_url=base_url, timeout=30) as http:
+                after = [
+                    http.post(
+                        f"/api/conversations/{conversation}/send_message/",
+                        json={"message": f"after the restart {index}"},
+                        headers={"Authorization": f"Bearer {tokens[index]}"},
+                    )
+                    for index, conversation in enumerate(conversations)
+                ]
+                shown = http.get(
+                    f"/api/conversations/{conversations[0]}/messages/?limit=500",
+                    headers={"Authorization": f"Bearer {tokens[0]}"},
+                ).json()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+
+    assert integrity_before_restart == [("ok",)]
+    assert integrity == [("ok",)]
+    assert foreign_keys == []
+    assert [response.status_code for response in after] == [201] * CLIENTS, [
+        response.text for response in after
+    ]
+    assert upstream.errors == []
+
+    by_id = {row[0]: row for row in rows}
+    user_rows = Counter(row[3] for row in rows if row[2] == "user")
+    answered = [turn for turn in load.turns if turn.state == "answered"]
+    in_flight = [turn for turn in load.turns if turn.state == "in_flight"]
+    refused = [turn for turn in load.turns if turn.state.startswith("refused")]
+
+    # Every answered exchange is intact, as the client was shown it.
+    damaged = []
+    for turn in answered:
+        assert turn.ai_message is not None
+        user_row = by_id.get(turn.user_message_id)
+        ai_row = by_id.get(turn.ai_message["id"])
+        if (
+            user_row is None
+            or ai_row is None
+            or user_row[2:5] != ("user", turn.text, "completed")
+            or ai_row[2:5] != ("assistant", turn.ai_message["content"], "completed")
+            or ai_row[3] != ECHO + turn.text
+            or user_rows[turn.text] != 1
+        ):
+            damaged.append((turn, user_row, ai_row))
+
+    # Interrupted turns: at most one user row, then nothing or one whole reply.
+    by_conversation: dict[int, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        by_conversation.setdefault(row[1], []).append(row)
+    outcome_of_interrupted: Counter[str] = Counter()
+    broken = []
+    for turn in in_flight:
+        copies = user_rows[turn.text]
+        if copies == 0:
+            outcome_of_interrupted["not stored"] += 1
+            continue
+        if copies > 1:
+            broken.append((turn.text, "stored twice"))
+            continue
+        messages = by_conversation[turn.conversation]
+        position = next(i for i, row in enumerate(messages) if row[3] == turn.text)
+        following = messages[position + 1] if position + 1 < len(messages) else None
+        if following is None or following[2] != "assistant":
+            outcome_of_interrupted["user message, no reply row"] += 1
+            continue
+        _, _, _, content, status, error_code, created_at = following
+        outcome_of_interrupted[f"user message + {status} reply"] += 1
+        whole = (
+            (status == "completed" and content == ECHO + turn.text and error_code is None)
+            or (status == "failed" and content == "" and error_code)
+            or (status == "partial" and (ECHO + turn.text).startswith(content) and error_code)
+        )
+        if not whole or created_at is None:
+            broken.append((turn.text, following))
+
+    # No row anywhere is half-written: every reply follows a user message and is whole.
+    incomplete = [
+        row
+        for row in rows
+        if row[4] not in ("completed", "failed", "partial")
+        or row[6] is None
+        or (row[2] == "assistant" and row[4] == "completed" and not row[3].startswith(ECHO))
+    ]
+    interrupted_shown = [(m["sender"], m["status"], m["content"][:12]) for m in shown]
+    print(
+        f"\n[crash recovery] killed after {killed_at - started_at:.2f}s of load with "
+        f"{CLIENTS} clients: {len(load.turns)} turns, answered {len(answered)}, "
+        f"in flight at the kill {len(in_flight)}, refused {len(refused)}; "
+        f"interrupted turns after the restart: {dict(outcome_of_interrupted)}; "
+        f"integrity {integrity[0][0]}; client 0's conversation as the API shows it "
+        f"(tail): {interrupted_shown[-5:]}"
+    )
+    assert refused == []
+    assert len(answered) >= KILL_AFTER_ANSWERS
+    assert in_flight, "the kill should have caught turns in flight"
+    assert damaged == []
+    assert broken == []
+    assert incomplete == []
+    assert KEY not in log.read_text(errors="replace")
