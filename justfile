@@ -56,3 +56,9 @@ bench *args: install
         {{bin}}/python -m pip install --quiet -e '.[dev,bench]'
     fi
     {{bin}}/python bench/run.py {{args}}
+
+# Chat throughput with the offline echo model: SQLite vs PostgreSQL, 1 vs 2 `parley serve`
+# workers; writes bench/results/workers-<timestamp>.md and workers-latest.md. Options: --quick,
+# --postgres URL, --no-postgres, --repetitions N, --duration S (see bench/workers.py --help).
+bench-workers *args: install
+    {{bin}}/python bench/workers.py {{args}}
