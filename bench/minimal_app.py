@@ -2,7 +2,7 @@
 
 Same server (uvicorn, same loop and HTTP parser choice), same framework (Litestar with a
 msgspec body), same database driver and SQLite pragmas (WAL, synchronous=NORMAL), same
-outbound client (one shared ``httpx.AsyncClient`` with Parley's timeouts and limits) and
+outbound client (Parley's own: ``adapters.llm.transport.provider_http_client``) and
 the same upstream. Per request it decodes the same body as ``/api/v1/messages/chat/``,
 commits the user's message row, calls the model, commits the reply row (the same two
 rows, in the same columns, as Parley's ``messages`` table) and answers with the same
@@ -45,6 +45,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from adapters.llm.transport import provider_http_client
 
 metadata = MetaData()
 messages = Table(
@@ -117,10 +119,7 @@ def make_engine(url: str) -> AsyncEngine:
 
 def create_app(database_url: str, upstream: str, model: str) -> Litestar:
     engine = make_engine(database_url)
-    http = httpx.AsyncClient(
-        timeout=httpx.Timeout(60.0, connect=5.0),
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
-    )
+    http = provider_http_client(httpx.Timeout(60.0, connect=5.0))
     url = upstream.rstrip("/") + "/chat/completions"
     headers = {"Authorization": "Bearer bench"}
 

@@ -5,11 +5,11 @@ servers such as Ollama, vLLM and llama.cpp."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import msgspec
 
 from adapters.llm.upstream import (
     FailureKind,
@@ -48,7 +48,11 @@ class OpenAICompatibleClient:
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._key = api_key
         self._http = http
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # Bodies are encoded and decoded with msgspec: several times faster than the
+        # stdlib json httpx would use, and a chat request carries the whole history.
+        self._headers = {"Content-Type": "application/json"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
 
     def _body(self, upstream_model: str, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -66,7 +70,7 @@ class OpenAICompatibleClient:
         try:
             response = await self._http.post(
                 self._url,
-                json=self._body(upstream_model, request, stream=False),
+                content=msgspec.json.encode(self._body(upstream_model, request, stream=False)),
                 headers=self._headers,
             )
         except httpx.TransportError as error:
@@ -74,11 +78,11 @@ class OpenAICompatibleClient:
         if response.status_code != 200:
             raise from_status(self.name, response, response.text, self._key)
         try:
-            document = response.json()
+            document = msgspec.json.decode(response.content)
             choice = document["choices"][0]
             content = choice["message"].get("content") or ""
             finish = choice.get("finish_reason") or "stop"
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        except (msgspec.DecodeError, KeyError, IndexError, TypeError, AttributeError):
             raise malformed(self.name, "no choices[0].message") from None
         if not isinstance(content, str):
             raise malformed(self.name, "message content is not text")
@@ -97,7 +101,7 @@ class OpenAICompatibleClient:
         done = False
         try:
             async with self._http.stream(
-                "POST", self._url, json=body, headers=self._headers
+                "POST", self._url, content=msgspec.json.encode(body), headers=self._headers
             ) as response:
                 if response.status_code != 200:
                     text = (await response.aread()).decode("utf-8", "replace")
@@ -138,8 +142,8 @@ class OpenAICompatibleClient:
 
 def _chunk(provider: str, payload: str) -> dict[str, Any]:
     try:
-        chunk = json.loads(payload)
-    except ValueError:
+        chunk = msgspec.json.decode(payload)
+    except msgspec.DecodeError:
         raise malformed(provider, "a stream chunk is not JSON") from None
     if not isinstance(chunk, dict):
         raise malformed(provider, "a stream chunk is not an object")

@@ -26,6 +26,7 @@ from adapters.llm.gemini import GeminiClient
 from adapters.llm.images import ImageFetcher
 from adapters.llm.openai_compatible import OpenAICompatibleClient
 from adapters.llm.routing import ProviderClient, RetryPolicy, Route, RoutedChatModel
+from adapters.llm.transport import provider_http_client
 from application.ports import ModelInfo
 
 ECHO_MODEL = ModelInfo(
@@ -100,16 +101,19 @@ def _enabled_providers(config: LlmConfig) -> dict[str, _Provider]:
 def build_llm(config: LlmConfig) -> LlmStack:
     providers = _enabled_providers(config)
     timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
     clients: list[httpx.AsyncClient] = []
 
     def http_client() -> httpx.AsyncClient:
-        client = httpx.AsyncClient(timeout=timeout, limits=limits)
+        client = provider_http_client(timeout)
         clients.append(client)
         return client
 
+    # Image downloads are rare and go anywhere on the internet: plain httpx, which also
+    # honours the operator's proxy settings.
+    image_client = httpx.AsyncClient(timeout=timeout)
+    clients.append(image_client)
     images = ImageFetcher(
-        http_client(),
+        image_client,
         max_bytes=config.image_max_bytes,
         allow_private=config.allow_private_image_urls,
     )

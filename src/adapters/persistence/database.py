@@ -8,6 +8,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from adapters.persistence.inline_sqlite import inline_connector
+
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 
@@ -40,22 +42,23 @@ def create_engine(
 
 
 def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
+    database = make_url(url).database or ":memory:"
     engine = create_async_engine(
         url,
         echo=echo,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        # Statements run on the event loop's thread (see inline_sqlite for why and how
+        # lock waits stay asynchronous). The driver's BEGIN is off (isolation_level None,
+        # SQLAlchemy's documented aiosqlite recipe) so that every transaction can begin
+        # IMMEDIATE, below.
+        async_creator=inline_connector(database, SQLITE_BUSY_TIMEOUT_MS / 1000),
     )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take over BEGIN from the driver (SQLAlchemy's documented aiosqlite recipe) so
-        # that every transaction can begin IMMEDIATE, below.
-        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
