@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from application.chat_settings import SettingsDefaults, settings_of
 from application.errors import ModelFailure, ProviderError, ProviderUnavailable
@@ -26,6 +26,8 @@ from domain.conversation import Conversation, Message, MessageRole, MessageStatu
 from domain.errors import InvalidInput, NotFound
 from domain.history import fit_history
 from domain.quota import QuotaPolicy
+
+_T = TypeVar("_T")
 
 _CHAT_ROLES: dict[MessageRole, ChatRole] = {
     MessageRole.USER: "user",
@@ -94,7 +96,11 @@ class _Turns:
         self.defaults = defaults
         self.images = images
 
-    async def prepare(self, command: UserMessage) -> _Prepared:
+    async def prepare(self, command: UserMessage, *, store_now: bool = True) -> _Prepared:
+        """Check the rules and build the model's request. The user's message is committed
+        here unless ``store_now`` is False (and the conversation exists already): then
+        it stays unsaved (``id`` None) and ``store_user_message`` or ``store`` writes
+        it, so that a stream's first token need not wait for a database write."""
         self.policy.check_message(command.text)
         if command.model is not None and self.catalog.get(command.model) is None:
             raise InvalidInput({"model": [f'"{command.model}" is not an available model.']})
@@ -116,19 +122,18 @@ class _Turns:
             if command.image_url is not None and not model.supports_images:
                 raise InvalidInput({"image_url": [f'The model "{model_id}" does not take images.']})
             earlier = await uow.messages.latest(conversation.id, self.budget.max_messages - 1)
-            now = self.clock.now()
-            user_message = await uow.messages.add(
-                Message(
-                    id=None,
-                    conversation_id=conversation.id,
-                    role=MessageRole.USER,
-                    content=command.text,
-                    created_at=now,
-                    image_url=command.image_url,
-                )
+            user_message = Message(
+                id=None,
+                conversation_id=conversation.id,
+                role=MessageRole.USER,
+                content=command.text,
+                created_at=self.clock.now(),
+                image_url=command.image_url,
             )
-            # updated_at moves when the reply is stored, one write per exchange.
-            await uow.commit()
+            if store_now or command.conversation_id is None:
+                await uow.messages.add(user_message)
+                # updated_at moves when the reply is stored, one write per exchange.
+                await uow.commit()
         history = fit_history([*earlier, user_message], self.budget.max_chars)
         turns = [ChatTurn(role="system", content=self.budget.system_prompt)] * bool(
             self.budget.system_prompt
@@ -201,8 +206,22 @@ class _Turns:
             error_code=error_code,
         )
 
+    async def store_user_message(self, prepared: _Prepared) -> None:
+        if prepared.user_message.id is not None:
+            return
+        try:
+            async with self.uow as uow:
+                await uow.messages.add(prepared.user_message)
+                await uow.commit()
+        except BaseException:
+            prepared.user_message.id = None  # not stored: store() will try again
+            raise
+
     async def store(self, prepared: _Prepared, reply: Message) -> Message:
+        """Store the reply -- with the user's message first if that is not stored yet."""
         async with self.uow as uow:
+            if prepared.user_message.id is None:
+                await uow.messages.add(prepared.user_message)
             stored = await uow.messages.add(reply)
             prepared.conversation.touch(reply.created_at)
             await uow.conversations.touch(reply.conversation_id, reply.created_at)
@@ -308,13 +327,13 @@ class ReplyStream:
 _finishing: set[asyncio.Task[Any]] = set()
 
 
-async def _finish_despite_cancellation(work: Coroutine[Any, Any, Message]) -> Message:
-    # A client that disconnects cancels the task streaming to it; the reply must still be
-    # written, so the write runs as its own task that cancellation of this one cannot reach.
+def _unstoppable(work: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
+    # A client that disconnects cancels the task streaming to it; what must still be
+    # written runs as its own task, which cancellation of that one cannot reach.
     task = asyncio.ensure_future(work)
     _finishing.add(task)
     task.add_done_callback(_finishing.discard)
-    return await asyncio.shield(task)
+    return task
 
 
 class _ReplyOnce:
@@ -323,13 +342,26 @@ class _ReplyOnce:
     def __init__(self, turns: _Turns, prepared: _Prepared) -> None:
         self._turns = turns
         self._prepared = prepared
+        self._storing_user_message: asyncio.Task[None] | None = None
         self.written = False
+
+    def start_storing_user_message(self) -> None:
+        if self._storing_user_message is None:
+            self._storing_user_message = _unstoppable(
+                self._turns.store_user_message(self._prepared)
+            )
 
     async def write(self, **reply: Any) -> Message:
         self.written = True  # before awaiting: settle() must not write a second one
-        return await _finish_despite_cancellation(
-            self._turns.store(self._prepared, self._turns.reply(self._prepared, **reply))
-        )
+        message = self._turns.reply(self._prepared, **reply)
+
+        async def after_the_user_message() -> Message:
+            if self._storing_user_message is not None:
+                # If that write failed, the message is still unsaved and store() adds it.
+                await asyncio.gather(self._storing_user_message, return_exceptions=True)
+            return await self._turns.store(self._prepared, message)
+
+        return await asyncio.shield(_unstoppable(after_the_user_message()))
 
     async def settle(self) -> None:
         if not self.written:
@@ -344,10 +376,15 @@ class _ReplyOnce:
 class StreamMessage:
     """Send a message and stream the model's answer as it is produced.
 
-    The same rules as SendMessage are checked, and the user's message is stored, before
-    the stream starts (so those errors are ordinary HTTP errors). Text is forwarded as
-    it arrives. The reply is stored when the stream ends: complete; partial (with the
-    error) if the provider drops mid-answer; partial if the client goes away."""
+    The same rules as SendMessage are checked before the stream starts (so those errors
+    are ordinary HTTP errors). Text is forwarded as it arrives. The user's message is
+    written once the first text has gone out, beside the stream -- nothing slow comes
+    before the first token, and no token waits for the database -- or, if the stream
+    ends before any text, together with the reply, after it in any case (a
+    new conversation and its first message are written before the stream, in one
+    transaction, as the active-conversation limit requires). The reply is stored when
+    the stream ends: complete; partial (with the error) if the provider drops
+    mid-answer; partial if the client goes away."""
 
     def __init__(
         self,
@@ -364,7 +401,7 @@ class StreamMessage:
         self._turns = _Turns(uow, catalog, policy, clock, budget, defaults, images)
 
     async def __call__(self, command: UserMessage) -> ReplyStream:
-        prepared = await self._turns.prepare(command)
+        prepared = await self._turns.prepare(command, store_now=False)
         reply = _ReplyOnce(self._turns, prepared)
         return ReplyStream(
             conversation=prepared.conversation,
@@ -384,6 +421,10 @@ class StreamMessage:
                 if delta.text:
                     parts.append(delta.text)
                     yield TextChunk(delta.text)
+                    if len(parts) == 1:
+                        # The first text is out: the user's message is written now,
+                        # beside the stream (which never waits on the database).
+                        reply.start_storing_user_message()
                 usage = delta.usage or usage
                 finish = delta.finish_reason or finish
                 model = delta.model or model

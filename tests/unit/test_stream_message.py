@@ -1,0 +1,137 @@
+"""StreamMessage: nothing slow before the first token, and nothing lost after it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from in_memory import (
+    FakeChatModel,
+    FakeClock,
+    FakeImageInspector,
+    FakeModelCatalog,
+    FakeUnitOfWork,
+)
+
+from application.chat_settings import SettingsDefaults
+from application.errors import ProviderUnavailable
+from application.messaging import (
+    HistoryBudget,
+    ReplyEnded,
+    StreamMessage,
+    TextChunk,
+    UserMessage,
+)
+from domain.conversation import MessageRole, MessageStatus
+from domain.quota import QuotaPolicy
+
+ALICE = 1
+
+
+@pytest.fixture
+def stream_message(
+    uow: FakeUnitOfWork,
+    chat_model: FakeChatModel,
+    catalog: FakeModelCatalog,
+    clock: FakeClock,
+    images: FakeImageInspector,
+) -> StreamMessage:
+    return StreamMessage(
+        uow,
+        chat_model,
+        catalog,
+        QuotaPolicy(),
+        clock,
+        HistoryBudget(),
+        SettingsDefaults(),
+        images,
+    )
+
+
+@pytest.fixture
+def conversation_id(uow: FakeUnitOfWork) -> int:
+    conversation = uow.seed_conversation(ALICE)
+    assert conversation.id is not None
+    return conversation.id
+
+
+def _says(text: str, conversation_id: int | None) -> UserMessage:
+    return UserMessage(owner_id=ALICE, conversation_id=conversation_id, text=text)
+
+
+async def test_the_first_token_comes_before_any_write_and_the_message_right_after(
+    stream_message: StreamMessage, uow: FakeUnitOfWork, conversation_id: int
+) -> None:
+    stream = await stream_message(_says("hello there", conversation_id))
+    assert uow.committed.messages_of(conversation_id) == []  # nothing written yet
+    first = await anext(stream.events)
+    assert isinstance(first, TextChunk)
+    assert uow.committed.messages_of(conversation_id) == []  # the token went out first
+    await anext(stream.events)
+    await asyncio.sleep(0.01)  # the write runs beside the stream
+    stored = uow.committed.messages_of(conversation_id)
+    assert [(m.role, m.content) for m in stored] == [(MessageRole.USER, "hello there")]
+    events = [first] + [event async for event in stream.events]
+    ended = events[-1]
+    assert isinstance(ended, ReplyEnded)
+    stored = uow.committed.messages_of(conversation_id)
+    assert [m.role for m in stored] == [MessageRole.USER, MessageRole.ASSISTANT]
+    assert stream.user_message.id == stored[0].id
+    assert stored[1].status is MessageStatus.COMPLETED
+
+
+async def test_a_model_failing_before_any_text_keeps_the_message_with_a_failed_reply(
+    stream_message: StreamMessage,
+    uow: FakeUnitOfWork,
+    chat_model: FakeChatModel,
+    conversation_id: int,
+) -> None:
+    chat_model.error = ProviderUnavailable()
+    stream = await stream_message(_says("anyone?", conversation_id))
+    events = [event async for event in stream.events]
+    assert isinstance(events[-1], ReplyEnded)
+    stored = uow.committed.messages_of(conversation_id)
+    assert [(m.role, m.content, m.status) for m in stored] == [
+        (MessageRole.USER, "anyone?", MessageStatus.COMPLETED),
+        (MessageRole.ASSISTANT, "", MessageStatus.FAILED),
+    ]
+    assert stream.user_message.id == stored[0].id
+
+
+async def test_a_client_gone_before_the_stream_started_still_leaves_both_messages(
+    stream_message: StreamMessage, uow: FakeUnitOfWork, conversation_id: int
+) -> None:
+    stream = await stream_message(_says("are you there", conversation_id))
+    await stream.settle()
+    stored = uow.committed.messages_of(conversation_id)
+    assert [(m.role, m.error_code) for m in stored] == [
+        (MessageRole.USER, None),
+        (MessageRole.ASSISTANT, "client_disconnected"),
+    ]
+
+
+async def test_a_client_leaving_after_the_first_token_stores_the_message_once(
+    stream_message: StreamMessage, uow: FakeUnitOfWork, conversation_id: int
+) -> None:
+    stream = await stream_message(_says("one two", conversation_id))
+    await anext(stream.events)
+    await stream.events.aclose()  # the client hangs up
+    await stream.settle()
+    await asyncio.sleep(0.01)
+    stored = uow.committed.messages_of(conversation_id)
+    assert [(m.role, m.status, m.error_code) for m in stored] == [
+        (MessageRole.USER, MessageStatus.COMPLETED, None),
+        (MessageRole.ASSISTANT, MessageStatus.PARTIAL, "client_disconnected"),
+    ]
+
+
+async def test_a_new_conversation_and_its_message_are_written_before_the_stream(
+    stream_message: StreamMessage, uow: FakeUnitOfWork
+) -> None:
+    stream = await stream_message(_says("start something", None))
+    conversation_id = stream.conversation.id
+    assert conversation_id is not None
+    stored = uow.committed.messages_of(conversation_id)
+    assert [(m.role, m.content) for m in stored] == [(MessageRole.USER, "start something")]
+    _ = [event async for event in stream.events]
+    assert len(uow.committed.messages_of(conversation_id)) == 2
