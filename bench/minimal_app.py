@@ -1,12 +1,14 @@
 """The floor: the least a chat endpoint can do on Parley's stack.
 
 Same server (uvicorn, same loop and HTTP parser choice), same framework (Litestar with a
-msgspec body), same database driver and SQLite pragmas (WAL, synchronous=NORMAL), same
-outbound client (Parley's own: ``adapters.llm.transport.provider_http_client``) and
-the same upstream. Per request it decodes the same body as ``/api/v1/messages/chat/``,
-commits the user's message row, calls the model, commits the reply row (the same two
-rows, in the same columns, as Parley's ``messages`` table) and answers with the same
-body shape. Streaming (``"stream": true``) forwards the deltas as the same SSE events.
+msgspec body), SQLAlchemy with the aiosqlite driver as shipped (``--sqlite-driver
+parley``: Parley's own inline driver instead) and SQLite pragmas (WAL,
+synchronous=NORMAL), same outbound client (Parley's own:
+``adapters.llm.transport.provider_http_client``) and the same upstream. Per request it
+decodes the same body as ``/api/v1/messages/chat/``, commits the user's message row,
+calls the model, commits the reply row (the same two rows, in the same columns, as
+Parley's ``messages`` table) and answers with the same body shape. Streaming
+(``"stream": true``) forwards the deltas as the same SSE events.
 
 What it leaves out is what Parley adds: authentication, ownership and quota checks,
 chat settings, history, retries/fallbacks, the access log. SQLite writes go through one
@@ -47,6 +49,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from adapters.llm.transport import provider_http_client
+from adapters.persistence.inline_sqlite import inline_connector
 
 metadata = MetaData()
 messages = Table(
@@ -99,26 +102,41 @@ class ChatOut(msgspec.Struct):
 _encode = msgspec.json.Encoder().encode
 
 
-def make_engine(url: str) -> AsyncEngine:
+def make_engine(url: str, sqlite_driver: str = "aiosqlite") -> AsyncEngine:
     if make_url(url).get_backend_name() != "sqlite":
         return create_async_engine(url)
-    engine = create_async_engine(
-        url, pool_size=1, max_overflow=0, pool_timeout=60, connect_args={"timeout": 15}
-    )
+    if sqlite_driver == "parley":
+        # Parley's own driver (statements on the loop's thread, async busy retry), in
+        # autocommit: each of the floor's transactions is its one INSERT.
+        database = make_url(url).database or ":memory:"
+        engine = create_async_engine(
+            url,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
+            async_creator=inline_connector(database, 15),
+        )
+    else:
+        engine = create_async_engine(
+            url, pool_size=1, max_overflow=0, pool_timeout=60, connect_args={"timeout": 15}
+        )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=15000")
+        if sqlite_driver != "parley":
+            cursor.execute("PRAGMA busy_timeout=15000")
         cursor.close()
 
     return engine
 
 
-def create_app(database_url: str, upstream: str, model: str) -> Litestar:
-    engine = make_engine(database_url)
+def create_app(
+    database_url: str, upstream: str, model: str, sqlite_driver: str = "aiosqlite"
+) -> Litestar:
+    engine = make_engine(database_url, sqlite_driver)
     http = provider_http_client(httpx.Timeout(60.0, connect=5.0))
     url = upstream.rstrip("/") + "/chat/completions"
     headers = {"Authorization": "Bearer bench"}
@@ -262,9 +280,15 @@ def main() -> None:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--upstream", required=True, help="OpenAI-compatible base URL (…/v1)")
     parser.add_argument("--model", default="fake-model")
+    parser.add_argument(
+        "--sqlite-driver",
+        choices=["aiosqlite", "parley"],
+        default="aiosqlite",
+        help="aiosqlite as shipped (the floor), or Parley's inline driver",
+    )
     args = parser.parse_args()
     uvicorn.run(
-        create_app(args.database_url, args.upstream, args.model),
+        create_app(args.database_url, args.upstream, args.model, args.sqlite_driver),
         host=args.host,
         port=args.port,
         log_level="warning",

@@ -803,8 +803,31 @@ async def _run(bench: Run, parley_db: str, floor_db: str, extras: dict[str, bool
         ],
         clean_environment(),
     )
+    # On SQLite, a second floor on Parley's own SQLite driver: how much of Parley's
+    # standing against the floor is that driver rather than less work per request.
+    floor_inline: Process | None = None
+    floor_inline_port = free_port()
+    if floor_db.startswith("sqlite"):
+        floor_inline = bench.start(
+            "floor-inline",
+            [
+                PYTHON,
+                str(HERE / "minimal_app.py"),
+                "--port",
+                str(floor_inline_port),
+                "--database-url",
+                floor_db.replace("floor.db", "floor-inline.db"),
+                "--upstream",
+                upstream,
+                "--sqlite-driver",
+                "parley",
+            ],
+            clean_environment(),
+        )
     await wait_ready(fake, f"http://127.0.0.1:{fake_port}/v1/models")
     await wait_ready(floor, f"http://127.0.0.1:{floor_port}/chat/")
+    if floor_inline is not None:
+        await wait_ready(floor_inline, f"http://127.0.0.1:{floor_inline_port}/chat/")
 
     # The data is made through a Parley of its own (migrating the database on the way),
     # so that registering users -- argon2 in worker threads -- does not weigh on the
@@ -858,6 +881,19 @@ async def _run(bench: Run, parley_db: str, floor_db: str, extras: dict[str, bool
             )
             for w in ("chat", "stream")
         ]
+        if floor_inline is not None:
+            out += [
+                Cell(
+                    "floor-inline",
+                    w,
+                    concurrency,
+                    floor_inline_port,
+                    floor_inline.pid,
+                    floor_requests(floor_inline_port, w, concurrency),
+                    PARLEY_FIRST_TOKEN if w == "stream" else None,
+                )
+                for w in ("chat", "stream")
+            ]
         out += [
             Cell(
                 "parley",
