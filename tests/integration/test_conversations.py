@@ -233,3 +233,46 @@ def test_unknown_conversation_is_404(client: httpx.Client, alice: Account) -> No
     response = client.get("/api/conversations/999999999/", headers=alice.bearer)
     assert response.status_code == 404
     assert set(response.json()) == {"detail", "code"}
+
+
+def test_totals_stay_exact_through_every_insert_and_delete(
+    client: httpx.Client, alice: Account, bob: Account
+) -> None:
+    """X-Total-Count comes from counts stored with the conversation and the user (kept
+    by the database's triggers), not from counting every row: they must never drift."""
+
+    def conversations_total(who: Account) -> int:
+        response = client.get("/api/conversations/?limit=1", headers=who.bearer)
+        return int(response.headers["X-Total-Count"])
+
+    def messages_total(conversation_id: int) -> int:
+        response = client.get(
+            f"/api/conversations/{conversation_id}/messages/?limit=1", headers=alice.bearer
+        )
+        return int(response.headers["X-Total-Count"])
+
+    _close_all(client, alice)
+    before = conversations_total(alice)
+    kept, dropped = _create(client, alice)["id"], _create(client, alice)["id"]
+    _create(client, bob)
+    assert conversations_total(alice) == before + 2
+    for n in range(3):
+        client.post(
+            f"/api/conversations/{kept}/send_message/",
+            json={"message": f"k{n}"},
+            headers=alice.bearer,
+        )
+    client.post(
+        "/api/v1/messages/chat/",
+        json={"conversation_id": dropped, "message": "bye"},
+        headers=alice.bearer,
+    )
+    assert messages_total(kept) == 6
+    assert messages_total(dropped) == 2
+    assert (
+        client.delete(f"/api/v1/conversations/{dropped}/", headers=alice.bearer).status_code == 204
+    )
+    assert conversations_total(alice) == before + 1
+    assert messages_total(kept) == 6
+    listed = client.get(f"/api/conversations/{kept}/messages/?limit=500", headers=alice.bearer)
+    assert len(listed.json()) == 6

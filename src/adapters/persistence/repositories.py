@@ -58,6 +58,14 @@ _TOUCH_CONVERSATION = (
     )
     .values(updated_at=bindparam("when"))
 )
+# Totals for X-Total-Count: stored counts kept by triggers (migration 0005), so a page
+# costs the same however long the history or the list is.
+_MESSAGE_COUNT = select(t.conversations.c.message_count).where(
+    t.conversations.c.id == bindparam("conversation_id")
+)
+_CONVERSATION_COUNT = select(t.users.c.conversation_count).where(
+    t.users.c.id == bindparam("owner_id")
+)
 _INSERT_MESSAGE = t.messages.insert().returning(t.messages.c.id)
 _LATEST_MESSAGES = (
     select(t.messages)
@@ -236,9 +244,7 @@ class SqlConversations:
 
     async def list_owned(self, owner_id: int, page: PageRequest) -> Page[Conversation]:
         owned = t.conversations.c.owner_id == owner_id
-        total = await self._db.scalar(
-            select(func.count()).select_from(t.conversations).where(owned)
-        )
+        total = await self._db.scalar(_CONVERSATION_COUNT, {"owner_id": owner_id})
         rows = await self._db.execute(
             select(t.conversations)
             .where(owned)
@@ -296,9 +302,7 @@ class SqlMessages:
 
     async def list_page(self, conversation_id: int, page: PageRequest) -> Page[Message]:
         of_conversation = t.messages.c.conversation_id == conversation_id
-        total = await self._db.scalar(
-            select(func.count()).select_from(t.messages).where(of_conversation)
-        )
+        total = await self._db.scalar(_MESSAGE_COUNT, {"conversation_id": conversation_id})
         rows = await self._db.execute(
             select(t.messages)
             .where(of_conversation)

@@ -68,6 +68,8 @@ users = Table(
     # Tokens and sessions issued before this instant no longer authenticate
     # ("log out everywhere"); NULL means none has been revoked that way.
     Column("credentials_valid_after", UtcDateTime, nullable=True),
+    # Kept exact by database triggers (migration 0005); never written by Parley.
+    Column("conversation_count", Integer, nullable=False, server_default="0"),
 )
 
 conversations = Table(
@@ -80,6 +82,8 @@ conversations = Table(
     Column("status", String(16), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # Kept exact by database triggers (migration 0005); never written by Parley.
+    Column("message_count", Integer, nullable=False, server_default="0"),
     Index("ix_conversations_owner_id_id", "owner_id", "id"),
     Index("ix_conversations_owner_id_status", "owner_id", "status"),
 )
