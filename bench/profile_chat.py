@@ -28,6 +28,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 import httpx  # noqa: E402
 import loadgen  # noqa: E402
 import run as harness  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+SCRATCH_DATABASE = "parley_profile"
 
 
 def _collapse(path: Path, top: int) -> list[tuple[str, float]]:
@@ -66,6 +69,9 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument(
+        "--postgres", metavar="URL", help="PostgreSQL admin URL: a scratch database there"
+    )
+    parser.add_argument(
         "--cprofile", type=Path, help="run the server under cProfile, writing stats here"
     )
     args = parser.parse_args()
@@ -80,9 +86,18 @@ def main() -> None:
         assert upstream.stdout is not None
         upstream_port = int(upstream.stdout.readline().split()[1])
         port = harness.free_port()
-        env = harness.parley_environment(
-            f"sqlite+aiosqlite:///{scratch}/parley.db", f"http://127.0.0.1:{upstream_port}/v1", port
-        )
+        database_url = f"sqlite+aiosqlite:///{scratch}/parley.db"
+        if args.postgres:
+            drop = f'DROP DATABASE IF EXISTS "{SCRATCH_DATABASE}" WITH (FORCE)'
+            asyncio.run(
+                harness._admin(args.postgres, drop, f'CREATE DATABASE "{SCRATCH_DATABASE}"')
+            )
+            database_url = (
+                make_url(args.postgres)
+                .set(database=SCRATCH_DATABASE)
+                .render_as_string(hide_password=False)
+            )
+        env = harness.parley_environment(database_url, f"http://127.0.0.1:{upstream_port}/v1", port)
         env.update(item.split("=", 1) for item in args.env)
         command = [str(Path(sys.executable).parent / "parley"), "serve"]
         if args.cprofile:
@@ -178,6 +193,9 @@ def main() -> None:
         for process in processes:
             process.wait(10)
         shutil.rmtree(scratch, ignore_errors=True)
+        if args.postgres:
+            drop = f'DROP DATABASE IF EXISTS "{SCRATCH_DATABASE}" WITH (FORCE)'
+            asyncio.run(harness._admin(args.postgres, drop))
 
 
 if __name__ == "__main__":

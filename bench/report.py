@@ -206,7 +206,7 @@ def _targets(data: dict[str, Any]) -> list[str]:
     transport = data.get("transport")
     if transport:
         top = max(c for c in (r["concurrency"] for r in transport))
-        parley_client = _row(transport, "httpx-parley", top)
+        parley_client = _row(transport, "parley", top)
         best = max(
             (r for r in transport if r["concurrency"] == top and r["client"] != "raw"),
             key=lambda r: r["rps"],
@@ -215,7 +215,7 @@ def _targets(data: dict[str, Any]) -> list[str]:
         rows.append(
             (
                 f"Outbound client not the bottleneck (c={top})",
-                f"Parley's httpx client alone: {_n(parley_client and parley_client['rps'])} req/s, "
+                f"Parley's client alone: {_n(parley_client and parley_client['rps'])} req/s, "
                 f"{_n(parley_client and parley_client['client_cpu_us_per_call'])} µs CPU/call; "
                 f"best ({best['client']}): {_n(best['rps'])} req/s, "
                 f"{_n(best['client_cpu_us_per_call'])} µs/call; Parley chat {_n(chat_rps)} req/s",
@@ -436,8 +436,9 @@ def _transport(data: dict[str, Any]) -> list[str]:
         "## Outbound HTTP client (`bench/transport.py`)",
         "",
         "Each client alone in one process, closed loop against the fake upstream; `raw` is "
-        "the load generator (the fake's own ceiling). `httpx-parley` is exactly Parley's "
-        "client configuration.",
+        "the load generator (the fake's own ceiling). `parley` is exactly Parley's "
+        "providers' client (httpx over httpx-aiohttp); `httpx-limits-200` is what it was "
+        "before (httpx's own pool).",
         "",
         markdown(rows),
         "",

@@ -10,7 +10,10 @@ application (``entrypoints.http.app.app_from_environment``) and then varies one 
   (INFO) or off (by default as Parley configures it);
 * ``--loop`` / ``--http``: the event loop and HTTP parser (uvloop, httptools) when they
   are importable (``run.py`` installs them into ``bench/.extras``, never into the venv);
-* ``--transport aiohttp``: the outbound LLM clients get an aiohttp-based httpx transport;
+* ``--transport httpx``: the providers' clients on httpx's own connection pool (what
+  Parley used before ``adapters/llm/transport.py``), to show what that change gains;
+* ``--sqlite-driver aiosqlite``: SQLite through aiosqlite as shipped instead of Parley's
+  inline driver (``adapters/persistence/inline_sqlite.py``), likewise;
 * ``--sqlite-pool N``: the SQLite engine keeps at most N connections (``1`` serialises
   transactions in-process instead of racing for SQLite's lock);
 * ``--no-pool-reset``: ``pool_reset_on_return=None`` (the unit of work already ends
@@ -96,26 +99,41 @@ def _patch_cached_users(ttl: float) -> None:
 
 
 def _patch_transport(kind: str) -> None:
-    if kind == "httpx":
+    """``httpx``: the providers' clients on httpx's own pool (Parley's previous transport,
+    with the limits it had) instead of ``adapters.llm.transport``'s aiohttp pool."""
+    if kind == "aiohttp":
         return
-    import types
-
     import httpx
 
     import adapters.llm.setup as setup
 
-    if kind == "aiohttp":
-        from httpx_aiohttp import AiohttpTransport  # type: ignore[import-not-found]
+    def client(timeout: httpx.Timeout) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+        return httpx.AsyncClient(timeout=timeout, limits=limits)
 
-        def client(**kwargs: Any) -> httpx.AsyncClient:
-            kwargs.pop("limits", None)
-            return httpx.AsyncClient(transport=AiohttpTransport(), **kwargs)
+    setup.provider_http_client = client  # type: ignore[assignment]
 
-    else:
-        raise SystemExit(f"unknown transport {kind}")
-    shim = types.SimpleNamespace(**{name: getattr(httpx, name) for name in dir(httpx)})
-    shim.AsyncClient = client
-    setup.httpx = shim  # type: ignore[assignment]
+
+def _patch_sqlite_driver(kind: str) -> None:
+    """``aiosqlite``: SQLite through aiosqlite as shipped (a worker thread per connection,
+    SQLite's own busy handler) instead of Parley's inline driver."""
+    if kind == "parley":
+        return
+    from collections.abc import Callable
+
+    import aiosqlite
+
+    import adapters.persistence.database as database
+
+    def connector(path: str, busy_timeout_s: float) -> Callable[[], Any]:
+        async def create() -> Any:
+            return await aiosqlite.connect(
+                path, isolation_level=None, timeout=busy_timeout_s, check_same_thread=False
+            )
+
+        return create
+
+    database.inline_connector = connector  # type: ignore[assignment]
 
 
 def _package(path: str | None) -> str:
@@ -205,7 +223,8 @@ def main() -> None:
     )
     parser.add_argument("--loop", default="auto")
     parser.add_argument("--http", default="auto")
-    parser.add_argument("--transport", default="httpx", choices=["httpx", "aiohttp"])
+    parser.add_argument("--transport", default="aiohttp", choices=["httpx", "aiohttp"])
+    parser.add_argument("--sqlite-driver", default="parley", choices=["parley", "aiosqlite"])
     parser.add_argument("--sqlite-pool", type=int, default=0)
     parser.add_argument("--no-pool-reset", action="store_true")
     parser.add_argument("--cache-users", type=float, default=0.0, metavar="SECONDS")
@@ -213,7 +232,7 @@ def main() -> None:
     parser.add_argument("--profile-interval", type=float, default=0.0005)
     args = parser.parse_args()
 
-    if args.loop != "auto" or args.http != "auto" or args.transport != "httpx":
+    if args.loop != "auto" or args.http != "auto":
         # bench/.extras goes after the venv, and uvicorn's "auto" keeps meaning what it
         # means without it: only the variant asked for changes.
         import importlib.util
@@ -235,6 +254,7 @@ def main() -> None:
     if args.cache_users:
         _patch_cached_users(args.cache_users)
     _patch_transport(args.transport)
+    _patch_sqlite_driver(args.sqlite_driver)
 
     settings = with_secret_key(load_settings())
     os.environ.setdefault("PARLEY_SECRET_KEY", settings.secret_key)

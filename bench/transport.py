@@ -5,14 +5,15 @@ so their CPU cost per call is measured as well as their throughput and latency):
 
 * ``httpx-default``: ``httpx.AsyncClient()`` with httpx's default pool (100 connections,
   20 kept alive) -- the configuration encode/httpx#3215 is about;
-* ``httpx-parley``: Parley's client, ``Limits(max_connections=200,
-  max_keepalive_connections=100)`` and its timeouts (``adapters/llm/setup.py``);
+* ``httpx-limits-200``: httpx's pool with ``Limits(max_connections=200,
+  max_keepalive_connections=100)``: Parley's client until it moved off httpx's pool;
 * ``httpx-aiohttp``: the same httpx API over ``httpx_aiohttp.AiohttpTransport``;
+* ``parley``: Parley's providers' client now (``adapters/llm/transport.py``: httpx over
+  httpx-aiohttp, with its error re-mapping);
 * ``aiohttp``: a plain ``aiohttp.ClientSession``;
 * ``raw``: this harness's own load generator (the ceiling of the fake upstream).
 
-aiohttp and httpx-aiohttp are optional: ``run.py`` installs them into ``bench/.extras``
-(never into the venv); without them those rows are skipped.
+aiohttp and httpx-aiohttp are Parley's own dependencies now.
 
 Usage: ``python bench/transport.py --upstream http://127.0.0.1:PORT/v1 [--json OUT]``.
 """
@@ -29,6 +30,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from adapters.llm.transport import provider_http_client
 
 HERE = Path(__file__).resolve().parent
 EXTRAS = HERE / ".extras"
@@ -110,9 +113,10 @@ async def measure(
 
     clients: dict[str, Callable[[], Any]] = {
         "httpx-default": lambda: _httpx(None),
-        "httpx-parley": lambda: _httpx(
+        "httpx-limits-200": lambda: _httpx(
             httpx.Limits(max_connections=200, max_keepalive_connections=100)
         ),
+        "parley": lambda: provider_http_client(httpx.Timeout(60.0, connect=5.0)),
     }
     try:
         from httpx_aiohttp import AiohttpTransport
