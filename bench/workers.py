@@ -54,8 +54,7 @@ from run import (
     MESSAGE,
     PASSWORD,
     RESULTS,
-    SECRET_KEY,
-    clean_environment,
+    _admin,
     cpu_seconds,
     free_port,
     log,
@@ -64,6 +63,7 @@ from run import (
     memory_mb,
     process_tree,
 )
+from run import parley_environment as run_parley_environment
 
 DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 SCRATCH_DATABASE = "parley_bench_workers"
@@ -257,39 +257,16 @@ async def wait_ready(server: Server, port: int, workers: int, within: float = 90
 
 
 def parley_environment(database_url: str, port: int) -> dict[str, str]:
-    """Parley as an operator would run it, with no provider (so the offline echo model),
-    and quotas and rate limits out of reach (the limiter still runs on every request)."""
-    env = clean_environment()
-    env.update(
-        PARLEY_HOST="127.0.0.1",
-        PARLEY_PORT=str(port),
-        PARLEY_DATABASE_URL=database_url,
-        PARLEY_SECRET_KEY=SECRET_KEY,
-        PARLEY_DEFAULT_MODEL=ECHO,
-        PARLEY_MAX_ACTIVE_CONVERSATIONS="1000000",
-        PARLEY_ACCESS_TOKEN_MINUTES="600",
-        PARLEY_LOG_LEVEL="INFO",  # the default, stated
-        PARLEY_RATE_LIMIT="1000000/second",
-        PARLEY_AUTH_RATE_LIMIT="1000000/second",
-        PARLEY_SHUTDOWN_GRACE_SECONDS="5",
-    )
+    """``run.py``'s Parley (quotas and rate limits out of reach, the limiter still on
+    every request), with no provider: so the offline echo model."""
+    env = run_parley_environment(database_url, "", port)
+    for provider_setting in ("PARLEY_LOCAL_BASE_URL", "PARLEY_LOCAL_MODELS"):
+        del env[provider_setting]
+    env.update(PARLEY_DEFAULT_MODEL=ECHO, PARLEY_SHUTDOWN_GRACE_SECONDS="5")
     return env
 
 
 # ---- databases -------------------------------------------------------------------------------
-
-
-async def _admin(url: str, *statements: str) -> None:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            for statement in statements:
-                await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
 
 
 @contextlib.asynccontextmanager

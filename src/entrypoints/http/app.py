@@ -17,6 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 
+from entrypoints import log_redaction
 from entrypoints.container import Container
 from entrypoints.http.api.admin import (
     AdminConversationsController,
@@ -216,6 +217,7 @@ def configure_logging(settings: Settings) -> None:
     # at INFO (a measurable share of chat throughput); only their warnings help an operator.
     for chatty in ("alembic", "httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
+    log_redaction.install()
 
 
 def app_from_environment() -> Litestar:
