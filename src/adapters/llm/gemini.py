@@ -7,11 +7,11 @@ Usage comes from ``usageMetadata`` (in a stream, the last chunk's is the total).
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import msgspec
 
 from adapters.llm.images import ImageFetcher
 from adapters.llm.upstream import (
@@ -47,7 +47,8 @@ class GeminiClient:
         self._key = api_key
         self._http = http
         self._images = images
-        self._headers = {"x-goog-api-key": api_key}
+        # msgspec for bodies, as in openai_compatible.py.
+        self._headers = {"x-goog-api-key": api_key, "Content-Type": "application/json"}
 
     async def _body(self, request: ChatRequest) -> dict[str, Any]:
         contents: list[dict[str, Any]] = []
@@ -81,15 +82,17 @@ class GeminiClient:
         body = await self._body(request)
         try:
             response = await self._http.post(
-                f"{self._base}{upstream_model}:generateContent", json=body, headers=self._headers
+                f"{self._base}{upstream_model}:generateContent",
+                content=msgspec.json.encode(body),
+                headers=self._headers,
             )
         except httpx.TransportError as error:
             raise from_transport(self.name, error) from None
         if response.status_code != 200:
             raise from_status(self.name, response, response.text, self._key)
         try:
-            document = response.json()
-        except ValueError:
+            document = msgspec.json.decode(response.content)
+        except msgspec.DecodeError:
             raise malformed(self.name, "body is not JSON") from None
         text, finish = _candidate(self.name, document)
         return ChatCompletion(
@@ -107,7 +110,11 @@ class GeminiClient:
         finish: str | None = None
         try:
             async with self._http.stream(
-                "POST", url, params={"alt": "sse"}, json=body, headers=self._headers
+                "POST",
+                url,
+                params={"alt": "sse"},
+                content=msgspec.json.encode(body),
+                headers=self._headers,
             ) as response:
                 if response.status_code != 200:
                     text = (await response.aread()).decode("utf-8", "replace")
@@ -116,8 +123,8 @@ class GeminiClient:
                     if not line.startswith("data:"):
                         continue
                     try:
-                        chunk = json.loads(line[5:].strip())
-                    except ValueError:
+                        chunk = msgspec.json.decode(line[5:].strip())
+                    except msgspec.DecodeError:
                         raise malformed(self.name, "a stream chunk is not JSON") from None
                     text, chunk_finish = _candidate(self.name, chunk)
                     usage = _usage(chunk) or usage
