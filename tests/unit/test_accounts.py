@@ -418,3 +418,36 @@ async def test_an_api_token_of_a_deactivated_user_fails(
 
     with pytest.raises(AuthenticationFailed):
         await authenticate.with_api_token(token)
+
+
+class _WatchingHasher(FakePasswordHasher):
+    """Records whether a unit of work was open each time a password was checked."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+        self.checked_inside_a_transaction: list[bool] = []
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        self.checked_inside_a_transaction.append(self._uow.in_transaction)
+        return await super().verify(password_hash, password)
+
+    async def burn_time(self, password: str) -> None:
+        self.checked_inside_a_transaction.append(self._uow.in_transaction)
+
+
+async def test_passwords_are_checked_outside_any_transaction(
+    uow: FakeUnitOfWork, tokens: FakeTokenIssuer, clock: FakeClock
+) -> None:
+    """argon2 takes tens of milliseconds; on SQLite a transaction holds the database's
+    only write lock, so a login must not keep one open while the password is checked."""
+    seed(uow)
+    hasher = _WatchingHasher(uow)
+    await Login(uow, hasher, tokens)(Credentials(username="alice", password=PASSWORD))
+    await IssueApiToken(uow, hasher, Sha256ApiTokenCodec(), clock)(
+        Credentials(username="alice", password=PASSWORD)
+    )
+    with pytest.raises(AuthenticationFailed):
+        await Login(uow, hasher, tokens)(Credentials(username="nobody", password=PASSWORD))
+    assert hasher.checked_inside_a_transaction == [False, False, False]
+    assert len(uow.state.refresh_tokens) == 1
+    assert len(uow.state.api_tokens) == 1

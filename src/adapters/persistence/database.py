@@ -53,6 +53,13 @@ def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
         # SQLAlchemy's documented aiosqlite recipe) so that every transaction can begin
         # IMMEDIATE, below.
         async_creator=inline_connector(database, SQLITE_BUSY_TIMEOUT_MS / 1000),
+        # One connection, as SQLite has one writer: transactions of this process queue
+        # in the pool (woken in turn) instead of polling SQLite's lock with back-off.
+        # Statements run inline, so a transaction holds it only while it pauses at an
+        # await, which the use cases avoid (password checks run outside transactions).
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
