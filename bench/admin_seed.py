@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from adapters.persistence.counts import POSTGRESQL_TRIGGERS, RECOUNT
 from adapters.persistence.database import create_engine
 from adapters.persistence.migrate import upgrade
 from adapters.persistence.search import SQLITE_REBUILD
@@ -298,7 +299,7 @@ def seed_sqlite(path: Path, generator: Generator) -> None:
     for kind, _, sql in saved:
         if kind == "index":
             db.execute(sql)
-    for statement in SQLITE_REBUILD:
+    for statement in (*SQLITE_REBUILD, *RECOUNT):
         db.execute(statement)
     for kind, _, sql in saved:
         if kind == "trigger":
@@ -326,6 +327,9 @@ async def seed_postgres(dsn: str, generator: Generator) -> None:
         )
         for index in saved:
             await db.execute(f'DROP INDEX "{index["indexname"]}"')
+        # The stored counts are recomputed once after the load, not once per row.
+        for table, trigger in POSTGRESQL_TRIGGERS.items():
+            await db.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
         started = time.monotonic()
         await db.copy_records_to_table(
             "users", records=list(generator.users()), columns=list(USER_COLUMNS)
@@ -344,9 +348,13 @@ async def seed_postgres(dsn: str, generator: Generator) -> None:
             done += len(messages)
             _progress(done, generator.size.messages, started)
         print()
-        print("  rebuilding indexes (pg_trgm GIN included) ...")
+        print("  rebuilding indexes (pg_trgm GIN included) and the stored counts ...")
         for index in saved:
             await db.execute(index["indexdef"])
+        for statement in RECOUNT:
+            await db.execute(statement)
+        for table, trigger in POSTGRESQL_TRIGGERS.items():
+            await db.execute(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}")
         for table in ("users", "conversations", "messages", "api_tokens"):
             await db.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "

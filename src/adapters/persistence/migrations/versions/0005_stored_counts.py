@@ -15,6 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from adapters.persistence.counts import RECOUNT
+
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
@@ -72,14 +74,8 @@ def upgrade() -> None:
         "users",
         sa.Column("conversation_count", sa.Integer(), nullable=False, server_default="0"),
     )
-    op.execute(
-        "UPDATE conversations SET message_count = "
-        "(SELECT count(*) FROM messages WHERE messages.conversation_id = conversations.id)"
-    )
-    op.execute(
-        "UPDATE users SET conversation_count = "
-        "(SELECT count(*) FROM conversations WHERE conversations.owner_id = users.id)"
-    )
+    for statement in RECOUNT:
+        op.execute(statement)
     dialect = op.get_bind().dialect.name
     if dialect == "sqlite":
         for name, body in _SQLITE_TRIGGERS.items():
