@@ -401,23 +401,24 @@ class Fixtures:
     history_conversation: int
 
 
+async def register_user(client: httpx.AsyncClient, username: str) -> str:
+    """A new user through the API; their access token."""
+    response = await client.post(
+        "/api/v1/register/",
+        json={"username": username, "email": f"{username}@example.com", "password": PASSWORD},
+    )
+    if response.status_code != 201:
+        raise RuntimeError(f"register: {response.status_code} {response.text[:300]}")
+    return str(response.json()["access"])
+
+
 async def set_up(base_url: str, users: int) -> Fixtures:
     limit = asyncio.Semaphore(4)
     async with httpx.AsyncClient(base_url=base_url, timeout=120) as client:
 
         async def register(index: int) -> str:
             async with limit:
-                response = await client.post(
-                    "/api/v1/register/",
-                    json={
-                        "username": f"bench{index}",
-                        "email": f"bench{index}@example.com",
-                        "password": PASSWORD,
-                    },
-                )
-            if response.status_code != 201:
-                raise RuntimeError(f"register: {response.status_code} {response.text[:300]}")
-            return str(response.json()["access"])
+                return await register_user(client, f"bench{index}")
 
         tokens = await asyncio.gather(*(register(i) for i in range(users)))
 

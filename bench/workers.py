@@ -52,7 +52,6 @@ from loadgen import build_request, percentile, run_cell
 from run import (
     BIN,
     MESSAGE,
-    PASSWORD,
     RESULTS,
     _admin,
     cpu_seconds,
@@ -62,6 +61,7 @@ from run import (
     machine_info,
     memory_mb,
     process_tree,
+    register_user,
 )
 from run import parley_environment as run_parley_environment
 
@@ -305,17 +305,7 @@ async def set_up(base_url: str, users: int, prefill: int) -> Fixtures:
 
         async def user(index: int) -> tuple[str, int]:
             async with limit:
-                response = await client.post(
-                    "/api/v1/register/",
-                    json={
-                        "username": f"workers{index}",
-                        "email": f"workers{index}@example.com",
-                        "password": PASSWORD,
-                    },
-                )
-                if response.status_code != 201:
-                    raise RuntimeError(f"register: {response.status_code} {response.text[:300]}")
-                token = str(response.json()["access"])
+                token = await register_user(client, f"workers{index}")
                 auth = {"Authorization": f"Bearer {token}"}
                 response = await client.post("/api/conversations/", headers=auth)
                 if response.status_code != 201:
