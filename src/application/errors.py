@@ -9,10 +9,16 @@ from domain.rate_limit import Decision
 
 
 class ModelFailure(DomainError):
-    """The model could not produce an answer. The user's message is kept regardless."""
+    """The model could not produce an answer. The user's message is kept regardless.
+
+    ``retry_after``: seconds the provider asked to wait, when it said."""
 
     code = "provider_error"
     default_message = "The model provider returned an error."
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ProviderError(ModelFailure):
@@ -23,6 +29,23 @@ class ProviderError(ModelFailure):
 class ProviderAuthError(ModelFailure):
     code = "provider_auth"
     default_message = "The model provider rejected Parley's credentials."
+
+
+class ProviderQuotaExceeded(ModelFailure):
+    """A billing failure (credit or plan exhausted): retrying does not help."""
+
+    code = "provider_quota"
+    default_message = "The model provider's account has run out of quota or credit."
+
+
+class ContentFiltered(ModelFailure):
+    code = "content_filtered"
+    default_message = "The model provider's safety system blocked this answer."
+
+
+class EmptyReply(ModelFailure):
+    code = "empty_reply"
+    default_message = "The model finished without writing any text."
 
 
 class ProviderUnavailable(ModelFailure):

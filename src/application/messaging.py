@@ -9,8 +9,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from application.chat_settings import SettingsDefaults, settings_of
-from application.errors import ModelFailure, ProviderError, ProviderUnavailable
+from application.errors import (
+    ContentFiltered,
+    EmptyReply,
+    ModelFailure,
+    ProviderError,
+    ProviderUnavailable,
+)
 from application.ports import (
+    CONTENT_FILTER,
     ChatModel,
     ChatRequest,
     ChatRole,
@@ -18,6 +25,7 @@ from application.ports import (
     Clock,
     ImageInspector,
     ModelCatalog,
+    ModelInfo,
     TokenUsage,
     UnitOfWork,
 )
@@ -104,8 +112,8 @@ class _Turns:
         self.policy.check_message(command.text)
         if command.model is not None and self.catalog.get(command.model) is None:
             raise InvalidInput({"model": [f'"{command.model}" is not an available model.']})
-        if command.image_url is not None:
-            await self.images.check(command.image_url)
+        # Fetched once, now: a later turn never depends on the URL still answering.
+        image = await self.images.fetch(command.image_url) if command.image_url else None
         async with self.uow as uow:
             conversation, stored_settings = await self._conversation(uow, command)
             assert conversation.id is not None
@@ -119,8 +127,8 @@ class _Turns:
                     f'The model "{model_id}" is not available now; choose another in your '
                     "chat settings."
                 )
-            if command.image_url is not None and not model.supports_images:
-                raise InvalidInput({"image_url": [f'The model "{model_id}" does not take images.']})
+            if image is not None and not model.takes_image(image.mime_type):
+                raise InvalidInput({"image_url": [_refused_image(model, image.mime_type)]})
             earlier = await uow.messages.latest(conversation.id, self.budget.max_messages - 1)
             user_message = Message(
                 id=None,
@@ -129,6 +137,9 @@ class _Turns:
                 content=command.text,
                 created_at=self.clock.now(),
                 image_url=command.image_url,
+                image_data=None
+                if image is None or image.data_uri == command.image_url
+                else (image.data_uri),
             )
             if store_now or command.conversation_id is None:
                 await uow.messages.add(user_message)
@@ -139,7 +150,11 @@ class _Turns:
             self.budget.system_prompt
         )
         turns += [
-            ChatTurn(role=_CHAT_ROLES[m.role], content=m.content, image_url=m.image_url)
+            ChatTurn(
+                role=_CHAT_ROLES[m.role],
+                content=m.content,
+                image_url=m.image_for_model if model.supports_images else None,
+            )
             for m in history
         ]
         request = ChatRequest(
@@ -187,7 +202,8 @@ class _Turns:
         provider: str | None = None,
         usage: TokenUsage | None = None,
         finish_reason: str | None = None,
-        error_code: str | None = None,
+        failure: ModelFailure | None = None,
+        reasoning: str = "",
     ) -> Message:
         usage = usage or TokenUsage()
         return Message(
@@ -203,7 +219,10 @@ class _Turns:
             completion_tokens=usage.completion_tokens,
             finish_reason=finish_reason,
             latency_ms=round((time.perf_counter() - started) * 1000),
-            error_code=error_code,
+            error_code=None if failure is None else failure.code,
+            error_message=None if failure is None else failure.message[:500],
+            reasoning=reasoning or None,
+            reasoning_tokens=usage.reasoning_tokens,
         )
 
     async def store_user_message(self, prepared: _Prepared) -> None:
@@ -227,6 +246,36 @@ class _Turns:
             await uow.conversations.touch(reply.conversation_id, reply.created_at)
             await uow.commit()
         return stored
+
+
+def _refused_image(model: ModelInfo, mime_type: str) -> str:
+    if not model.supports_images:
+        return f'The model "{model.id}" does not take images.'
+    takes = ", ".join(sorted(kind.removeprefix("image/").upper() for kind in model.image_types))
+    return (
+        f'The model "{model.id}" does not take {mime_type.removeprefix("image/").upper()} '
+        f"images; send one of: {takes}."
+    )
+
+
+def unusable_answer(text: str, finish_reason: str | None) -> ModelFailure | None:
+    """Why a finished answer is no answer: the provider's safety system withheld it, or
+    the model wrote nothing (e.g. a thinking model that spent its whole token budget
+    thinking). Either is reported as what it is, never as an empty success."""
+    if finish_reason == CONTENT_FILTER:
+        return ContentFiltered()
+    if not text.strip():
+        return EmptyReply(
+            f"The model finished ({finish_reason or 'stop'}) without writing any text; "
+            "a larger max_tokens may help."
+        )
+    return None
+
+
+def _status_for(failure: ModelFailure, text: str) -> MessageStatus:
+    if isinstance(failure, ContentFiltered):
+        return MessageStatus.BLOCKED
+    return MessageStatus.PARTIAL if text.strip() else MessageStatus.FAILED
 
 
 def _title_from(text: str) -> str:
@@ -275,22 +324,32 @@ class SendMessage:
                     text="",
                     started=started,
                     status=MessageStatus.FAILED,
-                    error_code=failure.code,
+                    failure=failure,
                 ),
             )
             raise
+        unusable = unusable_answer(completion.text, completion.finish_reason)
         reply = await self._turns.store(
             prepared,
             self._turns.reply(
                 prepared,
                 text=completion.text,
                 started=started,
+                status=(
+                    MessageStatus.COMPLETED
+                    if unusable is None
+                    else _status_for(unusable, completion.text)
+                ),
                 model=completion.model,
                 provider=completion.provider,
-                usage=completion.usage,
+                usage=completion.usage,  # billed, answer or not
                 finish_reason=completion.finish_reason,
+                failure=unusable,
+                reasoning=completion.reasoning,
             ),
         )
+        if unusable is not None:
+            raise unusable
         return Exchange(
             conversation=prepared.conversation,
             user_message=prepared.user_message,
@@ -322,6 +381,11 @@ class ReplyStream:
     # Run after the response, whatever happened to it: stores a reply if the stream never
     # did (the client left before it started).
     settle: Callable[[], Awaitable[None]]
+
+
+class ClientDisconnected(ModelFailure):
+    code = "client_disconnected"
+    default_message = "The client left before the answer was complete."
 
 
 _finishing: set[asyncio.Task[Any]] = set()
@@ -369,7 +433,7 @@ class _ReplyOnce:
                 text="",
                 started=time.perf_counter(),
                 status=MessageStatus.FAILED,
-                error_code="client_disconnected",
+                failure=ClientDisconnected(),
             )
 
 
@@ -413,6 +477,7 @@ class StreamMessage:
     async def _events(self, prepared: _Prepared, reply: _ReplyOnce) -> AsyncIterator[StreamEvent]:
         started = time.perf_counter()
         parts: list[str] = []
+        thoughts: list[str] = []
         usage: TokenUsage | None = None
         finish: str | None = None
         model = provider = None
@@ -425,16 +490,20 @@ class StreamMessage:
                         # The first text is out: the user's message is written now,
                         # beside the stream (which never waits on the database).
                         reply.start_storing_user_message()
+                if delta.reasoning:
+                    thoughts.append(delta.reasoning)
                 usage = delta.usage or usage
                 finish = delta.finish_reason or finish
                 model = delta.model or model
                 provider = delta.provider or provider
         except ModelFailure as failure:
+            text = "".join(parts)
             stored = await reply.write(
-                text="".join(parts),
+                text=text,
                 started=started,
-                status=MessageStatus.PARTIAL if parts else MessageStatus.FAILED,
-                error_code=failure.code,
+                status=_status_for(failure, text),
+                failure=failure,
+                reasoning="".join(thoughts),
             )
             yield ReplyEnded(stored, failure)
             return
@@ -443,25 +512,25 @@ class StreamMessage:
                 text="".join(parts),
                 started=started,
                 status=MessageStatus.PARTIAL,
-                error_code="client_disconnected",
+                failure=ClientDisconnected(),
+                reasoning="".join(thoughts),
             )
             raise
-        if finish is None:
-            unfinished = ProviderError("The model's stream ended without finishing.")
-            stored = await reply.write(
-                text="".join(parts),
-                started=started,
-                status=MessageStatus.PARTIAL,
-                error_code=unfinished.code,
-            )
-            yield ReplyEnded(stored, unfinished)
-            return
+        text = "".join(parts)
+        unfinished = (
+            ProviderError("The model's stream ended without finishing.")
+            if finish is None
+            else unusable_answer(text, finish)
+        )
         stored = await reply.write(
-            text="".join(parts),
+            text=text,
             started=started,
+            status=MessageStatus.COMPLETED if unfinished is None else _status_for(unfinished, text),
             model=model,
             provider=provider,
             usage=usage,
             finish_reason=finish,
+            failure=unfinished,
+            reasoning="".join(thoughts),
         )
-        yield ReplyEnded(stored)
+        yield ReplyEnded(stored, unfinished)

@@ -177,6 +177,8 @@ ChatRole = Literal["system", "user", "assistant"]
 
 @dataclass(frozen=True, kw_only=True)
 class ChatTurn:
+    """``image_url`` is always a ``data:`` URI: images are fetched once, when sent."""
+
     role: ChatRole
     content: str
     image_url: str | None = None
@@ -192,12 +194,21 @@ class ChatRequest:
 
 @dataclass(frozen=True, kw_only=True)
 class TokenUsage:
+    """What the provider bills. ``completion_tokens`` includes ``reasoning_tokens``."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+# Finish reasons in one vocabulary for every wire format (OpenAI's, which clients know):
+# "stop", "length", "content_filter" (a safety system withheld the answer), "refusal"
+# (the model declined, in words: the text is its refusal); others pass through lower-cased.
+CONTENT_FILTER = "content_filter"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,13 +218,17 @@ class ChatCompletion:
     provider: str
     usage: TokenUsage = field(default_factory=TokenUsage)
     finish_reason: str = "stop"
+    reasoning: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
 class ChatDelta:
-    """A piece of a streamed answer; the last one carries usage and finish reason."""
+    """A piece of a streamed answer; the last one carries usage and finish reason.
+
+    ``reasoning`` is the model's thinking, never part of the answer's text."""
 
     text: str = ""
+    reasoning: str = ""
     usage: TokenUsage | None = None
     finish_reason: str | None = None
     model: str | None = None
@@ -235,12 +250,24 @@ class ModelInfo:
     provider: str
     supports_images: bool = False
     context_window: int = 8192
+    # The image types the model's provider takes (Gemini takes no GIF, Ollama no GIF).
+    image_types: frozenset[str] = frozenset({"image/png", "image/jpeg", "image/webp"})
+
+    def takes_image(self, mime_type: str) -> bool:
+        return self.supports_images and mime_type in self.image_types
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchedImage:
+    mime_type: str
+    data_uri: str
 
 
 class ImageInspector(Protocol):
-    async def check(self, image_url: str) -> None:
-        """Raise InvalidInput on "image_url" unless it is an acceptable image reference
-        (an http(s) URL of a public host, or a data: URI of an image within limits)."""
+    async def fetch(self, image_url: str) -> FetchedImage:
+        """The image, fetched once: raise InvalidInput on "image_url" unless it is an
+        acceptable image (an http(s) URL of a public host answering with an image within
+        the limits, or a data: URI of one)."""
         ...
 
 

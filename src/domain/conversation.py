@@ -27,6 +27,9 @@ class MessageStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     PARTIAL = "partial"
+    # The provider's safety system withheld the answer (or refused the prompt): what the
+    # user sees is the stable code ``content_filtered``, never an empty success.
+    BLOCKED = "blocked"
 
 
 @dataclass
@@ -108,8 +111,32 @@ class Message:
     finish_reason: str | None = None
     latency_ms: int | None = None
     error_code: str | None = None
+    # The model's reasoning ("thinking"), kept apart from the answer; part of
+    # completion_tokens, which is what the provider bills.
+    reasoning: str | None = None
+    reasoning_tokens: int = 0
+    # The provider's own words when a reply failed (never a key).
+    error_message: str | None = None
+    # A user's image as the providers take it (a data: URI), fetched once when it was
+    # sent; ``image_url`` stays what the user gave.
+    image_data: str | None = None
 
     @property
     def counts_as_history(self) -> bool:
-        """A failed reply carries nothing the model said, so the model never sees it."""
-        return self.status is not MessageStatus.FAILED
+        """Only text the model actually said (or the user wrote) goes back to the model:
+        a failed, blocked or empty turn is never sent upstream (Gemini, for one, refuses
+        an empty part, and would then refuse every later turn)."""
+        return self.status in _ANSWERED and bool(self.content.strip())
+
+    @property
+    def image_for_model(self) -> str | None:
+        """The image as a data: URI, or None when there is none to send (an image given
+        by URL before Parley kept a copy is not fetched again: it may be long gone)."""
+        if self.image_data:
+            return self.image_data
+        if self.image_url and self.image_url.startswith("data:"):
+            return self.image_url
+        return None
+
+
+_ANSWERED = frozenset({MessageStatus.COMPLETED, MessageStatus.PARTIAL})

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from domain.conversation import Message
+from domain.conversation import Message, MessageRole, MessageStatus
 
 
 def fit_history(messages: Sequence[Message], max_chars: int) -> list[Message]:
     """Keep the newest messages whose contents fit in ``max_chars``, oldest first.
 
     ``messages`` is in chronological order. The newest message is always kept, even when
-    it alone exceeds the budget: it is what the user just asked. Failed replies are skipped.
+    it alone exceeds the budget: it is what the user just asked. Failed, blocked and empty
+    replies are skipped, and so is a prompt whose answer was blocked: sent again, it would
+    get every later turn blocked too.
     """
-    usable = [m for m in messages if m.counts_as_history]
+    usable = [
+        message
+        for message, answer in zip(messages, [*messages[1:], None], strict=False)
+        if message.counts_as_history and not _blocked_prompt(message, answer)
+    ]
     kept: list[Message] = []
     used = 0
     for message in reversed(usable):
@@ -23,3 +29,11 @@ def fit_history(messages: Sequence[Message], max_chars: int) -> list[Message]:
         kept.append(message)
     kept.reverse()
     return kept
+
+
+def _blocked_prompt(message: Message, answer: Message | None) -> bool:
+    return (
+        message.role is MessageRole.USER
+        and answer is not None
+        and answer.status is MessageStatus.BLOCKED
+    )

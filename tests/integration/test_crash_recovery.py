@@ -205,7 +205,7 @@ def test_kill_9_mid_load_keeps_every_answered_exchange(tmp_path: Path) -> None:
             PARLEY_RATE_LIMIT="1000000/minute",
             PARLEY_AUTH_RATE_LIMIT="1000000/minute",
             PARLEY_LOG_LEVEL="WARNING",
-            PARLEY_DEFAULT_MODEL="gpt-3.5-turbo",
+            PARLEY_DEFAULT_MODEL="gpt-6.1-sol",
             PARLEY_PROVIDER_BACKOFF_INITIAL="0.01",
             OPENAI_API_KEY=KEY,
             OPENAI_BASE_URL=upstream.openai_base_url,

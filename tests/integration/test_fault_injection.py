@@ -56,7 +56,7 @@ WORKERS = 8
 MAX_ACTIVE = 10
 ECHO = fake.ECHO_PREFIX
 READ_TIMEOUT = 0.25
-MODELS = ("gpt-3.5-turbo", "gemini-2.0-flash")  # no fallback chains: each failure shows
+MODELS = ("gpt-6.1-sol", "gemini-3.8-flash")  # no fallback chains: each failure shows
 
 PROVIDER_CODES = {
     502: {"provider_error", "provider_auth"},
@@ -105,7 +105,7 @@ def parley(
             "openai": {"api_key": KEY, "base_url": upstream.openai_base_url},
             "gemini": {"api_key": KEY, "base_url": upstream.base_url},
         },
-        default_model="gpt-3.5-turbo",
+        default_model="gpt-6.1-sol",
         provider_max_attempts=3,
         provider_backoff_initial=0.005,
         provider_backoff_max=0.02,

@@ -557,7 +557,7 @@ ENDPOINTS: dict[str, tuple[str, str, dict[str, st.SearchStrategy[Any]], bool]] =
         "PATCH",
         "/api/chat-setting/{setting}/",
         {
-            "ai_model": st.sampled_from(["echo", "gpt-4o"]),
+            "ai_model": st.sampled_from(["echo", "gpt-6.1-sol"]),
             "temperature": st.floats(0, 2),
             "max_tokens": st.integers(1, 1_000_000),
         },
@@ -575,7 +575,7 @@ ENDPOINTS: dict[str, tuple[str, str, dict[str, st.SearchStrategy[Any]], bool]] =
         {
             "message": visible_text,
             "conversation_id": st.sampled_from(["{conversation}", 0, -1, 2**40]),
-            "model": st.sampled_from(["echo", "gpt-4o", ""]),
+            "model": st.sampled_from(["echo", "gpt-6.1-sol", ""]),
             "image_url": st.sampled_from(["https://example.invalid/x.png", "data:,x", ""]),
             "stream": st.booleans(),
         },

@@ -42,7 +42,7 @@ def test_environment_and_toml_reconfigure_models_and_routing(
     config.write_text(
         """
 keep_echo = true
-remove_models = ["qwen-max"]
+remove_models = ["qwen3.7-max"]
 default_model = "house"
 
 [models.house]
@@ -50,7 +50,7 @@ provider = "dashscope"
 upstream = "qwen-plus-2025-01-25"
 name = "House model"
 
-[models.qwen-turbo]
+[models.qwen3.6-flash]
 name = "Qwen Turbo (renamed)"
 
 [fallbacks]
@@ -65,10 +65,10 @@ house = ["echo"]
     }
     with running_server(database_url, tmp_path, base=load_settings(environment)) as server:
         models = _models(server.base_url)
-        assert {"house", "qwen-turbo", "qwen-plus", "echo"} <= set(models)
-        assert "qwen-max" not in models
-        assert "gpt-4o-mini" not in models
-        assert models["qwen-turbo"]["name"] == "Qwen Turbo (renamed)"
+        assert {"house", "qwen3.6-flash", "qwen3.7-plus", "echo"} <= set(models)
+        assert "qwen3.7-max" not in models
+        assert "gpt-6-luna" not in models
+        assert models["qwen3.6-flash"]["name"] == "Qwen Turbo (renamed)"
         assert models["house"]["provider"] == "Alibaba Cloud"
         assert models["house"]["default"] is True
 
@@ -96,7 +96,7 @@ house = ["echo"]
 
 def test_a_broken_provider_configuration_stops_start_up(tmp_path: Path) -> None:
     config = tmp_path / "parley.toml"
-    config.write_text('default_model = "gpt-4o"\n', encoding="utf-8")
+    config.write_text('default_model = "gpt-6.1-sol"\n', encoding="utf-8")
     settings = load_settings({"PARLEY_CONFIG": str(config)})
-    with pytest.raises(ModelConfigError, match="gpt-4o"):
+    with pytest.raises(ModelConfigError, match="gpt-6.1-sol"):
         build_container(settings).llm()

@@ -49,8 +49,8 @@ def parley(
             "local": {"base_url": local_upstream.openai_base_url},
         },
         models={"llama3": {"provider": "local", "upstream": "llama3:8b", "name": "Llama 3"}},
-        fallbacks={"gpt-4o-mini": ["gemini-2.0-flash"]},
-        default_model="gpt-4o-mini",
+        fallbacks={"gpt-6-luna": ["gemini-3.8-flash"]},
+        default_model="gpt-6-luna",
         system_prompt="Be brief.",
         provider_backoff_initial=0.01,
         provider_backoff_max=0.05,
@@ -100,14 +100,18 @@ def _assistant_rows(parley: RunningServer, conversation: int) -> list[tuple[Any,
 
 def test_models_list_shows_what_the_configuration_enables(http: httpx.Client) -> None:
     models = {m["id"]: m for m in http.get("/api/v1/models/").json()}
-    assert {"gpt-4o-mini", "gpt-3.5-turbo", "gemini-2.0-flash", "gemini-pro", "llama3"} <= set(
-        models
-    )
+    assert {
+        "gpt-6-luna",
+        "gpt-6.1-sol",
+        "gemini-3.8-flash",
+        "gemini-3.5-flash-lite",
+        "llama3",
+    } <= set(models)
     assert "echo" not in models  # a real provider is configured
-    assert "qwen-plus" not in models  # DashScope has no key here
-    assert models["gpt-4o-mini"]["provider"] == "OpenAI"
-    assert models["gemini-pro"]["provider"] == "Google"
-    assert models["gpt-4o-mini"]["default"] is True
+    assert "qwen3.7-plus" not in models  # DashScope has no key here
+    assert models["gpt-6-luna"]["provider"] == "OpenAI"
+    assert models["gemini-3.5-flash-lite"]["provider"] == "Google"
+    assert models["gpt-6-luna"]["default"] is True
     assert {"id", "name", "provider"} <= set(models["llama3"])
 
 
@@ -124,7 +128,7 @@ def test_openai_wire_format_end_to_end(
     sent = upstream.requests[-1]
     assert sent.path == "/v1/chat/completions"
     assert sent.headers["authorization"] == f"Bearer {KEY}"
-    assert sent.json["model"] == "gpt-4o-mini"
+    assert sent.json["model"] == "gpt-6-luna"
     assert sent.json["temperature"] == 0.7
     assert sent.json["max_tokens"] == 1024
     assert [(m["role"], m["content"]) for m in sent.json["messages"]] == [
@@ -134,7 +138,7 @@ def test_openai_wire_format_end_to_end(
         ("user", "second question"),
     ]
     row = _assistant_rows(parley, conversation)[-1]
-    assert row[1:4] == ("completed", "gpt-4o-mini", "OpenAI")
+    assert row[1:4] == ("completed", "gpt-6-luna", "OpenAI")
     assert row[4] > 0
     assert row[5] > 0
     assert row[6] == "stop"
@@ -144,7 +148,7 @@ def test_gemini_wire_format_end_to_end(
     parley: RunningServer, http: httpx.Client, upstream: FakeLLMServer
 ) -> None:
     user = register(http)
-    _use_model(http, user, "gemini-pro")
+    _use_model(http, user, "gemini-3.5-flash-lite")
     conversation = _conversation(http, user)
     _send(http, user, conversation, "hello")
     response = _send(http, user, conversation, "again")
@@ -152,20 +156,20 @@ def test_gemini_wire_format_end_to_end(
     assert response.json()["ai_message"]["content"] == "fake reply to: again"
 
     sent = upstream.requests[-1]
-    assert sent.path == "/v1beta/models/gemini-1.5-pro:generateContent"
+    assert sent.path == "/v1beta/models/gemini-3.5-flash-lite:generateContent"
     assert sent.headers["x-goog-api-key"] == KEY
     assert sent.json["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
     assert sent.json["generationConfig"] == {"temperature": 0.7, "maxOutputTokens": 1024}
     assert [c["role"] for c in sent.json["contents"]] == ["user", "model", "user"]
     row = _assistant_rows(parley, conversation)[-1]
-    assert row[1:4] == ("completed", "gemini-pro", "Google")
+    assert row[1:4] == ("completed", "gemini-3.5-flash-lite", "Google")
 
 
 def test_gemini_finish_reason_other_than_stop_is_recorded(
     parley: RunningServer, http: httpx.Client, upstream: FakeLLMServer
 ) -> None:
     user = register(http)
-    _use_model(http, user, "gemini-2.0-flash")
+    _use_model(http, user, "gemini-3.8-flash")
     conversation = _conversation(http, user)
     upstream.script(fake.reply("", finish_reason="SAFETY"))
     response = _send(http, user, conversation, "something risky")
@@ -189,7 +193,7 @@ def test_429_is_retried_after_the_retry_after_pause(
     http: httpx.Client, upstream: FakeLLMServer
 ) -> None:
     user = register(http)
-    _use_model(http, user, "gpt-3.5-turbo")
+    _use_model(http, user, "gpt-6.1-sol")
     conversation = _conversation(http, user)
     upstream.script(fake.error(429, retry_after=0.3))
     started = time.monotonic()
@@ -203,12 +207,12 @@ def test_server_errors_fall_back_to_the_next_model(
     parley: RunningServer, http: httpx.Client, upstream: FakeLLMServer
 ) -> None:
     user = register(http)
-    conversation = _conversation(http, user)  # default model gpt-4o-mini -> gemini-2.0-flash
+    conversation = _conversation(http, user)  # default model gpt-6-luna -> gemini-3.8-flash
     upstream.script(fake.error(500), fake.error(500), fake.error(500))
     response = _send(http, user, conversation, "anyone?")
     assert response.status_code == 201
     assert [r.provider for r in upstream.requests] == ["openai"] * 3 + ["gemini"]
-    assert _assistant_rows(parley, conversation)[-1][2:4] == ("gemini-2.0-flash", "Google")
+    assert _assistant_rows(parley, conversation)[-1][2:4] == ("gemini-3.8-flash", "Google")
 
 
 @pytest.mark.parametrize(
@@ -232,7 +236,7 @@ def test_final_failures_map_to_port_errors_and_keep_the_message(
     attempts: int,
 ) -> None:
     user = register(http)
-    _use_model(http, user, "gpt-3.5-turbo")  # no fallback chain
+    _use_model(http, user, "gpt-6.1-sol")  # no fallback chain
     conversation = _conversation(http, user)
     upstream.reset_state()
     upstream.script(*[behaviour] * 3)
@@ -256,7 +260,9 @@ def test_an_unknown_model_is_a_field_error_without_a_provider_call(
     user = register(http)
     settings = http.get("/api/chat-setting/", headers=user.bearer).json()
     refused = http.patch(
-        f"/api/chat-setting/{settings['id']}/", json={"ai_model": "qwen-plus"}, headers=user.bearer
+        f"/api/chat-setting/{settings['id']}/",
+        json={"ai_model": "qwen3.7-plus"},
+        headers=user.bearer,
     )
     assert refused.status_code == 400
     assert "ai_model" in refused.json()
@@ -280,7 +286,7 @@ def _events(response: httpx.Response) -> list[tuple[str, Any]]:
     return events
 
 
-@pytest.mark.parametrize("model", ["gpt-4o-mini", "gemini-2.0-flash"])
+@pytest.mark.parametrize("model", ["gpt-6-luna", "gemini-3.8-flash"])
 def test_streaming_forwards_deltas_then_the_stored_exchange(
     parley: RunningServer, http: httpx.Client, model: str
 ) -> None:
@@ -312,7 +318,7 @@ def test_a_stream_cut_half_way_keeps_the_partial_answer(
     parley: RunningServer, http: httpx.Client, upstream: FakeLLMServer
 ) -> None:
     user = register(http)
-    _use_model(http, user, "gpt-3.5-turbo")
+    _use_model(http, user, "gpt-6.1-sol")
     conversation = _conversation(http, user)
     upstream.script(fake.cut_stream(after_chunks=3))
     with http.stream(
@@ -337,7 +343,7 @@ def test_a_client_that_leaves_mid_stream_leaves_a_partial_answer(
     parley: RunningServer, http: httpx.Client, upstream: FakeLLMServer
 ) -> None:
     user = register(http)
-    _use_model(http, user, "gpt-3.5-turbo")
+    _use_model(http, user, "gpt-6.1-sol")
     conversation = _conversation(http, user)
     upstream.script(fake.slow_stream(0.2, text="one two three four five six seven eight"))
     with http.stream(
@@ -370,7 +376,7 @@ def test_images_reach_openai_as_content_parts_and_gemini_inline(
     )
     first = http.post(
         "/api/v1/messages/chat/",
-        json={"message": "what is this?", "model": "gpt-4o-mini", "image_url": png},
+        json={"message": "what is this?", "model": "gpt-6-luna", "image_url": png},
         headers=user.bearer,
     )
     assert first.status_code == 201, first.text
@@ -381,7 +387,7 @@ def test_images_reach_openai_as_content_parts_and_gemini_inline(
     ]
     second = http.post(
         "/api/v1/messages/chat/",
-        json={"message": "and now?", "model": "gemini-2.0-flash", "image_url": png},
+        json={"message": "and now?", "model": "gemini-3.8-flash", "image_url": png},
         headers=user.bearer,
     )
     assert second.status_code == 201, second.text
@@ -394,9 +400,9 @@ def test_images_are_refused_for_text_only_models_and_bad_urls(
 ) -> None:
     user = register(http)
     for model, url in [
-        ("gpt-3.5-turbo", "https://example.com/cat.png"),
-        ("gpt-4o-mini", "ftp://example.com/cat.png"),
-        ("gpt-4o-mini", "data:text/plain;base64,aGVsbG8="),
+        ("gpt-6.1-sol", "https://example.com/cat.png"),
+        ("gpt-6-luna", "ftp://example.com/cat.png"),
+        ("gpt-6-luna", "data:text/plain;base64,aGVsbG8="),
     ]:
         response = http.post(
             "/api/v1/messages/chat/",
@@ -417,7 +423,7 @@ def test_the_api_key_never_appears_in_logs(
     http: httpx.Client, upstream: FakeLLMServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     user = register(http)
-    _use_model(http, user, "gpt-3.5-turbo")
+    _use_model(http, user, "gpt-6.1-sol")
     conversation = _conversation(http, user)
     upstream.script(*[fake.error(401, message=f"Incorrect API key provided: {KEY}")] * 3)
     with caplog.at_level("DEBUG"):

@@ -68,7 +68,7 @@ def parley(
             "openai": {"api_key": KEY, "base_url": upstream.openai_base_url},
             "gemini": {"api_key": GEMINI_KEY, "base_url": gemini_upstream.base_url},
         },
-        default_model="gpt-3.5-turbo",
+        default_model="gpt-6.1-sol",
         provider_backoff_initial=0.01,
         provider_backoff_max=0.02,
         provider_read_timeout=0.5,
@@ -178,20 +178,20 @@ def test_no_secret_in_logs_or_error_bodies(
         quoting = [
             (
                 upstream,
-                "gpt-3.5-turbo",
+                "gpt-6.1-sol",
                 fake.error(401, message=f"Incorrect API key provided: {KEY}"),
             ),
-            (upstream, "gpt-3.5-turbo", fake.error(400, message=f"Bad request for key {KEY}")),
-            (upstream, "gpt-3.5-turbo", fake.error(500, message=f"Internal error, key={KEY}")),
-            (upstream, "gpt-3.5-turbo", fake.malformed(body=f'{{"key": "{KEY}"'.encode())),
+            (upstream, "gpt-6.1-sol", fake.error(400, message=f"Bad request for key {KEY}")),
+            (upstream, "gpt-6.1-sol", fake.error(500, message=f"Internal error, key={KEY}")),
+            (upstream, "gpt-6.1-sol", fake.malformed(body=f'{{"key": "{KEY}"'.encode())),
             (
                 gemini_upstream,
-                "gemini-2.0-flash",
+                "gemini-3.8-flash",
                 fake.error(403, message=f"Key {GEMINI_KEY} denied"),
             ),
             (
                 gemini_upstream,
-                "gemini-2.0-flash",
+                "gemini-3.8-flash",
                 fake.error(400, message=f"API key not valid: {GEMINI_KEY}"),
             ),
         ]
@@ -312,4 +312,4 @@ def test_the_model_configuration_repr_shows_no_secret() -> None:
     assert _leaks(repr(llm_config), SETTINGS_SECRETS) == []
     stack = container.llm()
     assert _leaks(repr(stack), SETTINGS_SECRETS) == []
-    assert _leaks(repr(stack.chat_model.chain("gpt-4o-mini")), SETTINGS_SECRETS) == []
+    assert _leaks(repr(stack.chat_model.chain("gpt-6-luna")), SETTINGS_SECRETS) == []

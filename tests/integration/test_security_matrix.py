@@ -60,7 +60,7 @@ def parley(
         database_url,
         tmp_path_factory.mktemp("security"),
         providers={"openai": {"api_key": KEY, "base_url": upstream.openai_base_url}},
-        default_model="gpt-4o-mini",
+        default_model="gpt-6-luna",
         provider_backoff_initial=0.01,
     ) as running:
         yield running
@@ -160,7 +160,7 @@ OWNED_ENDPOINTS = [
     (
         "PUT",
         "/api/chat-setting/{s}/",
-        {"ai_model": "gpt-4o", "temperature": 1.5, "max_tokens": 7},
+        {"ai_model": "gpt-6.1-sol", "temperature": 1.5, "max_tokens": 7},
     ),
     ("PATCH", "/api/chat-setting/{s}/", {"temperature": 1.9}),
 ]
@@ -598,7 +598,7 @@ def test_an_image_at_a_data_uri_is_accepted(http: httpx.Client, world: World) ->
     user = register(http, "image")
     response = http.post(
         "/api/v1/messages/chat/",
-        json={"message": "what is this?", "model": "gpt-4o-mini", "image_url": PNG},
+        json={"message": "what is this?", "model": "gpt-6-luna", "image_url": PNG},
         headers=user.bearer,
     )
     assert response.status_code == 201, response.text
@@ -612,7 +612,7 @@ def test_image_urls_on_private_networks_are_refused(
     upstream.reset_state()
     response = http.post(
         "/api/v1/messages/chat/",
-        json={"message": "look at this", "model": "gpt-4o-mini", "image_url": url},
+        json={"message": "look at this", "model": "gpt-6-luna", "image_url": url},
         headers=user.bearer,
     )
     assert response.status_code == 400, response.text

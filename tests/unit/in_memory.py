@@ -27,6 +27,7 @@ from application.ports import (
     ChatSettingsStore,
     Conversations,
     ExternalIdentities,
+    FetchedImage,
     IssuedTokens,
     Messages,
     ModelInfo,
@@ -439,8 +440,12 @@ class FakeChatModel:
         provider: str = "fake-provider",
         usage: TokenUsage | None = None,
         on_request: Callable[[ChatRequest], None] | None = None,
+        finish_reason: str = "stop",
+        reasoning: str = "",
     ) -> None:
         self.reply = reply
+        self.finish_reason = finish_reason
+        self.reasoning = reasoning
         self.error = error
         self.provider = provider
         self.usage = usage or TokenUsage(prompt_tokens=11, completion_tokens=7)
@@ -457,15 +462,25 @@ class FakeChatModel:
     async def complete(self, request: ChatRequest) -> ChatCompletion:
         self._receive(request)
         return ChatCompletion(
-            text=self.reply, model=request.model, provider=self.provider, usage=self.usage
+            text=self.reply,
+            model=request.model,
+            provider=self.provider,
+            usage=self.usage,
+            finish_reason=self.finish_reason,
+            reasoning=self.reasoning,
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         self._receive(request)
-        for index, word in enumerate(self.reply.split(" ")):
+        if self.reasoning:
+            yield ChatDelta(reasoning=self.reasoning)
+        for index, word in enumerate(self.reply.split(" ") if self.reply else []):
             yield ChatDelta(text=word if index == 0 else " " + word)
         yield ChatDelta(
-            usage=self.usage, finish_reason="stop", model=request.model, provider=self.provider
+            usage=self.usage,
+            finish_reason=self.finish_reason,
+            model=request.model,
+            provider=self.provider,
         )
 
 
@@ -505,14 +520,22 @@ class FakeModelCatalog:
 
 
 class FakeImageInspector:
-    """Accepts every image reference except those in ``refused``."""
+    """Accepts every image reference except those in ``refused``; an http(s) URL "fetches"
+    as a PNG (or the type named in ``types``), a data: URI is its own data."""
 
-    def __init__(self, refused: Iterable[str] = ()) -> None:
+    def __init__(self, refused: Iterable[str] = (), types: dict[str, str] | None = None) -> None:
         self.refused = set(refused)
+        self.types = types or {}
+        self.fetched: list[str] = []
 
-    async def check(self, image_url: str) -> None:
+    async def fetch(self, image_url: str) -> FetchedImage:
         if image_url in self.refused:
             raise InvalidInput({"image_url": ["This image cannot be used."]})
+        self.fetched.append(image_url)
+        if image_url.startswith("data:"):
+            return FetchedImage(mime_type=image_url[5:].partition(";")[0], data_uri=image_url)
+        mime = self.types.get(image_url, "image/png")
+        return FetchedImage(mime_type=mime, data_uri=f"data:{mime};base64,ZmV0Y2hlZA==")
 
 
 # ---- identity ------------------------------------------------------------------------------

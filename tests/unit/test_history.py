@@ -47,12 +47,23 @@ def chars(messages: list[Message]) -> int:
 def test_history_is_the_largest_suffix_of_usable_messages_within_budget(
     messages: list[Message], budget: int
 ) -> None:
-    usable = [m for m in messages if m.status is not MessageStatus.FAILED]
+    answered = (MessageStatus.COMPLETED, MessageStatus.PARTIAL)
+    usable = [
+        m
+        for m, answer in zip(messages, [*messages[1:], None], strict=False)
+        if m.status in answered
+        and m.content.strip()
+        and not (
+            m.role is MessageRole.USER
+            and answer is not None
+            and answer.status is MessageStatus.BLOCKED
+        )
+    ]
     kept = fit_history(messages, budget)
 
     # A suffix of the usable messages, in order (compared by identity).
     assert [id(m) for m in kept] == [id(m) for m in usable[len(usable) - len(kept) :]]
-    assert all(m.status is not MessageStatus.FAILED for m in kept)
+    assert all(m.status in answered and m.content.strip() for m in kept)
     if usable:
         assert kept, "the newest message is always kept"
         assert kept[-1] is usable[-1]
@@ -86,3 +97,27 @@ def test_budget_is_inclusive() -> None:
     a, b, c = message("aaa", n=0), message("bbb", n=1), message("ccc", n=2)
     assert fit_history([a, b, c], max_chars=6) == [b, c]
     assert fit_history([a, b, c], max_chars=9) == [a, b, c]
+
+
+def test_an_empty_reply_is_never_sent_back_to_the_model() -> None:
+    # Gemini answers 400 to a turn with an empty part, so one empty reply (a thinking
+    # model that spent its budget, a refusal, a stream left before its first token) kept
+    # in history would break every later turn of the conversation.
+    question = message("question", n=0)
+    empty = message("", MessageStatus.COMPLETED, n=1)
+    blank_partial = message("  \n", MessageStatus.PARTIAL, n=3)
+    follow_up = message("again", n=2)
+    assert fit_history([question, empty, follow_up], max_chars=100) == [question, follow_up]
+    assert fit_history([question, blank_partial, follow_up], max_chars=100) == [
+        question,
+        follow_up,
+    ]
+
+
+def test_a_blocked_exchange_is_left_out_on_both_sides() -> None:
+    refused = message("something the filter blocks", n=0)
+    blocked = message("", MessageStatus.BLOCKED, n=1)
+    earlier_answer = message("an answer", n=1)
+    follow_up = message("something else", n=2)
+    kept = fit_history([earlier_answer, refused, blocked, follow_up], max_chars=1000)
+    assert kept == [earlier_answer, follow_up]

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 import pytest
 
 from adapters.llm.routing import RetryPolicy, Route, RoutedChatModel
-from adapters.llm.upstream import FailureKind, UpstreamFailure
+from adapters.llm.upstream import FailureKind, UpstreamFailure, UpstreamModel
 from application.errors import (
     ModelFailure,
     ProviderAuthError,
     ProviderError,
+    ProviderQuotaExceeded,
     ProviderTimeout,
     ProviderUnavailable,
 )
@@ -35,17 +36,17 @@ class ScriptedClient:
             raise step
         return step
 
-    async def complete(self, upstream_model: str, request: ChatRequest) -> ChatCompletion:
-        return ChatCompletion(text=self._next(), model=upstream_model, provider=self.name)
+    async def complete(self, model: UpstreamModel, request: ChatRequest) -> ChatCompletion:
+        return ChatCompletion(text=self._next(), model=model.name, provider=self.name)
 
-    async def stream(self, upstream_model: str, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+    async def stream(self, model: UpstreamModel, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         yield ChatDelta(text=self._next())
         for step in list(self.script):
             self.script.pop(0)
             if isinstance(step, UpstreamFailure):
                 raise step
             yield ChatDelta(text=step)
-        yield ChatDelta(finish_reason="stop", model=upstream_model, provider=self.name)
+        yield ChatDelta(finish_reason="stop", model=model.name, provider=self.name)
 
 
 def _fail(kind: FailureKind, retry_after: float | None = None) -> UpstreamFailure:
@@ -62,7 +63,7 @@ def _model(
         "main": Route(
             model=ModelInfo(id="main", name="Main", provider="P", supports_images=images),
             client=primary,
-            upstream="main-upstream",
+            upstream=UpstreamModel(name="main-upstream"),
         )
     }
     fallbacks: dict[str, list[str]] = {}
@@ -70,7 +71,7 @@ def _model(
         routes["backup"] = Route(
             model=ModelInfo(id="backup", name="Backup", provider="B", supports_images=True),
             client=backup,
-            upstream="backup-upstream",
+            upstream=UpstreamModel(name="backup-upstream"),
         )
         fallbacks["main"] = ["backup"]
     return RoutedChatModel(routes, fallbacks, policy)
@@ -106,6 +107,7 @@ async def test_retryable_failures_are_retried_until_success(kind: FailureKind) -
         (FailureKind.AUTH, ProviderAuthError),
         (FailureKind.BAD_REQUEST, ProviderError),
         (FailureKind.MALFORMED, ProviderError),
+        (FailureKind.QUOTA, ProviderQuotaExceeded),
     ],
 )
 async def test_non_retryable_failures_are_not_retried(kind: FailureKind, error: type) -> None:
@@ -122,12 +124,26 @@ async def test_retry_after_is_honoured() -> None:
     assert time.monotonic() - started >= 0.2
 
 
-async def test_retry_after_is_capped() -> None:
-    policy = RetryPolicy(max_attempts=2, backoff_initial=0.001, retry_after_max=0.05, deadline=5)
+async def test_a_wait_longer_than_allowed_ends_the_retries_at_once() -> None:
+    # Retrying before the provider's wait is over only earns another 429 (Gemini's free
+    # tier asks for ~40 s): give up now, and let the fallback chain or the user go on.
+    policy = RetryPolicy(max_attempts=3, backoff_initial=0.001, retry_after_max=0.05, deadline=5)
     primary = ScriptedClient("P", [_fail(FailureKind.RATE_LIMITED, retry_after=60), "fine"])
+    backup = ScriptedClient("B", ["from backup"])
     started = time.monotonic()
-    await _model(primary, policy=policy).complete(REQUEST)
+    completion = await _model(primary, backup, policy=policy).complete(REQUEST)
     assert time.monotonic() - started < 1
+    assert (primary.calls, completion.text) == (1, "from backup")
+
+
+async def test_a_wait_beyond_the_deadline_is_not_started() -> None:
+    policy = RetryPolicy(max_attempts=3, backoff_initial=0.001, retry_after_max=60, deadline=0.5)
+    primary = ScriptedClient("P", [_fail(FailureKind.RATE_LIMITED, retry_after=10), "fine"])
+    started = time.monotonic()
+    with pytest.raises(ProviderUnavailable) as raised:
+        await _model(primary, policy=policy).complete(REQUEST)
+    assert time.monotonic() - started < 0.4
+    assert raised.value.retry_after == 10  # passed on: the edge answers Retry-After
 
 
 async def test_spent_retries_fall_back_to_the_next_model() -> None:
@@ -171,7 +187,7 @@ async def test_images_skip_models_that_do_not_take_them() -> None:
         model="main",
         temperature=1,
         max_tokens=5,
-        messages=[ChatTurn(role="user", content="x", image_url="data:...")],
+        messages=[ChatTurn(role="user", content="x", image_url="data:image/png;base64,AAAA")],
     )
     completion = await _model(primary, backup, images=False).complete(request)
     assert completion.text == "seen it"

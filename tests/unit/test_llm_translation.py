@@ -10,9 +10,8 @@ import httpx
 import pytest
 
 from adapters.llm.gemini import GeminiClient
-from adapters.llm.images import ImageFetcher
 from adapters.llm.openai_compatible import OpenAICompatibleClient
-from adapters.llm.upstream import FailureKind, UpstreamFailure
+from adapters.llm.upstream import FailureKind, UpstreamFailure, UpstreamModel
 from application.ports import ChatRequest, ChatTurn
 
 PNG = (
@@ -58,13 +57,13 @@ async def test_openai_request_and_response_translation() -> None:
     client = OpenAICompatibleClient(
         name="OpenAI", base_url="http://x/v1/", api_key="k", http=_client(handler)
     )
-    completion = await client.complete("gpt-4o-mini", REQUEST)
+    completion = await client.complete(UpstreamModel(name="gpt-4o-mini"), REQUEST)
     body = json.loads(seen[0].content)
     assert str(seen[0].url) == "http://x/v1/chat/completions"
     assert seen[0].headers["authorization"] == "Bearer k"
     assert body["model"] == "gpt-4o-mini"
     assert body["temperature"] == 0.3
-    assert body["max_tokens"] == 64
+    assert body["max_tokens"] == 64  # a generic OpenAI-compatible server
     assert body["messages"][:3] == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "hi"},
@@ -91,7 +90,7 @@ async def test_openai_stream_collects_deltas_and_final_usage() -> None:
     client = OpenAICompatibleClient(
         name="OpenAI", base_url="http://x/v1", api_key="k", http=_client(handler)
     )
-    deltas = [d async for d in client.stream("m", REQUEST)]
+    deltas = [d async for d in client.stream(UpstreamModel(name="m"), REQUEST)]
     assert "".join(d.text for d in deltas) == "a pixel"
     assert deltas[-1].finish_reason == "stop"
     assert deltas[-1].usage is not None
@@ -106,7 +105,7 @@ async def test_an_openai_stream_without_done_is_a_failure() -> None:
         name="OpenAI", base_url="http://x", api_key="", http=_client(handler)
     )
     with pytest.raises(UpstreamFailure) as failure:
-        _ = [d async for d in client.stream("m", REQUEST)]
+        _ = [d async for d in client.stream(UpstreamModel(name="m"), REQUEST)]
     assert failure.value.kind is FailureKind.TRANSPORT
 
 
@@ -134,9 +133,8 @@ async def test_gemini_request_and_response_translation() -> None:
         base_url="http://g",
         api_key="gk",
         http=http,
-        images=ImageFetcher(http, max_bytes=10_000),
     )
-    completion = await client.complete("gemini-2.0-flash", REQUEST)
+    completion = await client.complete(UpstreamModel(name="gemini-2.0-flash"), REQUEST)
     body = json.loads(seen[0].content)
     assert seen[0].url.path == "/v1beta/models/gemini-2.0-flash:generateContent"
     assert seen[0].headers["x-goog-api-key"] == "gk"
@@ -165,7 +163,6 @@ async def test_gemini_merges_consecutive_turns_of_one_role() -> None:
         base_url="http://g",
         api_key="gk",
         http=http,
-        images=ImageFetcher(http, max_bytes=10),
     )
     request = ChatRequest(
         model="m",
@@ -173,7 +170,7 @@ async def test_gemini_merges_consecutive_turns_of_one_role() -> None:
         max_tokens=5,
         messages=[ChatTurn(role="user", content="one"), ChatTurn(role="user", content="two")],
     )
-    await client.complete("m", request)
+    await client.complete(UpstreamModel(name="m"), request)
     assert seen[0]["contents"] == [{"role": "user", "parts": [{"text": "one"}, {"text": "two"}]}]
 
 
@@ -200,12 +197,11 @@ async def test_gemini_stream_reads_usage_from_the_last_chunk() -> None:
         base_url="http://g",
         api_key="gk",
         http=http,
-        images=ImageFetcher(http, max_bytes=10),
     )
     deltas = [
         d
         async for d in client.stream(
-            "m",
+            UpstreamModel(name="m"),
             REQUEST.__class__(
                 model="m",
                 messages=[ChatTurn(role="user", content="x")],
@@ -215,7 +211,7 @@ async def test_gemini_stream_reads_usage_from_the_last_chunk() -> None:
         )
     ]
     assert "".join(d.text for d in deltas) == "a pixel"
-    assert deltas[-1].finish_reason == "safety"
+    assert deltas[-1].finish_reason == "content_filter"
     assert deltas[-1].usage is not None
     assert deltas[-1].usage.completion_tokens == 2
 
@@ -242,7 +238,7 @@ async def test_status_codes_are_classified(status: int, kind: FailureKind, retry
         name="OpenAI", base_url="http://x", api_key="secret-key", http=_client(handler)
     )
     with pytest.raises(UpstreamFailure) as failure:
-        await client.complete("m", REQUEST)
+        await client.complete(UpstreamModel(name="m"), REQUEST)
     assert failure.value.kind is kind
     assert failure.value.retryable is retryable
     assert failure.value.retry_after == 7
@@ -262,6 +258,99 @@ async def test_malformed_bodies_are_provider_errors(body: bytes) -> None:
         name="OpenAI", base_url="http://x", api_key="k", http=_client(handler)
     )
     with pytest.raises(UpstreamFailure) as failure:
-        await client.complete("m", REQUEST)
+        await client.complete(UpstreamModel(name="m"), REQUEST)
     assert failure.value.kind is FailureKind.MALFORMED
     assert failure.value.to_port_error().code == "provider_error"
+
+
+# ---- the providers' own error bodies (shapes from tests/fixtures/providers/) -------------
+
+
+def _failing(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json=body, headers=headers or {})
+
+    return handler
+
+
+async def _failure_of(client: Any) -> UpstreamFailure:
+    with pytest.raises(UpstreamFailure) as failure:
+        await client.complete(UpstreamModel(name="m"), REQUEST)
+    return failure.value
+
+
+async def test_the_providers_message_is_kept_and_retry_after_ms_wins() -> None:
+    body = {
+        "error": {
+            "message": "Rate limit reached for gpt-6-luna on tokens per min (TPM).",
+            "type": "tokens",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
+    }
+    handler = _failing(429, body, {"retry-after": "2", "retry-after-ms": "1500"})
+    client = OpenAICompatibleClient(
+        name="OpenAI", base_url="http://x", api_key="k", http=_client(handler)
+    )
+    failure = await _failure_of(client)
+    assert failure.kind is FailureKind.RATE_LIMITED
+    assert failure.retry_after == 1.5
+    assert "Rate limit reached for gpt-6-luna" in str(failure.to_port_error())
+
+
+async def test_insufficient_quota_is_billing_not_a_rate_limit() -> None:
+    body = {
+        "error": {
+            "message": "You exceeded your current quota, please check your plan and billing details.",
+            "type": "insufficient_quota",
+            "param": None,
+            "code": "insufficient_quota",
+        }
+    }
+    client = OpenAICompatibleClient(
+        name="OpenAI", base_url="http://x", api_key="k", http=_client(_failing(429, body))
+    )
+    failure = await _failure_of(client)
+    assert (failure.kind, failure.retryable) == (FailureKind.QUOTA, False)
+    assert failure.to_port_error().code == "provider_quota"
+
+
+async def test_geminis_wait_is_read_from_retry_info_in_the_body() -> None:
+    body = {
+        "error": {
+            "code": 429,
+            "message": "You exceeded your current quota, please check your plan.",
+            "status": "RESOURCE_EXHAUSTED",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [{"quotaId": "GenerateRequestsPerMinutePerProjectPerModel"}],
+                },
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"},
+            ],
+        }
+    }
+    client = GeminiClient(
+        name="Google", base_url="http://g", api_key="gk", http=_client(_failing(429, body))
+    )
+    failure = await _failure_of(client)
+    assert (failure.kind, failure.retry_after) == (FailureKind.RATE_LIMITED, 37.0)
+
+
+async def test_a_bad_gemini_key_is_an_auth_failure() -> None:
+    body = {
+        "error": {
+            "code": 400,
+            "message": "API key not valid. Please pass a valid API key.",
+            "status": "INVALID_ARGUMENT",
+            "details": [
+                {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}
+            ],
+        }
+    }
+    client = GeminiClient(
+        name="Google", base_url="http://g", api_key="gk", http=_client(_failing(400, body))
+    )
+    failure = await _failure_of(client)
+    assert failure.to_port_error().code == "provider_auth"
+    assert "API key not valid" in failure.detail

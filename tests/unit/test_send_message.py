@@ -16,6 +16,8 @@ from in_memory import (
 
 from application.chat_settings import SettingsDefaults
 from application.errors import (
+    ContentFiltered,
+    EmptyReply,
     ModelFailure,
     ProviderError,
     ProviderTimeout,
@@ -424,10 +426,60 @@ async def test_an_image_travels_with_its_turn(
     url = "https://example.com/cat.png"
     await send(says("What is this?", conversation_id, model="fake-vision", image_url=url))
 
+    # The image was fetched when sent and travels as data, as every provider takes it.
+    fetched = "data:image/png;base64,ZmV0Y2hlZA=="
     assert chat_model.requests[0].messages[-1] == ChatTurn(
-        role="user", content="What is this?", image_url=url
+        role="user", content="What is this?", image_url=fetched
     )
-    assert uow.state.messages_of(conversation_id)[0].image_url == url
+    stored = uow.state.messages_of(conversation_id)[0]
+    assert (stored.image_url, stored.image_data) == (url, fetched)
+
+
+async def test_an_earlier_image_is_not_fetched_again(
+    send: SendMessage,
+    chat_model: FakeChatModel,
+    images: FakeImageInspector,
+    conversation_id: int,
+) -> None:
+    url = "https://example.com/cat.png"
+    await send(says("What is this?", conversation_id, model="fake-vision", image_url=url))
+    images.refused.add(url)  # the signed URL has expired since
+
+    await send(says("And its colour?", conversation_id, model="fake-vision"))
+
+    assert images.fetched == [url]
+    first_turn = chat_model.requests[1].messages[0]
+    assert first_turn.image_url == "data:image/png;base64,ZmV0Y2hlZA=="
+
+
+async def test_an_image_type_the_model_does_not_take_is_refused_before_the_model_is_asked(
+    make_send: MakeSend,
+    uow: FakeUnitOfWork,
+    chat_model: FakeChatModel,
+    images: FakeImageInspector,
+    conversation_id: int,
+) -> None:
+    url = "https://example.com/dancing.gif"
+    images.types[url] = "image/gif"
+
+    with pytest.raises(InvalidInput) as raised:
+        await make_send()(says("Look", conversation_id, model="fake-vision", image_url=url))
+
+    assert "GIF" in raised.value.field_errors["image_url"][0]
+    assert uow.state.messages == {}
+    assert chat_model.requests == []
+
+
+async def test_history_images_are_left_out_for_a_model_without_vision(
+    send: SendMessage, uow: FakeUnitOfWork, chat_model: FakeChatModel, conversation_id: int
+) -> None:
+    await send(
+        says("Look", conversation_id, model="fake-vision", image_url="https://example.com/a.png")
+    )
+
+    await send(says("Now in words", conversation_id, model="fake-small"))
+
+    assert [turn.image_url for turn in chat_model.requests[1].messages] == [None, None, None]
 
 
 async def test_an_image_for_a_model_without_vision_is_refused_and_nothing_stored(
@@ -479,3 +531,55 @@ async def test_the_reply_time_moves_the_conversation_forward(
     assert user_message.created_at == start
     assert reply.created_at == start + timedelta(seconds=3)
     assert uow.state.conversations[conversation_id].updated_at == reply.created_at
+
+
+async def test_a_blocked_answer_is_stored_as_blocked_and_reported_not_an_empty_success(
+    send: SendMessage, uow: FakeUnitOfWork, chat_model: FakeChatModel, conversation_id: int
+) -> None:
+    chat_model.reply, chat_model.finish_reason = "", "content_filter"
+
+    with pytest.raises(ContentFiltered):
+        await send(says("something the filter blocks", conversation_id))
+
+    user_message, reply = uow.state.messages_of(conversation_id)
+    assert user_message.content == "something the filter blocks"
+    assert (reply.status, reply.error_code) == (MessageStatus.BLOCKED, "content_filtered")
+    assert reply.completion_tokens == 7  # billed all the same
+
+
+async def test_a_reply_with_no_text_is_a_failure_with_its_own_code(
+    send: SendMessage, uow: FakeUnitOfWork, chat_model: FakeChatModel, conversation_id: int
+) -> None:
+    # A thinking model that spent its whole budget thinking answers "length" and no text.
+    chat_model.reply, chat_model.finish_reason = "", "length"
+    chat_model.usage = TokenUsage(prompt_tokens=5, completion_tokens=800, reasoning_tokens=800)
+
+    with pytest.raises(EmptyReply):
+        await send(says("think hard", conversation_id))
+
+    reply = uow.state.messages_of(conversation_id)[1]
+    assert (reply.status, reply.error_code) == (MessageStatus.FAILED, "empty_reply")
+    assert (reply.completion_tokens, reply.reasoning_tokens) == (800, 800)
+
+
+async def test_reasoning_is_kept_apart_from_the_answer(
+    send: SendMessage, uow: FakeUnitOfWork, chat_model: FakeChatModel, conversation_id: int
+) -> None:
+    chat_model.reply, chat_model.reasoning = "42.", "Let me think about this."
+
+    exchange = await send(says("The answer?", conversation_id))
+
+    assert exchange.ai_message.content == "42."
+    assert uow.state.messages_of(conversation_id)[1].reasoning == "Let me think about this."
+
+
+async def test_the_providers_words_are_kept_with_a_failed_reply(
+    send: SendMessage, uow: FakeUnitOfWork, chat_model: FakeChatModel, conversation_id: int
+) -> None:
+    chat_model.error = ProviderUnavailable("Model provider OpenAI: HTTP 429: Rate limit reached")
+
+    with pytest.raises(ProviderUnavailable):
+        await send(says("hello", conversation_id))
+
+    reply = uow.state.messages_of(conversation_id)[1]
+    assert reply.error_message == "Model provider OpenAI: HTTP 429: Rate limit reached"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from adapters.llm.upstream import UpstreamModel
 from application.ports import ChatCompletion, ChatDelta, ChatRequest, TokenUsage
 
 ECHO_MODEL_ID = "echo"
@@ -22,7 +23,7 @@ class EchoChatModel:
 
     name = ECHO_PROVIDER
 
-    async def complete(self, upstream_model: str, request: ChatRequest) -> ChatCompletion:
+    async def complete(self, model: UpstreamModel, request: ChatRequest) -> ChatCompletion:
         text, usage, finish = self._answer(request)
         return ChatCompletion(
             text=text,
@@ -32,7 +33,7 @@ class EchoChatModel:
             finish_reason=finish,
         )
 
-    async def stream(self, upstream_model: str, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+    async def stream(self, model: UpstreamModel, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         text, usage, finish = self._answer(request)
         words = text.split(" ")
         for index, word in enumerate(words):

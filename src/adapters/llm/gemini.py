@@ -1,35 +1,72 @@
 """Google Gemini REST (``generateContent`` and ``streamGenerateContent?alt=sse``).
 
 Roles are user/model, the system prompt travels as ``systemInstruction``, sampling as
-``generationConfig``; images are sent inline (downloaded by Parley within limits).
-Usage comes from ``usageMetadata`` (in a stream, the last chunk's is the total)."""
+``generationConfig``; images inline (``data:`` URIs: Parley fetched them when they were
+sent). Gemini refuses an empty text part (400 "required oneof field 'data'"), so none is
+ever sent. Usage comes from ``usageMetadata`` (in a stream, the last chunk's is the
+total); thinking tokens (``thoughtsTokenCount``) are billed as output, so they count in
+``completion_tokens``. Thought parts (``"thought": true``) are reasoning, not answer. A
+safety block (``finishReason`` SAFETY and kin, or ``promptFeedback.blockReason``) is
+finish reason ``content_filter``."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import msgspec
 
-from adapters.llm.images import ImageFetcher
 from adapters.llm.upstream import (
+    Dialect,
     FailureKind,
     UpstreamFailure,
+    UpstreamModel,
     from_status,
+    from_stream_error,
     from_transport,
     malformed,
+    normalised_finish,
 )
-from application.ports import ChatCompletion, ChatDelta, ChatRequest, TokenUsage
+from application.ports import (
+    CONTENT_FILTER,
+    ChatCompletion,
+    ChatDelta,
+    ChatRequest,
+    ChatTurn,
+    TokenUsage,
+)
 
-# Gemini's finish reasons, in the vocabulary OpenAI-style clients know; others
-# (SAFETY, RECITATION, BLOCKLIST, ...) are kept, lower-cased, so they are visible.
-FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length"}
+# Gemini's finish reasons in the vocabulary OpenAI-style clients know; others are kept,
+# lower-cased, so they are visible.
+FINISH_REASONS = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": CONTENT_FILTER,
+    "RECITATION": CONTENT_FILTER,
+    "BLOCKLIST": CONTENT_FILTER,
+    "PROHIBITED_CONTENT": CONTENT_FILTER,
+    "SPII": CONTENT_FILTER,
+    "IMAGE_SAFETY": CONTENT_FILTER,
+}
 
 
-def _finish(reason: str) -> str:
-    return FINISH_REASONS.get(reason, reason.lower())
+@dataclass(frozen=True)
+class _Piece:
+    text: str = ""
+    thought: str = ""
+    finish: str | None = None
+
+
+def _parts(turn: ChatTurn) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    if turn.content:
+        parts.append({"text": turn.content})
+    if turn.image_url and turn.image_url.startswith("data:"):
+        header, _, data = turn.image_url[5:].partition(",")
+        parts.append({"inline_data": {"mime_type": header.partition(";")[0], "data": data}})
+    return parts
 
 
 class GeminiClient:
@@ -40,50 +77,42 @@ class GeminiClient:
         base_url: str,
         api_key: str,
         http: httpx.AsyncClient,
-        images: ImageFetcher,
+        dialect: Dialect | None = None,
     ) -> None:
         self.name = name
         self._base = base_url.rstrip("/") + "/v1beta/models/"
         self._key = api_key
         self._http = http
-        self._images = images
+        self._dialect = dialect or Dialect()
         # msgspec for bodies, as in openai_compatible.py.
         self._headers = {"x-goog-api-key": api_key, "Content-Type": "application/json"}
 
-    async def _body(self, request: ChatRequest) -> dict[str, Any]:
+    def _body(self, model: UpstreamModel, request: ChatRequest) -> dict[str, Any]:
         contents: list[dict[str, Any]] = []
         system = [turn.content for turn in request.messages if turn.role == "system"]
         for turn in request.messages:
-            if turn.role == "system":
+            parts = _parts(turn)
+            if turn.role == "system" or not parts:
                 continue
             role = "model" if turn.role == "assistant" else "user"
-            parts: list[dict[str, Any]] = [{"text": turn.content}]
-            if turn.image_url:
-                mime, data = await self._images.load(turn.image_url)
-                parts.append(
-                    {"inline_data": {"mime_type": mime, "data": base64.b64encode(data).decode()}}
-                )
             if contents and contents[-1]["role"] == role:
                 contents[-1]["parts"].extend(parts)  # Gemini wants turns to alternate
             else:
                 contents.append({"role": role, "parts": parts})
-        body: dict[str, Any] = {
-            "contents": contents,
-            "generationConfig": {
-                "temperature": request.temperature,
-                "maxOutputTokens": request.max_tokens,
-            },
-        }
-        if system:
-            body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
+        config: dict[str, Any] = {"maxOutputTokens": request.max_tokens}
+        temperature = self._dialect.temperature(model, request.temperature)
+        if temperature is not None:
+            config["temperature"] = temperature
+        body: dict[str, Any] = {"contents": contents, "generationConfig": config}
+        if any(system):
+            body["systemInstruction"] = {"parts": [{"text": "\n\n".join(filter(None, system))}]}
         return body
 
-    async def complete(self, upstream_model: str, request: ChatRequest) -> ChatCompletion:
-        body = await self._body(request)
+    async def complete(self, model: UpstreamModel, request: ChatRequest) -> ChatCompletion:
         try:
             response = await self._http.post(
-                f"{self._base}{upstream_model}:generateContent",
-                content=msgspec.json.encode(body),
+                f"{self._base}{model.name}:generateContent",
+                content=msgspec.json.encode(self._body(model, request)),
                 headers=self._headers,
             )
         except httpx.TransportError as error:
@@ -94,18 +123,18 @@ class GeminiClient:
             document = msgspec.json.decode(response.content)
         except msgspec.DecodeError:
             raise malformed(self.name, "body is not JSON") from None
-        text, finish = _candidate(self.name, document)
+        piece = self._piece(document)
         return ChatCompletion(
-            text=text,
-            model=upstream_model,
+            text=piece.text,
+            model=model.name,
             provider=self.name,
             usage=_usage(document) or TokenUsage(),
-            finish_reason=_finish(finish or "STOP"),
+            finish_reason=piece.finish or "stop",
+            reasoning=piece.thought,
         )
 
-    async def stream(self, upstream_model: str, request: ChatRequest) -> AsyncIterator[ChatDelta]:
-        body = await self._body(request)
-        url = f"{self._base}{upstream_model}:streamGenerateContent"
+    async def stream(self, model: UpstreamModel, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+        url = f"{self._base}{model.name}:streamGenerateContent"
         usage: TokenUsage | None = None
         finish: str | None = None
         try:
@@ -113,7 +142,7 @@ class GeminiClient:
                 "POST",
                 url,
                 params={"alt": "sse"},
-                content=msgspec.json.encode(body),
+                content=msgspec.json.encode(self._body(model, request)),
                 headers=self._headers,
             ) as response:
                 if response.status_code != 200:
@@ -126,11 +155,11 @@ class GeminiClient:
                         chunk = msgspec.json.decode(line[5:].strip())
                     except msgspec.DecodeError:
                         raise malformed(self.name, "a stream chunk is not JSON") from None
-                    text, chunk_finish = _candidate(self.name, chunk)
+                    piece = self._piece(chunk)
                     usage = _usage(chunk) or usage
-                    finish = chunk_finish or finish
-                    if text:
-                        yield ChatDelta(text=text)
+                    finish = piece.finish or finish
+                    if piece.text or piece.thought:
+                        yield ChatDelta(text=piece.text, reasoning=piece.thought)
         except httpx.TransportError as error:
             raise from_transport(self.name, error) from None
         if finish is None:
@@ -140,32 +169,30 @@ class GeminiClient:
                 FailureKind.TRANSPORT, self.name, "the stream ended before it was complete"
             )
         yield ChatDelta(
-            usage=usage or TokenUsage(),
-            finish_reason=_finish(finish),
-            model=upstream_model,
-            provider=self.name,
+            usage=usage or TokenUsage(), finish_reason=finish, model=model.name, provider=self.name
         )
 
-
-def _candidate(provider: str, document: Any) -> tuple[str, str | None]:
-    if not isinstance(document, dict):
-        raise malformed(provider, "not an object")
-    candidates = document.get("candidates")
-    if not candidates:
-        blocked = (document.get("promptFeedback") or {}).get("blockReason")
-        if blocked:
-            return "", str(blocked)
-        if "usageMetadata" in document:
-            return "", None  # a usage-only chunk
-        raise malformed(provider, "no candidates")
-    try:
-        candidate = candidates[0]
-        parts = (candidate.get("content") or {}).get("parts") or []
-        text = "".join(part.get("text", "") for part in parts if isinstance(part, dict))
-        finish = candidate.get("finishReason")
-    except (AttributeError, TypeError, IndexError):
-        raise malformed(provider, "unexpected candidate shape") from None
-    return text, finish
+    def _piece(self, document: Any) -> _Piece:
+        if not isinstance(document, dict):
+            raise malformed(self.name, "not an object")
+        if "error" in document:
+            raise from_stream_error(self.name, document["error"], self._key)
+        candidates = document.get("candidates")
+        if not candidates:
+            if (document.get("promptFeedback") or {}).get("blockReason"):
+                return _Piece(finish=CONTENT_FILTER)  # the prompt itself was blocked
+            if "usageMetadata" in document:
+                return _Piece()  # a usage-only chunk
+            raise malformed(self.name, "no candidates")
+        try:
+            candidate = candidates[0]
+            parts = (candidate.get("content") or {}).get("parts") or []
+            text = "".join(p.get("text", "") for p in parts if not p.get("thought"))
+            thought = "".join(p.get("text", "") for p in parts if p.get("thought"))
+            finish = normalised_finish(candidate.get("finishReason"), FINISH_REASONS)
+        except (AttributeError, TypeError, IndexError):
+            raise malformed(self.name, "unexpected candidate shape") from None
+        return _Piece(text=text, thought=thought, finish=finish)
 
 
 def _usage(document: dict[str, Any]) -> TokenUsage | None:
@@ -173,7 +200,10 @@ def _usage(document: dict[str, Any]) -> TokenUsage | None:
     if not isinstance(metadata, dict):
         return None
     prompt = metadata.get("promptTokenCount", 0)
-    completion = metadata.get("candidatesTokenCount", 0)
-    if not isinstance(prompt, int) or not isinstance(completion, int):
+    answer = metadata.get("candidatesTokenCount", 0)
+    thoughts = metadata.get("thoughtsTokenCount", 0)
+    if not all(isinstance(count, int) for count in (prompt, answer, thoughts)):
         return None
-    return TokenUsage(prompt_tokens=prompt, completion_tokens=completion)
+    return TokenUsage(
+        prompt_tokens=prompt, completion_tokens=answer + thoughts, reasoning_tokens=thoughts
+    )

@@ -1,8 +1,11 @@
-"""Images in chat turns: checked before anything is stored, fetched for Gemini.
+"""Images in chat turns: fetched once, when the message is sent, before anything is stored.
 
 http(s) URLs must point at public addresses (no loopback, private or link-local hosts:
 Parley must not become a way to reach the operator's internal network) unless the
-operator allows it; ``data:`` URIs must hold an image within the size limit."""
+operator allows it; ``data:`` URIs must hold an image within the size limit. What is
+kept is a ``data:`` URI, which every provider takes (Ollama takes nothing else, Gemini
+and Anthropic want the bytes), so a later turn never depends on the URL still working
+(signed URLs expire)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from application.ports import FetchedImage
 from domain.errors import InvalidInput
 
 ALLOWED_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif", "image/heic", "image/heif"}
@@ -31,6 +35,15 @@ class ImageFetcher:
         self._http = http
         self._max_bytes = max_bytes
         self._allow_private = allow_private
+
+    async def fetch(self, image_url: str) -> FetchedImage:
+        if image_url.startswith("data:"):
+            mime, _ = self._decode_data_uri(image_url)
+            return FetchedImage(mime_type=mime, data_uri=image_url)
+        mime, data = await self.load(image_url)
+        return FetchedImage(
+            mime_type=mime, data_uri=f"data:{mime};base64,{base64.b64encode(data).decode()}"
+        )
 
     async def check(self, image_url: str) -> None:
         if image_url.startswith("data:"):

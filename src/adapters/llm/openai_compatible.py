@@ -1,7 +1,18 @@
 """OpenAI-compatible chat completions (``POST {base_url}/chat/completions``).
 
 Serves OpenAI, Moonshot Kimi, DashScope compatible mode (Qwen), DeepSeek and local
-servers such as Ollama, vLLM and llama.cpp."""
+servers such as Ollama, vLLM and llama.cpp; each one's quirks are its ``Dialect``.
+
+What the servers send beyond OpenAI's own shape, and how it is read:
+- a refusal (OpenAI): ``message.content`` null and ``message.refusal`` text (streamed as
+  ``delta.refusal``): the refusal is the answer, finish reason ``refusal``;
+- reasoning text (DeepSeek, Qwen, Kimi): ``reasoning_content`` beside ``content``, kept
+  apart from the answer; reasoning tokens (OpenAI) in
+  ``usage.completion_tokens_details.reasoning_tokens``, part of ``completion_tokens``;
+- stream usage in ``choices[0].usage`` (Moonshot) instead of a final usage chunk;
+- an error inside a 200 stream: ``data: {"error": {...}}``;
+- a stream that finishes (``finish_reason``) but never sends ``[DONE]`` (some llama.cpp
+  builds): a complete answer."""
 
 from __future__ import annotations
 
@@ -12,9 +23,12 @@ import httpx
 import msgspec
 
 from adapters.llm.upstream import (
+    Dialect,
     FailureKind,
     UpstreamFailure,
+    UpstreamModel,
     from_status,
+    from_stream_error,
     from_transport,
     malformed,
 )
@@ -39,38 +53,61 @@ def _usage(raw: Any) -> TokenUsage | None:
     prompt, completion = raw.get("prompt_tokens", 0), raw.get("completion_tokens", 0)
     if not isinstance(prompt, int) or not isinstance(completion, int):
         return None
-    return TokenUsage(prompt_tokens=prompt, completion_tokens=completion)
+    details = raw.get("completion_tokens_details")
+    reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    return TokenUsage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        reasoning_tokens=reasoning if isinstance(reasoning, int) else 0,
+    )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 class OpenAICompatibleClient:
-    def __init__(self, *, name: str, base_url: str, api_key: str, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        api_key: str,
+        http: httpx.AsyncClient,
+        dialect: Dialect | None = None,
+    ) -> None:
         self.name = name
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._key = api_key
         self._http = http
+        self._dialect = dialect or Dialect()
         # Bodies are encoded and decoded with msgspec: several times faster than the
         # stdlib json httpx would use, and a chat request carries the whole history.
         self._headers = {"Content-Type": "application/json"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
 
-    def _body(self, upstream_model: str, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+    def _body(self, model: UpstreamModel, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "model": upstream_model,
+            "model": model.name,
             "messages": [_message(turn) for turn in request.messages],
-            "temperature": request.temperature,
-            "max_tokens": request.max_tokens,
+            self._dialect.max_tokens_field: request.max_tokens,
         }
+        temperature = self._dialect.temperature(model, request.temperature)
+        if temperature is not None:
+            body["temperature"] = temperature
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
+        else:
+            body.update(self._dialect.non_stream_extra)
         return body
 
-    async def complete(self, upstream_model: str, request: ChatRequest) -> ChatCompletion:
+    async def complete(self, model: UpstreamModel, request: ChatRequest) -> ChatCompletion:
         try:
             response = await self._http.post(
                 self._url,
-                content=msgspec.json.encode(self._body(upstream_model, request, stream=False)),
+                content=msgspec.json.encode(self._body(model, request, stream=False)),
                 headers=self._headers,
             )
         except httpx.TransportError as error:
@@ -79,25 +116,36 @@ class OpenAICompatibleClient:
             raise from_status(self.name, response, response.text, self._key)
         try:
             document = msgspec.json.decode(response.content)
+        except msgspec.DecodeError:
+            raise malformed(self.name, "body is not JSON") from None
+        if isinstance(document, dict) and "error" in document and not document.get("choices"):
+            raise from_stream_error(self.name, document["error"], self._key)
+        try:
             choice = document["choices"][0]
-            content = choice["message"].get("content") or ""
+            message = choice["message"]
+            content, refusal = message.get("content"), message.get("refusal")
             finish = choice.get("finish_reason") or "stop"
-        except (msgspec.DecodeError, KeyError, IndexError, TypeError, AttributeError):
+        except (KeyError, IndexError, TypeError, AttributeError):
             raise malformed(self.name, "no choices[0].message") from None
-        if not isinstance(content, str):
+        if content is not None and not isinstance(content, str):
             raise malformed(self.name, "message content is not text")
+        text = content or ""
+        if not text and isinstance(refusal, str) and refusal:
+            text, finish = refusal, "refusal"
         return ChatCompletion(
-            text=content,
-            model=upstream_model,
+            text=text,
+            model=model.name,
             provider=self.name,
-            usage=_usage(document.get("usage")) or TokenUsage(),
+            usage=_usage(document.get("usage")) or _usage(choice.get("usage")) or TokenUsage(),
             finish_reason=str(finish),
+            reasoning=_text(message.get("reasoning_content")),
         )
 
-    async def stream(self, upstream_model: str, request: ChatRequest) -> AsyncIterator[ChatDelta]:
-        body = self._body(upstream_model, request, stream=True)
+    async def stream(self, model: UpstreamModel, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+        body = self._body(model, request, stream=True)
         usage: TokenUsage | None = None
         finish: str | None = None
+        refused = False
         done = False
         try:
             async with self._http.stream(
@@ -114,6 +162,8 @@ class OpenAICompatibleClient:
                         done = True
                         break
                     chunk = _chunk(self.name, payload)
+                    if "error" in chunk:
+                        raise from_stream_error(self.name, chunk["error"], self._key)
                     usage = _usage(chunk.get("usage")) or usage
                     choices = chunk.get("choices")
                     if not isinstance(choices, list):
@@ -121,21 +171,30 @@ class OpenAICompatibleClient:
                     for choice in choices:
                         if not isinstance(choice, dict):
                             raise malformed(self.name, "a stream choice is not an object")
-                        delta = (choice or {}).get("delta") or {}
-                        piece = delta.get("content")
-                        if isinstance(piece, str) and piece:
+                        delta = choice.get("delta") or {}
+                        reasoning = _text(delta.get("reasoning_content"))
+                        if reasoning:
+                            yield ChatDelta(reasoning=reasoning)
+                        piece = _text(delta.get("content"))
+                        refusal = _text(delta.get("refusal"))
+                        if refusal:
+                            refused, piece = True, piece + refusal
+                        if piece:
                             yield ChatDelta(text=piece)
+                        usage = _usage(choice.get("usage")) or usage  # Moonshot
                         finish = choice.get("finish_reason") or finish
         except httpx.TransportError as error:
-            raise from_transport(self.name, error) from None
-        if not done:
+            if finish is None:
+                raise from_transport(self.name, error) from None
+            # Finished, then the connection went (no [DONE]): the answer is complete.
+        if not done and finish is None:
             raise UpstreamFailure(
                 FailureKind.TRANSPORT, self.name, "the stream ended before it was complete"
             )
         yield ChatDelta(
             usage=usage or TokenUsage(),
-            finish_reason=finish or "stop",
-            model=upstream_model,
+            finish_reason="refusal" if refused else (finish or "stop"),
+            model=model.name,
             provider=self.name,
         )
 

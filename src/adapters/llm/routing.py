@@ -2,9 +2,13 @@
 and a fallback chain.
 
 Retries (tenacity): exponential backoff with jitter on 429, 5xx and transport errors,
-honouring Retry-After, never on 400/401/403/404, all within one overall deadline per
-request. When a model's retries are spent, the next model of its fallback chain is
-tried. A stream is retried only until its first token: after that, a failure ends it."""
+never on 400/401/403/404 or billing errors, all within one overall deadline per
+request. A wait the provider asked for (Retry-After, OpenAI's retry-after-ms, Gemini's
+RetryInfo in the body) is honoured exactly: retrying sooner only earns another 429, so a
+wait longer than ``retry_after_max`` or than the deadline leaves ends the retries at once
+(the fallback chain goes on). When a model's retries are spent, the next model of its
+fallback chain is tried. A stream is retried only until its first token: after that, a
+failure ends it."""
 
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from adapters.llm.upstream import FailureKind, UpstreamFailure
+from adapters.llm.upstream import FailureKind, UpstreamFailure, UpstreamModel
 from application.errors import ModelFailure, ProviderUnavailable
 from application.ports import ChatCompletion, ChatDelta, ChatRequest, ModelInfo
 
@@ -36,16 +40,16 @@ T = TypeVar("T")
 class ProviderClient(Protocol):
     name: str
 
-    async def complete(self, upstream_model: str, request: ChatRequest) -> ChatCompletion: ...
+    async def complete(self, model: UpstreamModel, request: ChatRequest) -> ChatCompletion: ...
 
-    def stream(self, upstream_model: str, request: ChatRequest) -> AsyncIterator[ChatDelta]: ...
+    def stream(self, model: UpstreamModel, request: ChatRequest) -> AsyncIterator[ChatDelta]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
 class Route:
     model: ModelInfo
     client: ProviderClient
-    upstream: str
+    upstream: UpstreamModel
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,8 +136,9 @@ class RoutedChatModel:
 
     def _usable_chain(self, request: ChatRequest) -> list[Route]:
         chain = self.chain(request.model)
-        if any(turn.image_url for turn in request.messages):
-            chain = [route for route in chain if route.model.supports_images]
+        images = {_mime_of(turn.image_url) for turn in request.messages if turn.image_url}
+        if images:
+            chain = [route for route in chain if all(map(route.model.takes_image, images))]
         if not chain:
             raise ProviderUnavailable(f'No provider can serve the model "{request.model}".')
         return chain
@@ -147,12 +152,21 @@ class RoutedChatModel:
             failure = state.outcome.exception() if state.outcome else None
             pause = self._backoff(state)
             if isinstance(failure, UpstreamFailure) and failure.retry_after is not None:
-                pause = min(failure.retry_after, self._policy.retry_after_max)
+                pause = failure.retry_after
             return max(0.0, min(pause, deadline - loop.time()))
+
+        def asked_to_wait_too_long(state: RetryCallState) -> bool:
+            failure = state.outcome.exception() if state.outcome else None
+            if not isinstance(failure, UpstreamFailure) or failure.retry_after is None:
+                return False
+            limit = min(self._policy.retry_after_max, deadline - loop.time())
+            return failure.retry_after > limit
 
         retrying = AsyncRetrying(
             stop=stop_any(
-                stop_after_attempt(self._policy.max_attempts), _StopAtDeadline(loop, deadline)
+                stop_after_attempt(self._policy.max_attempts),
+                _StopAtDeadline(loop, deadline),
+                _StopWhen(asked_to_wait_too_long),
             ),
             wait=wait,
             retry=retry_if_exception(lambda e: isinstance(e, UpstreamFailure) and e.retryable),
@@ -179,6 +193,14 @@ class RoutedChatModel:
         return replace(delta, model=route.model.id, provider=route.model.provider)
 
 
+class _StopWhen(stop_base):
+    def __init__(self, predicate: Callable[[RetryCallState], bool]) -> None:
+        self._predicate = predicate
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._predicate(retry_state)
+
+
 class _StopAtDeadline(stop_base):
     def __init__(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         self._loop = loop
@@ -197,6 +219,10 @@ def _final(failures: list[UpstreamFailure]) -> ModelFailure:
     return ProviderUnavailable(
         "All providers for this model failed: " + "; ".join(str(f) for f in failures)
     )
+
+
+def _mime_of(data_uri: str) -> str:
+    return data_uri[5:].partition(";")[0] if data_uri.startswith("data:") else ""
 
 
 async def _close(iterator: AsyncIterator[ChatDelta]) -> None:

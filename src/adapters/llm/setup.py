@@ -2,7 +2,8 @@
 
 A built-in provider is enabled by its API key (a keyless local server by its base URL);
 its built-in models then appear. The TOML ``[models.ID]`` tables add or re-point models
-(``provider``, ``upstream``, ``name``, ``images``, ``context_window``),
+(``provider``, ``upstream``, ``name``, ``images``, ``context_window``, ``temperature``
+-- false for a model that takes only its default temperature),
 ``remove_models`` hides some, ``fallbacks`` chains them. The offline ``echo`` model is
 on when no provider is, or when ``keep_echo`` says so."""
 
@@ -14,12 +15,16 @@ from typing import Any
 
 import httpx
 
+from adapters.llm.anthropic import AnthropicClient
 from adapters.llm.catalog import StaticModelCatalog
 from adapters.llm.defaults import (
+    ANTHROPIC_FORMAT,
     BUILTIN_MODELS,
     BUILTIN_PROVIDERS,
+    COMMON_IMAGES,
     GEMINI_FORMAT,
     OPENAI_FORMAT,
+    WIRE_FORMATS,
 )
 from adapters.llm.echo import ECHO_MODEL_ID, ECHO_PROVIDER, EchoChatModel
 from adapters.llm.gemini import GeminiClient
@@ -27,6 +32,7 @@ from adapters.llm.images import ImageFetcher
 from adapters.llm.openai_compatible import OpenAICompatibleClient
 from adapters.llm.routing import ProviderClient, RetryPolicy, Route, RoutedChatModel
 from adapters.llm.transport import provider_http_client
+from adapters.llm.upstream import Dialect, UpstreamModel
 from application.ports import ModelInfo
 
 ECHO_MODEL = ModelInfo(
@@ -35,6 +41,7 @@ ECHO_MODEL = ModelInfo(
     provider=ECHO_PROVIDER,
     supports_images=True,
     context_window=1_000_000,
+    image_types=frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"}),
 )
 
 
@@ -76,6 +83,8 @@ class _Provider:
     wire_format: str
     base_url: str
     api_key: str = field(repr=False)
+    dialect: Dialect = field(default_factory=Dialect)
+    image_types: frozenset[str] = COMMON_IMAGES
 
 
 def _enabled_providers(config: LlmConfig) -> dict[str, _Provider]:
@@ -85,8 +94,10 @@ def _enabled_providers(config: LlmConfig) -> dict[str, _Provider]:
         table = dict(config.providers.get(name, {}))
         known = builtin.get(name)
         wire_format = str(table.get("kind", known.wire_format if known else OPENAI_FORMAT))
-        if wire_format not in (OPENAI_FORMAT, GEMINI_FORMAT):
-            raise ModelConfigError(f'provider {name}: kind must be "openai" or "gemini"')
+        if wire_format not in WIRE_FORMATS:
+            raise ModelConfigError(
+                f"provider {name}: kind must be one of " + ", ".join(map(repr, WIRE_FORMATS))
+            )
         api_key = str(table.get("api_key", ""))
         base_url = str(table.get("base_url", known.default_base_url if known else ""))
         keyless = bool(table.get("keyless", known.keyless if known else True))
@@ -94,7 +105,15 @@ def _enabled_providers(config: LlmConfig) -> dict[str, _Provider]:
             if not base_url:
                 raise ModelConfigError(f"provider {name}: base_url is required")
             display = str(table.get("display", known.display if known else name))
-            enabled[name] = _Provider(name, display, wire_format, base_url, api_key)
+            enabled[name] = _Provider(
+                name,
+                display,
+                wire_format,
+                base_url,
+                api_key,
+                known.dialect if known else Dialect(),
+                known.image_types if known else COMMON_IMAGES,
+            )
     return enabled
 
 
@@ -117,23 +136,21 @@ def build_llm(config: LlmConfig) -> LlmStack:
         max_bytes=config.image_max_bytes,
         allow_private=config.allow_private_image_urls,
     )
-    provider_clients: dict[str, ProviderClient] = {}
-    for provider in providers.values():
-        if provider.wire_format == GEMINI_FORMAT:
-            provider_clients[provider.name] = GeminiClient(
-                name=provider.display,
-                base_url=provider.base_url,
-                api_key=provider.api_key,
-                http=http_client(),
-                images=images,
-            )
-        else:
-            provider_clients[provider.name] = OpenAICompatibleClient(
-                name=provider.display,
-                base_url=provider.base_url,
-                api_key=provider.api_key,
-                http=http_client(),
-            )
+    clients_by_format: dict[str, type[OpenAICompatibleClient | GeminiClient | AnthropicClient]] = {
+        OPENAI_FORMAT: OpenAICompatibleClient,
+        GEMINI_FORMAT: GeminiClient,
+        ANTHROPIC_FORMAT: AnthropicClient,
+    }
+    provider_clients: dict[str, ProviderClient] = {
+        provider.name: clients_by_format[provider.wire_format](
+            name=provider.display,
+            base_url=provider.base_url,
+            api_key=provider.api_key,
+            http=http_client(),
+            dialect=provider.dialect,
+        )
+        for provider in providers.values()
+    }
 
     routes: dict[str, Route] = {}
     for model_id, (info, provider_name, upstream) in _routes(config, providers).items():
@@ -141,7 +158,9 @@ def build_llm(config: LlmConfig) -> LlmStack:
             model=info, client=provider_clients[provider_name], upstream=upstream
         )
     if not providers or config.keep_echo:
-        routes[ECHO_MODEL_ID] = Route(model=ECHO_MODEL, client=EchoChatModel(), upstream="echo")
+        routes[ECHO_MODEL_ID] = Route(
+            model=ECHO_MODEL, client=EchoChatModel(), upstream=UpstreamModel(name="echo")
+        )
     for model_id in config.remove_models:
         routes.pop(model_id, None)
     if not routes:
@@ -163,8 +182,8 @@ def build_llm(config: LlmConfig) -> LlmStack:
 
 def _routes(
     config: LlmConfig, providers: Mapping[str, _Provider]
-) -> dict[str, tuple[ModelInfo, str, str]]:
-    table: dict[str, tuple[ModelInfo, str, str]] = {}
+) -> dict[str, tuple[ModelInfo, str, UpstreamModel]]:
+    table: dict[str, tuple[ModelInfo, str, UpstreamModel]] = {}
     for builtin in BUILTIN_MODELS:
         if builtin.provider in providers:
             info = ModelInfo(
@@ -173,8 +192,12 @@ def _routes(
                 provider=providers[builtin.provider].display,
                 supports_images=builtin.supports_images,
                 context_window=builtin.context_window,
+                image_types=providers[builtin.provider].image_types,
             )
-            table[builtin.id] = (info, builtin.provider, builtin.upstream)
+            upstream = UpstreamModel(
+                name=builtin.upstream, takes_temperature=builtin.takes_temperature
+            )
+            table[builtin.id] = (info, builtin.provider, upstream)
     for model_id, spec in config.models.items():
         existing = table.get(model_id)
         provider = str(spec.get("provider", existing[1] if existing else ""))
@@ -196,7 +219,13 @@ def _routes(
             context_window=int(
                 spec.get("context_window", existing[0].context_window if existing else 8192)
             ),
+            image_types=providers[provider].image_types,
         )
-        upstream = str(spec.get("upstream", existing[2] if existing else model_id))
+        upstream = UpstreamModel(
+            name=str(spec.get("upstream", existing[2].name if existing else model_id)),
+            takes_temperature=bool(
+                spec.get("temperature", existing[2].takes_temperature if existing else True)
+            ),
+        )
         table[model_id] = (info, provider, upstream)
     return table

@@ -51,6 +51,9 @@ _MESSAGE_COLUMNS = (
     t.messages.c.finish_reason,
     t.messages.c.latency_ms,
     t.messages.c.error_code,
+    t.messages.c.reasoning,
+    t.messages.c.reasoning_tokens,
+    t.messages.c.error_message,
 )
 _ROLES = {role.value: role for role in MessageRole}
 _STATUSES = {status.value: status for status in MessageStatus}
@@ -90,8 +93,9 @@ _CONVERSATION_COUNT = select(t.users.c.conversation_count).where(
     t.users.c.id == bindparam("owner_id")
 )
 _INSERT_MESSAGE = t.messages.insert().returning(t.messages.c.id)
+# Only the history the model sees needs the images' data; lists never load it.
 _LATEST_MESSAGES = (
-    select(*_MESSAGE_COLUMNS)
+    select(*_MESSAGE_COLUMNS, t.messages.c.image_data)
     .where(t.messages.c.conversation_id == bindparam("conversation_id"))
     .order_by(t.messages.c.id.desc())
     .limit(bindparam("limit"))
@@ -294,6 +298,10 @@ def _message(row: Sequence[Any]) -> Message:
         finish_reason,
         latency_ms,
         error_code,
+        reasoning,
+        reasoning_tokens,
+        error_message,
+        *image_data,
     ) = row
     return Message(
         id_,
@@ -310,6 +318,10 @@ def _message(row: Sequence[Any]) -> Message:
         finish_reason,
         latency_ms,
         error_code,
+        reasoning,
+        reasoning_tokens,
+        error_message,
+        image_data[0] if image_data else None,
     )
 
 
@@ -334,6 +346,10 @@ class SqlMessages:
                 "latency_ms": message.latency_ms,
                 "error_code": message.error_code,
                 "created_at": message.created_at,
+                "reasoning": message.reasoning,
+                "reasoning_tokens": message.reasoning_tokens,
+                "error_message": message.error_message,
+                "image_data": message.image_data,
             },
         )
         message.id = result.scalar_one()

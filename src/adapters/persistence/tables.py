@@ -110,6 +110,10 @@ messages = Table(
     Column("latency_ms", Integer, nullable=True),
     Column("error_code", String(50), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    Column("reasoning", Text, nullable=True),
+    Column("reasoning_tokens", Integer, nullable=False, server_default="0"),
+    Column("error_message", String(500), nullable=True),
+    Column("image_data", Text, nullable=True),
     Index("ix_messages_conversation_id_id", "conversation_id", "id"),
 )
 

@@ -23,12 +23,15 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from application.errors import (
+    ContentFiltered,
+    EmptyReply,
     ModelFailure,
     OAuthNotConfigured,
     OAuthProviderError,
     OAuthStateInvalid,
     ProviderAuthError,
     ProviderError,
+    ProviderQuotaExceeded,
     ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
@@ -59,6 +62,11 @@ STATUS_OF: dict[type[DomainError], int] = {
     ModelFailure: 502,
     ProviderError: 502,
     ProviderAuthError: 502,
+    ProviderQuotaExceeded: 502,
+    EmptyReply: 502,
+    # The request was understood and answered, but the provider's safety system withheld
+    # the answer: not a gateway failure, and sending it again will not help.
+    ContentFiltered: 422,
     ProviderUnavailable: 503,
     ProviderTimeout: 504,
     OAuthStateInvalid: 400,
@@ -127,6 +135,8 @@ class ErrorBody:
 def domain_error(request: Request[Any, Any, Any], error: DomainError) -> Response[Any]:
     fields = error.field_errors if isinstance(error, InvalidInput) else None
     headers = _rate_limit_headers(error) if isinstance(error, RateLimited) else None
+    if isinstance(error, ModelFailure) and error.retry_after is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
     return ErrorBody.render(
         request,
         status_of(error),

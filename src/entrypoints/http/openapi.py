@@ -46,9 +46,12 @@ DESCRIPTIONS = {
     "request still running).",
     413: "The request body is larger than the configured limit.",
     415: "The body is not sent as application/json.",
-    422: "The Idempotency-Key was used for a different request.",
+    422: "The Idempotency-Key was used for a different request, or the provider's safety "
+    "system blocked the answer (code content_filtered; the exchange is stored as blocked).",
     429: "Rate limited; see Retry-After and the RateLimit-* headers.",
-    502: "The model provider (or WeChat) failed; the user's message is kept.",
+    502: "The model provider (or WeChat) failed, with the provider's own message; the "
+    "user's message is kept (codes provider_error, provider_auth, provider_quota, "
+    "empty_reply).",
     503: "A dependency (model providers, database, Redis) is unavailable; retry later.",
     504: "The model provider did not answer in time; the user's message is kept.",
 }
