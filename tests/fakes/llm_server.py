@@ -1,30 +1,41 @@
-"""A fake LLM provider on a real 127.0.0.1 socket, speaking OpenAI's and Gemini's wire formats.
+"""A fake LLM provider on a real 127.0.0.1 socket, speaking OpenAI's (and compatible servers'),
+Gemini's and Anthropic's wire formats, as strictly as the real APIs.
 
 ``FakeLLMServer`` is an HTTP/1.1 server written directly on ``asyncio.start_server`` with a
 small hand-written parser, running on its own event loop in a daemon thread. Owning the
 socket lets it misbehave the way real upstreams do: reset connections, cut streams half
-way, answer too late, or answer garbage.
+way, answer too late, or answer garbage. The formats live in ``wire_openai``,
+``wire_gemini`` and ``wire_anthropic``; every answer is built from the fixtures in
+``tests/fixtures/providers`` (see ``tests.fakes.fixtures.load_fixture``).
 
 Endpoints (``POST`` unless noted):
 
-* ``/v1/chat/completions`` -- OpenAI-compatible chat completions; key in
-  ``Authorization: Bearer <key>``; ``"stream": true`` gives SSE chunks ending with
-  ``data: [DONE]``; ``stream_options.include_usage`` adds the ``"choices": []`` usage chunk.
+* ``/v1/chat/completions`` -- OpenAI; key in ``Authorization: Bearer <key>``; ``"stream":
+  true`` gives SSE chunks ending with ``data: [DONE]``; ``stream_options.include_usage`` adds
+  the ``"choices": []`` usage chunk. The same API for other servers ("flavours"), each with
+  its own quirks, errors and limits: ``/moonshot/v1/...``, ``/dashscope/v1/...`` (stands for
+  ``.../compatible-mode/v1``), ``/deepseek/v1/...``, ``/ollama/v1/...``, ``/vllm/v1/...``
+  (``server.flavour_base_url(name)``).
 * ``/v1beta/models/{model}:generateContent`` and ``...:streamGenerateContent`` (``?alt=sse``
   for SSE, otherwise a streamed JSON array, as Google does); key in ``x-goog-api-key``
   (or ``?key=``). ``/v1/models/...`` is accepted as well.
-* ``GET /v1/models`` and ``GET /v1beta/models`` -- tiny model lists.
+* ``/v1/messages`` -- Anthropic Messages; key in ``x-api-key``, ``anthropic-version``
+  required.
+* ``GET /v1/models``, ``GET /{flavour}/v1/models`` and ``GET /v1beta/models`` -- model lists.
+
+Requests are validated as the real APIs do (model ids from ``tests.fakes.provider_models``,
+parameter ranges, content parts): a refused request gets the provider's own error and leaves
+the script untouched. Made-up model ids must be allowed: ``FakeLLMServer(models=(...))`` or
+``server.allow_models(...)``.
 
 By default every chat request is answered with ``"fake reply to: <last user text>"`` and
 usage counted in whitespace-separated words. Tests change that per request with
 ``server.script(error(429, retry_after=1), reply("hi"), ...)`` (a FIFO, one behaviour per chat
-request) or for all later requests with ``server.default = ...``. The queue is consumed only
-by chat requests that pass authentication and body validation: a request with a bad key
-gets the provider's auth error and leaves the script untouched.
+request) or for all later requests with ``server.default = ...``.
 
 Usage::
 
-    with FakeLLMServer() as server:
+    with FakeLLMServer(models=("fake-model",)) as server:
         server.script(error(429, retry_after=2), reset(), cut_stream(after_chunks=3))
         ...  # point the client under test at server.openai_base_url
         assert server.hits == 3
@@ -37,15 +48,65 @@ import contextlib
 import http
 import itertools
 import json
-import re
 import socket
 import struct
 import threading
-import time
 from collections import deque
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+from tests.fakes import provider_models
+from tests.fakes.behaviours import (
+    BEHAVIOUR_TYPES,
+    Behaviour,
+    CutStream,
+    Delay,
+    Error,
+    Malformed,
+    NoDone,
+    Overloaded,
+    PromptBlock,
+    QuotaExhausted,
+    Refusal,
+    Reply,
+    Reset,
+    SafetyBlock,
+    StreamError,
+    cut_stream,
+    delay,
+    echo,
+    error,
+    malformed,
+    no_done,
+    overloaded,
+    prompt_block,
+    quota_exhausted,
+    refusal,
+    reply,
+    reset,
+    safety_block,
+    slow_stream,
+    stream_error,
+)
+from tests.fakes.fixtures import Fixture, load_fixture
+from tests.fakes.provider_models import ModelInfo
+from tests.fakes.wire_anthropic import AnthropicWire
+from tests.fakes.wire_common import (
+    GEMINI_PATH,
+    OPENAI_FLAVOURS,
+    Answer,
+    Call,
+    HttpError,
+    RecordedRequest,
+    Rejected,
+    Wire,
+    dumps,
+    pieces,
+    words,
+)
+from tests.fakes.wire_gemini import GeminiWire
+from tests.fakes.wire_gemini import error_body as gemini_error_body
+from tests.fakes.wire_openai import OpenAIWire
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -56,435 +117,45 @@ __all__ = [
     "Delay",
     "Error",
     "FakeLLMServer",
+    "Fixture",
     "Malformed",
+    "NoDone",
+    "Overloaded",
+    "PromptBlock",
+    "QuotaExhausted",
     "RecordedRequest",
+    "Refusal",
     "Reply",
     "Reset",
+    "SafetyBlock",
+    "StreamError",
     "cut_stream",
     "delay",
     "echo",
     "error",
+    "load_fixture",
     "malformed",
+    "no_done",
+    "overloaded",
+    "prompt_block",
+    "quota_exhausted",
+    "refusal",
     "reply",
     "reset",
+    "safety_block",
     "slow_stream",
+    "stream_error",
 ]
 
 ECHO_PREFIX = "fake reply to: "
-
-
-# ---- behaviours ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A successful answer. ``text=None`` echoes the last user message (the default reply).
-
-    ``finish_reason`` is given in either vocabulary and translated per endpoint
-    (``stop``<->``STOP``, ``length``<->``MAX_TOKENS``, ``content_filter``<->``SAFETY``);
-    anything else is passed through verbatim. ``chunk_delay`` sleeps before each streamed
-    chunk (non-streaming requests sleep the same total before answering)."""
-
-    text: str | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    finish_reason: str = "stop"
-    chunk_delay: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Error:
-    """An HTTP error with the provider's error body for the endpoint hit.
-
-    ``code`` overrides OpenAI's ``error.code`` or Google's ``error.status`` string."""
-
-    status: int
-    message: str | None = None
-    retry_after: float | str | None = None
-    code: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Delay:
-    """Sleep ``seconds`` before answering, then behave as ``then`` (default: the echo reply).
-    If the client gave up meanwhile, the connection is simply closed."""
-
-    seconds: float
-    then: Behaviour | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Reset:
-    """Abort the TCP connection (SO_LINGER 0, so an RST) without sending any response."""
-
-
-@dataclass(frozen=True, slots=True)
-class Malformed:
-    """HTTP 200 with a bad body: ``kind="json"`` is not JSON at all, ``kind="shape"`` is valid
-    JSON of the wrong shape. For streaming requests the bad payload is sent as one SSE event
-    (followed by ``[DONE]`` on the OpenAI endpoint). ``body`` replaces the payload verbatim."""
-
-    kind: Literal["json", "shape"] = "json"
-    body: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CutStream:
-    """For streaming requests: 200, ``after_chunks`` data chunks, then the connection drops
-    (a FIN, or an RST with ``abort=True``) without the final chunk, terminator or ``[DONE]``.
-    ``after_chunks`` is capped so the finishing chunk is never sent. Non-streaming requests
-    are reset as with ``Reset``."""
-
-    after_chunks: int = 2
-    abort: bool = False
-
-
-Behaviour = Reply | Error | Delay | Reset | Malformed | CutStream
-
-
-def reply(
-    text: str | None = None,
-    prompt_tokens: int | None = None,
-    completion_tokens: int | None = None,
-    finish_reason: str = "stop",
-) -> Reply:
-    return Reply(text, prompt_tokens, completion_tokens, finish_reason)
-
-
-def echo() -> Reply:
-    return Reply()
-
-
-def error(
-    status: int,
-    message: str | None = None,
-    retry_after: float | str | None = None,
-    *,
-    code: str | None = None,
-) -> Error:
-    return Error(status, message, retry_after, code)
-
-
-def delay(seconds: float, then: Behaviour | None = None) -> Delay:
-    return Delay(seconds, then)
-
-
-def reset() -> Reset:
-    return Reset()
-
-
-def malformed(kind: Literal["json", "shape"] = "json", body: bytes | None = None) -> Malformed:
-    return Malformed(kind, body)
-
-
-def cut_stream(after_chunks: int = 2, *, abort: bool = False) -> CutStream:
-    return CutStream(after_chunks, abort)
-
-
-def slow_stream(chunk_delay: float, text: str | None = None) -> Reply:
-    return Reply(text, chunk_delay=chunk_delay)
-
-
-# ---- recorded requests -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
-    json: Any  # parsed body, or None when empty or not JSON
-    body: bytes
-
-    @property
-    def provider(self) -> Literal["openai", "gemini"] | None:
-        if self.path.startswith("/v1beta/") or _GEMINI_PATH.match(self.path):
-            return "gemini"
-        if self.path.startswith("/v1/"):
-            return "openai"
-        return None
-
-
-# ---- wire formats ----------------------------------------------------------------------------
-
-_GEMINI_PATH = re.compile(r"^/(v1beta|v1)/models/([^/:]+):(generateContent|streamGenerateContent)$")
-_PIECES = re.compile(r"\s*\S+|\s+$")
-_TO_GEMINI_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
-_TO_OPENAI_FINISH = {
-    "STOP": "stop",
-    "MAX_TOKENS": "length",
-    "SAFETY": "content_filter",
-    "RECITATION": "content_filter",
-    "PROHIBITED_CONTENT": "content_filter",
+_OPENAI = OpenAIWire()
+_GEMINI = GeminiWire()
+_ANTHROPIC = AnthropicWire()
+_WIRES: dict[str, Wire] = {name: _OPENAI for name in OPENAI_FLAVOURS} | {
+    "gemini": _GEMINI,
+    "anthropic": _ANTHROPIC,
 }
-_GOOGLE_STATUS = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    409: "ABORTED",
-    429: "RESOURCE_EXHAUSTED",
-    499: "CANCELLED",
-    500: "INTERNAL",
-    501: "NOT_IMPLEMENTED",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
-_OPENAI_DEFAULT_ERRORS: dict[int, tuple[str, str, str | None]] = {
-    # status: (message, type, code)
-    400: ("Invalid request.", "invalid_request_error", None),
-    401: ("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
-    403: ("You are not allowed to access this resource.", "permission_error", None),
-    404: ("The model does not exist or you do not have access to it.", "invalid_request_error",
-          "model_not_found"),
-    429: ("Rate limit reached for requests. Please try again later.", "requests",
-          "rate_limit_exceeded"),
-    500: ("The server had an error while processing your request. Sorry about that!",
-          "server_error", None),
-    502: ("Bad gateway.", "server_error", None),
-    503: ("The server is overloaded or not ready yet.", "server_error", None),
-}  # fmt: skip
-_GOOGLE_DEFAULT_MESSAGES = {
-    400: "Request contains an invalid argument.",
-    403: "The caller does not have permission",
-    404: "Requested entity was not found.",
-    429: "Resource has been exhausted (e.g. check quota).",
-    500: "An internal error has occurred. Please retry or report the problem.",
-    503: "The model is overloaded. Please try again later.",
-    504: "The request timed out. Please try again.",
-}
-
-
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _words(text: str) -> int:
-    return len(text.split())
-
-
-def _pieces(text: str) -> list[str]:
-    """Word-sized pieces whose concatenation is exactly ``text``."""
-    return _PIECES.findall(text)
-
-
-def _openai_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(
-            part["text"]
-            for part in content
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
-        )
-    return ""
-
-
-def _gemini_text(content: Any) -> str:
-    if not isinstance(content, dict) or not isinstance(content.get("parts"), list):
-        return ""
-    return " ".join(
-        part["text"]
-        for part in content["parts"]
-        if isinstance(part, dict) and isinstance(part.get("text"), str)
-    )
-
-
-@dataclass(slots=True)
-class _Call:
-    """One validated chat request, in a provider-neutral form."""
-
-    provider: Literal["openai", "gemini"]
-    model: str
-    stream: bool
-    last_user_text: str
-    prompt_words: int
-    response_id: str
-    include_usage: bool = False  # OpenAI stream_options.include_usage
-    sse: bool = True  # Gemini: alt=sse; otherwise a streamed JSON array
-
-
-def _openai_error(message: str, kind: str, code: str | None, param: str | None = None) -> bytes:
-    return _dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
-
-
-class _OpenAIFormat:
-    @staticmethod
-    def error_body(status: int, message: str | None, code: str | None = None) -> bytes:
-        default_message, kind, default_code = _OPENAI_DEFAULT_ERRORS.get(
-            status,
-            ("Request failed.", "server_error" if status >= 500 else "invalid_request_error", None),
-        )
-        return _openai_error(
-            message or default_message, kind, code if code is not None else default_code
-        )
-
-    @staticmethod
-    def completion(call: _Call, text: str, usage: tuple[int, int], finish: str) -> bytes:
-        return _dumps(
-            {
-                "id": call.response_id,
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": call.model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text, "refusal": None},
-                        "logprobs": None,
-                        "finish_reason": _TO_OPENAI_FINISH.get(finish, finish),
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": usage[0],
-                    "completion_tokens": usage[1],
-                    "total_tokens": usage[0] + usage[1],
-                },
-                "system_fingerprint": None,
-            }
-        )
-
-    @staticmethod
-    def stream(
-        call: _Call, text: str, usage: tuple[int, int], finish: str
-    ) -> tuple[list[bytes], int]:
-        """SSE events, and how many of them come before the finishing chunk."""
-        created = int(time.time())
-
-        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-            payload: dict[str, Any] = {
-                "id": call.response_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": call.model,
-                "system_fingerprint": None,
-                "choices": [
-                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-                ],
-            }
-            if call.include_usage:
-                payload["usage"] = None
-            return b"data: " + _dumps(payload) + b"\n\n"
-
-        events = [chunk({"role": "assistant", "content": "", "refusal": None})]
-        events += [chunk({"content": piece}) for piece in _pieces(text)]
-        body_events = len(events)
-        events.append(chunk({}, _TO_OPENAI_FINISH.get(finish, finish)))
-        if call.include_usage:
-            usage_chunk = {
-                "id": call.response_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": call.model,
-                "system_fingerprint": None,
-                "choices": [],
-                "usage": {
-                    "prompt_tokens": usage[0],
-                    "completion_tokens": usage[1],
-                    "total_tokens": usage[0] + usage[1],
-                },
-            }
-            events.append(b"data: " + _dumps(usage_chunk) + b"\n\n")
-        events.append(b"data: [DONE]\n\n")
-        return events, body_events
-
-    @staticmethod
-    def malformed(call: _Call, payload: bytes) -> tuple[bytes, list[bytes]]:
-        """(non-streaming body, streaming events)."""
-        return payload, [b"data: " + payload + b"\n\n", b"data: [DONE]\n\n"]
-
-
-class _GeminiFormat:
-    @staticmethod
-    def error_body(
-        status: int, message: str | None, code: str | None = None, details: Any = None
-    ) -> bytes:
-        error: dict[str, Any] = {
-            "code": status,
-            "message": message or _GOOGLE_DEFAULT_MESSAGES.get(status, "Request failed."),
-            "status": code or _GOOGLE_STATUS.get(status, "UNKNOWN"),
-        }
-        if details is not None:
-            error["details"] = details
-        return _dumps({"error": error})
-
-    @staticmethod
-    def _candidate(text: str | None, finish: str | None) -> dict[str, Any]:
-        candidate: dict[str, Any] = {}
-        # A blocked answer (e.g. SAFETY) with no text has no content at all, as with Google.
-        if text or finish in (None, "STOP"):
-            candidate["content"] = {"role": "model", "parts": [{"text": text or ""}]}
-        if finish is not None:
-            candidate["finishReason"] = finish
-        candidate["index"] = 0
-        return candidate
-
-    @classmethod
-    def completion(cls, call: _Call, text: str, usage: tuple[int, int], finish: str) -> bytes:
-        return _dumps(
-            {
-                "candidates": [cls._candidate(text, _TO_GEMINI_FINISH.get(finish, finish))],
-                "usageMetadata": {
-                    "promptTokenCount": usage[0],
-                    "candidatesTokenCount": usage[1],
-                    "totalTokenCount": usage[0] + usage[1],
-                },
-                "modelVersion": call.model,
-                "responseId": call.response_id,
-            }
-        )
-
-    @classmethod
-    def stream(
-        cls, call: _Call, text: str, usage: tuple[int, int], finish: str
-    ) -> tuple[list[bytes], int]:
-        pieces = _pieces(text) or [""]
-        last = len(pieces) - 1
-        payloads = []
-        for index, piece in enumerate(pieces):
-            final = index == last
-            payload = {
-                "candidates": [
-                    cls._candidate(piece, _TO_GEMINI_FINISH.get(finish, finish) if final else None)
-                ],
-                "usageMetadata": (
-                    {
-                        "promptTokenCount": usage[0],
-                        "candidatesTokenCount": usage[1],
-                        "totalTokenCount": usage[0] + usage[1],
-                    }
-                    if final
-                    else {"promptTokenCount": usage[0], "totalTokenCount": usage[0]}
-                ),
-                "modelVersion": call.model,
-                "responseId": call.response_id,
-            }
-            payloads.append(_dumps(payload))
-        return cls._frame(call, payloads), last
-
-    @staticmethod
-    def _frame(call: _Call, payloads: list[bytes]) -> list[bytes]:
-        if call.sse:
-            return [b"data: " + payload + b"\r\n\r\n" for payload in payloads]
-        # Without alt=sse Google streams one JSON array, element by element.
-        framed = [(b"[" if i == 0 else b",\r\n") + p for i, p in enumerate(payloads)]
-        framed.append(b"]")
-        return framed
-
-    @classmethod
-    def malformed(cls, call: _Call, payload: bytes) -> tuple[bytes, list[bytes]]:
-        if call.sse:
-            return payload, [b"data: " + payload + b"\r\n\r\n"]
-        return payload, [b"[" + payload, b"]"]
-
-
-_FORMATS: dict[str, Any] = {"openai": _OpenAIFormat, "gemini": _GeminiFormat}
-_NOT_JSON = {
-    "openai": b'{"id": "chatcmpl-broken", "choices": [{"index": 0, "mess',
-    "gemini": b'{"candidates": [{"content": {"role": "model", "par',
-}
-_WRONG_SHAPE = b'{"unexpected": "shape", "choices": null, "candidates": null}'
+_WRONG_SHAPE = b'{"unexpected": "shape", "choices": null, "candidates": null, "content": null}'
 
 
 class _Dropped(Exception):
@@ -510,6 +181,7 @@ class FakeLLMServer:
         self.connections_accepted = 0
         self.errors: list[Exception] = []  # unexpected exceptions inside the fake (bugs)
         self._lock = threading.Lock()
+        self._allowed: set[str] = set(models)
         self._queue: deque[Behaviour] = deque()
         self._default: Behaviour = Reply()
         self._requests: list[RecordedRequest] = []
@@ -536,6 +208,20 @@ class FakeLLMServer:
         """Stands for ``https://generativelanguage.googleapis.com``: clients append the API
         version, as in ``{gemini_base_url}/v1beta/models/{model}:generateContent``."""
         return self.base_url
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """Stands for ``https://api.anthropic.com``: clients append ``/v1/messages``."""
+        return self.base_url
+
+    def flavour_base_url(self, name: str) -> str:
+        """The OpenAI-compatible base URL of a flavour, e.g. ``http://127.0.0.1:PORT/moonshot/v1``
+        (``"openai"`` is ``openai_base_url``)."""
+        if name not in OPENAI_FLAVOURS:
+            raise ValueError(
+                f"not an OpenAI-compatible flavour: {name!r} (one of {OPENAI_FLAVOURS})"
+            )
+        return self.openai_base_url if name == "openai" else f"{self.base_url}/{name}/v1"
 
     def start(self) -> Self:
         if self._thread is not None:
@@ -578,7 +264,7 @@ class FakeLLMServer:
     def script(self, *behaviours: Behaviour) -> None:
         """Queue behaviours, consumed one per chat request, in order."""
         for behaviour in behaviours:
-            if not isinstance(behaviour, Reply | Error | Delay | Reset | Malformed | CutStream):
+            if not isinstance(behaviour, BEHAVIOUR_TYPES):
                 raise TypeError(f"not a behaviour: {behaviour!r}")
         with self._lock:
             self._queue.extend(behaviours)
@@ -624,6 +310,24 @@ class FakeLLMServer:
             self._requests.clear()
             self.errors.clear()
             self._default = Reply()
+
+    def allow_models(self, *ids: str) -> None:
+        """Accept these (made-up) model ids on every flavour, as if the provider served them.
+        Kept across ``reset_state``."""
+        with self._lock:
+            self._allowed.update(ids)
+
+    def _lookup(self, flavour: str, model: str) -> ModelInfo | None:
+        with self._lock:
+            allowed = frozenset(self._allowed)
+        return provider_models.lookup(flavour, model, allowed)
+
+    def _listed_models(self, flavour: str) -> list[str]:
+        with self._lock:
+            allowed = sorted(self._allowed)
+        return list(provider_models.CURRENT.get(flavour, {})) + [
+            m for m in allowed if m not in provider_models.CURRENT.get(flavour, {})
+        ]
 
     def _next_behaviour(self) -> Behaviour:
         with self._lock:
@@ -741,185 +445,76 @@ class FakeLLMServer:
             self._requests.append(request)
 
         exchange = _Exchange(reader, writer, keep_alive)
-        if path == "/v1/chat/completions" and method == "POST":
-            await self._openai_chat(exchange, request)
-        elif (match := _GEMINI_PATH.match(path)) and method == "POST":
-            await self._gemini_generate(exchange, request, match[2], match[3])
-        elif path == "/v1/models" and method == "GET":
-            if self._openai_authorised(exchange, request):
-                data = [
-                    {"id": m, "object": "model", "created": 0, "owned_by": "fake"}
-                    for m in self.models
-                ]
-                exchange.respond(200, _dumps({"object": "list", "data": data}))
-        elif path == "/v1beta/models" and method == "GET":
-            if self._gemini_authorised(exchange, request):
-                data = [{"name": f"models/{m}", "displayName": m} for m in self.models]
-                exchange.respond(200, _dumps({"models": data}))
-        elif path.startswith("/v1beta/"):
+        try:
+            await self._route(exchange, request, method, path)
+        except Rejected as rejected:
             exchange.respond(
-                404, _GeminiFormat.error_body(404, f"{method} {path} is not a known endpoint")
-            )
-        else:
-            exchange.respond(
-                404, _OpenAIFormat.error_body(404, f"Invalid URL ({method} {path})", "not_found")
+                rejected.error.status, rejected.error.body, extra_headers=rejected.error.headers
             )
         await writer.drain()
         return exchange.keep_alive
 
-    # -- OpenAI --
-
-    def _openai_authorised(self, exchange: _Exchange, request: RecordedRequest) -> bool:
-        if self.api_key is None:
-            return True
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() == "bearer" and key.strip() == self.api_key:
-            return True
-        if not key.strip():
-            message = (
-                "You didn't provide an API key. You need to provide your API key in an "
-                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
-            )
-            body = _openai_error(message, "invalid_request_error", None)
-        else:
-            shown = key[:3] + "*" * 4 + key[-4:] if len(key) > 8 else "****"
-            message = f"Incorrect API key provided: {shown}. You can find your API key in settings."
-            body = _OpenAIFormat.error_body(401, message, "invalid_api_key")
-        exchange.respond(401, body)
-        return False
-
-    async def _openai_chat(self, exchange: _Exchange, request: RecordedRequest) -> None:
-        if not self._openai_authorised(exchange, request):
-            return
-        body = request.json
-
-        def invalid(message: str, param: str | None = None) -> None:
-            exchange.respond(400, _openai_error(message, "invalid_request_error", None, param))
-
-        if not isinstance(body, dict):
-            return invalid(
-                "We could not parse the JSON body of your request. (HINT: This likely means "
-                "you aren't using your HTTP library correctly.)"
-            )
-        model, messages = body.get("model"), body.get("messages")
-        if not isinstance(model, str) or not model:
-            return invalid("you must provide a model parameter", "model")
-        if not isinstance(messages, list) or not messages:
-            return invalid("Missing required parameter: 'messages'.", "messages")
-        last_user = ""
-        prompt_words = 0
-        for message in messages:
-            if not isinstance(message, dict):
-                return invalid("Invalid type for 'messages': expected an object.", "messages")
-            text = _openai_text(message.get("content"))
-            prompt_words += _words(text)
-            if message.get("role") == "user":
-                last_user = text
-        stream = body.get("stream") is True
-        options = body.get("stream_options")
-        call = _Call(
-            provider="openai",
-            model=model,
-            stream=stream,
-            last_user_text=last_user,
-            prompt_words=prompt_words,
-            response_id=f"chatcmpl-fake{next(self._ids)}",
-            include_usage=stream
-            and isinstance(options, dict)
-            and options.get("include_usage") is True,
-        )
-        await self._perform(exchange, call, self._next_behaviour())
-
-    # -- Gemini --
-
-    def _gemini_authorised(self, exchange: _Exchange, request: RecordedRequest) -> bool:
-        if self.api_key is None:
-            return True
-        key = request.headers.get("x-goog-api-key") or request.query.get("key")
-        if key == self.api_key:
-            return True
-        if not key:
-            # What Google answers when no key (or other identity) is sent at all.
-            exchange.respond(
-                403,
-                _GeminiFormat.error_body(
-                    403,
-                    "Method doesn't allow unregistered callers (callers without established "
-                    "identity). Please use API Key or other form of API consumer identity "
-                    "to call this API.",
-                ),
-            )
-        else:
-            # A wrong key is 400 INVALID_ARGUMENT (not 401/403) with reason API_KEY_INVALID.
-            details = [
-                {
-                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                    "reason": "API_KEY_INVALID",
-                    "domain": "googleapis.com",
-                    "metadata": {"service": "generativelanguage.googleapis.com"},
-                }
-            ]
-            exchange.respond(
-                400,
-                _GeminiFormat.error_body(
-                    400, "API key not valid. Please pass a valid API key.", details=details
-                ),
-            )
-        return False
-
-    async def _gemini_generate(
-        self, exchange: _Exchange, request: RecordedRequest, model: str, method: str
+    async def _route(
+        self, exchange: _Exchange, request: RecordedRequest, method: str, path: str
     ) -> None:
-        if not self._gemini_authorised(exchange, request):
-            return
-        body = request.json
-        if not isinstance(body, dict):
-            exchange.respond(400, _GeminiFormat.error_body(400, "Invalid JSON payload received."))
-            return
-        contents = body.get("contents")
-        if not isinstance(contents, list) or not contents:
-            exchange.respond(
-                400,
-                _GeminiFormat.error_body(
-                    400, "* GenerateContentRequest.contents: contents is not specified\n"
-                ),
-            )
-            return
-        last_user = ""
-        prompt_words = _words(_gemini_text(body.get("systemInstruction")))
-        for content in contents:
-            if not isinstance(content, dict):
-                exchange.respond(400, _GeminiFormat.error_body(400, "Invalid value at 'contents'."))
-                return
-            role = content.get("role", "user")
-            if role not in ("user", "model"):
-                exchange.respond(
-                    400,
-                    _GeminiFormat.error_body(
-                        400, "Please use a valid role: user, model.", "INVALID_ARGUMENT"
-                    ),
-                )
-                return
-            text = _gemini_text(content)
-            prompt_words += _words(text)
-            if role == "user":
-                last_user = text
-        call = _Call(
-            provider="gemini",
-            model=model,
-            stream=method == "streamGenerateContent",
-            last_user_text=last_user,
-            prompt_words=prompt_words,
-            response_id=f"fake-gemini-{next(self._ids)}",
-            sse=request.query.get("alt") == "sse",
-        )
-        await self._perform(exchange, call, self._next_behaviour())
+        flavour = request.provider
+        if method == "POST" and (match := GEMINI_PATH.match(path)):
+            extra = {"model": match[2], "method": match[3], "version": match[1]}
+            return await self._chat(exchange, request, "gemini", extra)
+        if method == "POST" and path == "/v1/messages":
+            return await self._chat(exchange, request, "anthropic", {})
+        if flavour in OPENAI_FLAVOURS:
+            prefix = "/v1" if flavour == "openai" else f"/{flavour}/v1"
+            if method == "POST" and path == f"{prefix}/chat/completions":
+                return await self._chat(exchange, request, flavour, {})
+            if method == "GET" and path == f"{prefix}/models":
+                _OPENAI.authorise(flavour, request, self.api_key)
+                data = [
+                    {"id": m, "object": "model", "created": 0, "owned_by": "fake"}
+                    for m in self._listed_models(flavour)
+                ]
+                return exchange.respond(200, dumps({"object": "list", "data": data}))
+            message = f"Invalid URL ({method} {path})"
+            return exchange.respond(
+                404, dumps({"error": {"message": message, "type": "invalid_request_error",
+                                      "param": None, "code": "not_found"}}),
+            )  # fmt: skip
+        if flavour == "anthropic" and method == "GET" and path == "/v1/models":
+            _ANTHROPIC.authorise("anthropic", request, self.api_key)
+            listed = self._listed_models("anthropic")
+            data = [
+                {"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z"}
+                for m in listed
+            ]
+            page = {"data": data, "has_more": False, "first_id": listed[0], "last_id": listed[-1]}
+            return exchange.respond(200, dumps(page))
+        if flavour == "gemini" and method == "GET" and path == "/v1beta/models":
+            _GEMINI.authorise("gemini", request, self.api_key)
+            data = [
+                {"name": f"models/{m}", "displayName": m} for m in self._listed_models("gemini")
+            ]
+            return exchange.respond(200, dumps({"models": data}))
+        if flavour == "gemini":
+            message = f"{method} {path} is not a known endpoint"
+            return exchange.respond(404, gemini_error_body(404, message))
+        message = f"Invalid URL ({method} {path})"
+        body = {"error": {"message": message, "type": "invalid_request_error", "param": None,
+                          "code": "not_found"}}  # fmt: skip
+        exchange.respond(404, dumps(body))
+
+    async def _chat(
+        self, exchange: _Exchange, request: RecordedRequest, flavour: str, extra: dict[str, str]
+    ) -> None:
+        wire = _WIRES[flavour]
+        wire.authorise(flavour, request, self.api_key)
+        call = wire.parse(flavour, request, self._lookup, next(self._ids), **extra)
+        await self._perform(exchange, wire, call, self._next_behaviour())
 
     # -- behaviours --
 
-    async def _perform(self, exchange: _Exchange, call: _Call, behaviour: Behaviour) -> None:
-        fmt = _FORMATS[call.provider]
+    async def _perform(
+        self, exchange: _Exchange, wire: Wire, call: Call, behaviour: Behaviour
+    ) -> None:
         while isinstance(behaviour, Delay):
             await asyncio.sleep(behaviour.seconds)
             if exchange.reader.at_eof() or exchange.writer.is_closing():
@@ -929,65 +524,109 @@ class FakeLLMServer:
         if isinstance(behaviour, Reset) or (isinstance(behaviour, CutStream) and not call.stream):
             exchange.reset()
         elif isinstance(behaviour, Error):
-            extra = ()
-            if behaviour.retry_after is not None:
-                value = behaviour.retry_after
-                if isinstance(value, float) and value.is_integer():
-                    value = int(value)
-                extra = ((b"Retry-After", str(value).encode()),)
-            exchange.respond(
-                behaviour.status,
-                fmt.error_body(behaviour.status, behaviour.message, behaviour.code),
-                extra_headers=extra,
+            self._send_error(
+                exchange,
+                wire.http_error(
+                    call.flavour,
+                    behaviour.status,
+                    behaviour.message,
+                    behaviour.code,
+                    model=call.model,
+                    retry_after=behaviour.retry_after,
+                    retry_after_ms=behaviour.retry_after_ms,
+                    retry_delay=behaviour.retry_delay,
+                ),
             )
+        elif isinstance(behaviour, QuotaExhausted):
+            self._send_error(exchange, wire.quota_exhausted(call))
+        elif isinstance(behaviour, Overloaded):
+            self._send_error(exchange, wire.overloaded(call))
         elif isinstance(behaviour, Malformed):
             if behaviour.body is not None:
                 payload = behaviour.body
             elif behaviour.kind == "shape":
                 payload = _WRONG_SHAPE
             else:
-                payload = _NOT_JSON[call.provider]
-            body, events = fmt.malformed(call, payload)
+                payload = wire.not_json
+            body, events = wire.malformed(call, payload)
             if call.stream:
                 await exchange.stream(events, _stream_type(call))
             else:
                 exchange.respond(200, body)
         elif isinstance(behaviour, CutStream):
-            events, body_events = self._render_stream(call, Reply())
+            plan = wire.stream(call, self._answer(call, Reply()))
             await exchange.stream(
-                events[: max(0, min(behaviour.after_chunks, body_events))],
+                plan.events[: max(0, min(behaviour.after_chunks, plan.body_events))],
                 _stream_type(call),
                 cut=True,
                 abort=behaviour.abort,
             )
+        elif isinstance(behaviour, StreamError):
+            if not call.stream:
+                self._send_error(
+                    exchange, wire.stream_error_http(call, behaviour.message, behaviour.kind)
+                )
+                return
+            plan = wire.stream(call, self._answer(call, Reply()))
+            sent = plan.events[
+                : min(plan.prefix + max(0, behaviour.after_chunks), plan.body_events)
+            ]
+            event = wire.stream_error_event(call, behaviour.message, behaviour.kind)
+            await exchange.stream([*sent, event], _stream_type(call), close=True)
         else:
-            assert isinstance(behaviour, Reply)
+            answer = self._answer(call, behaviour)
+            chunk_delay = behaviour.chunk_delay if isinstance(behaviour, Reply) else 0.0
             if call.stream:
-                events, _ = self._render_stream(call, behaviour)
-                await exchange.stream(events, _stream_type(call), behaviour.chunk_delay)
+                plan = wire.stream(call, answer)
+                events = plan.events
+                if isinstance(behaviour, NoDone) and plan.terminator:
+                    events = events[: -plan.terminator]
+                await exchange.stream(events, _stream_type(call), chunk_delay)
             else:
-                text, usage = self._answer(call, behaviour)
-                if behaviour.chunk_delay:
-                    await asyncio.sleep(behaviour.chunk_delay * (len(_pieces(text)) + 1))
-                exchange.respond(200, fmt.completion(call, text, usage, behaviour.finish_reason))
+                if chunk_delay:
+                    await asyncio.sleep(chunk_delay * (len(pieces(answer.text)) + 1))
+                exchange.respond(200, wire.completion(call, answer))
 
     @staticmethod
-    def _answer(call: _Call, behaviour: Reply) -> tuple[str, tuple[int, int]]:
+    def _send_error(exchange: _Exchange, failure: HttpError) -> None:
+        exchange.respond(failure.status, failure.body, extra_headers=failure.headers)
+
+    @staticmethod
+    def _answer(
+        call: Call, behaviour: Reply | Refusal | SafetyBlock | PromptBlock | NoDone
+    ) -> Answer:
+        prompt = call.prompt_words
+        if isinstance(behaviour, Refusal):
+            return Answer("refusal", behaviour.text, prompt, words(behaviour.text), "stop")
+        if isinstance(behaviour, SafetyBlock):
+            return Answer("safety", "", prompt, 0, "content_filter")
+        if isinstance(behaviour, PromptBlock):
+            return Answer(
+                "prompt_block", "", prompt, 0, "content_filter", block_reason=behaviour.reason
+            )
+        if isinstance(behaviour, NoDone):
+            text = ECHO_PREFIX + call.last_user_text if behaviour.text is None else behaviour.text
+            return Answer("text", text, prompt, words(text), "stop")
         text = ECHO_PREFIX + call.last_user_text if behaviour.text is None else behaviour.text
-        prompt = (
-            behaviour.prompt_tokens if behaviour.prompt_tokens is not None else call.prompt_words
-        )
+        if behaviour.prompt_tokens is not None:
+            prompt = behaviour.prompt_tokens
         completion = (
-            behaviour.completion_tokens if behaviour.completion_tokens is not None else _words(text)
+            behaviour.completion_tokens if behaviour.completion_tokens is not None else words(text)
         )
-        return text, (prompt, completion)
+        reasoning = behaviour.reasoning
+        reasoning_tokens = 0
+        if reasoning is not None:
+            reasoning_tokens = (
+                behaviour.reasoning_tokens
+                if behaviour.reasoning_tokens is not None
+                else words(reasoning)
+            )
+        return Answer(
+            "text", text, prompt, completion, behaviour.finish_reason, reasoning, reasoning_tokens
+        )
 
-    def _render_stream(self, call: _Call, behaviour: Reply) -> tuple[list[bytes], int]:
-        text, usage = self._answer(call, behaviour)
-        return _FORMATS[call.provider].stream(call, text, usage, behaviour.finish_reason)
 
-
-def _stream_type(call: _Call) -> bytes:
+def _stream_type(call: Call) -> bytes:
     return b"text/event-stream" if call.sse else b"application/json; charset=UTF-8"
 
 
@@ -1017,7 +656,7 @@ def _write(
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    parts = []
+    parts: list[bytes] = []
     while True:
         size_line = await reader.readuntil(b"\r\n")
         size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
@@ -1074,14 +713,16 @@ class _Exchange:
         *,
         cut: bool = False,
         abort: bool = False,
+        close: bool = False,
     ) -> None:
         """A 200 with a chunked body of ``events``; ``cut`` drops the connection before the
-        terminating zero-length chunk."""
+        terminating zero-length chunk; ``close`` ends the body properly, then closes."""
         writer = self.writer
+        keep_alive = self.keep_alive and not close
         writer.write(
             b"HTTP/1.1 200 OK\r\nServer: fake-llm\r\nContent-Type: %s\r\n"
             b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n%s\r\n"
-            % (content_type, b"" if self.keep_alive else b"Connection: close\r\n")
+            % (content_type, b"" if keep_alive else b"Connection: close\r\n")
         )
         for event in events:
             if chunk_delay:
@@ -1097,3 +738,6 @@ class _Exchange:
             writer.close()
             raise _Dropped
         writer.write(b"0\r\n\r\n")
+        if close:
+            await writer.drain()
+            raise _Dropped

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,15 +18,25 @@ from tests.fakes import (
     cut_stream,
     delay,
     error,
+    load_fixture,
     malformed,
+    no_done,
+    overloaded,
+    prompt_block,
+    provider_models,
+    quota_exhausted,
+    refusal,
     reply,
     reset,
+    safety_block,
     slow_stream,
+    stream_error,
 )
+from tests.fakes.fixtures import parse_sse
 
 KEY = "test-key"
-MODEL = "gpt-fake"
-GEMINI_MODEL = "gemini-fake"
+MODEL = "gpt-4o-mini"
+GEMINI_MODEL = "gemini-2.5-flash"
 # Plain-HTTP clients: skip loading the CA bundle (slow) and ignore proxy settings.
 LOCAL: dict[str, Any] = {"verify": False, "trust_env": False}
 
@@ -129,13 +140,19 @@ def test_openai_completion_echoes_the_last_user_message(
                 "role": "assistant",
                 "content": "fake reply to: hello there",
                 "refusal": None,
+                "annotations": [],
             },
             "logprobs": None,
             "finish_reason": "stop",
         }
     ]
     # Words: "be brief" + "first question" + "first answer" + "hello there" = 8 in, 5 out.
-    assert body["usage"] == {"prompt_tokens": 8, "completion_tokens": 5, "total_tokens": 13}
+    usage = body["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]) == (8, 5, 13)
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == 0
+    # The fixture's shape: every key of the recorded completion, nothing else.
+    assert body.keys() == load_fixture("openai/completion.json").body.keys()
+    assert usage.keys() == load_fixture("openai/completion.json").body["usage"].keys()
 
     (recorded,) = llm.requests
     assert (recorded.method, recorded.path, recorded.query) == ("POST", "/v1/chat/completions", {})
@@ -147,7 +164,8 @@ def test_openai_completion_echoes_the_last_user_message(
 
 
 def test_openai_content_parts_and_models_list(openai: httpx.Client) -> None:
-    parts = [{"type": "text", "text": "describe"}, {"type": "image_url", "image_url": {"url": "x"}}]
+    image = {"url": "https://example.com/cat.png"}
+    parts = [{"type": "text", "text": "describe"}, {"type": "image_url", "image_url": image}]
     body = {"model": MODEL, "messages": [{"role": "user", "content": parts}]}
     response = openai.post("/chat/completions", json=body)
     assert response.json()["choices"][0]["message"]["content"] == "fake reply to: describe"
@@ -200,7 +218,9 @@ async def test_openai_stream_with_include_usage_async(llm: FakeLLMServer) -> Non
     chunks = [json.loads(p) for p in payloads[:-1]]
     usage_chunk = chunks[-1]
     assert usage_chunk["choices"] == []
-    assert usage_chunk["usage"] == {"prompt_tokens": 8, "completion_tokens": 5, "total_tokens": 13}
+    assert usage_chunk["usage"]["prompt_tokens"] == 8
+    assert usage_chunk["usage"]["completion_tokens"] == 5
+    assert usage_chunk["usage"]["total_tokens"] == 13
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
     assert all(c["usage"] is None for c in chunks[:-1])
 
@@ -226,7 +246,9 @@ def test_gemini_generate_content(llm: FakeLLMServer, gemini: httpx.Client) -> No
         "promptTokenCount": 6,
         "candidatesTokenCount": 5,
         "totalTokenCount": 11,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 6}],
     }
+    assert "thoughtsTokenCount" not in body["usageMetadata"]  # no reasoning scripted
     assert body["modelVersion"] == GEMINI_MODEL
 
     recorded = llm.last_request
@@ -257,6 +279,7 @@ async def test_gemini_stream_sse_async(llm: FakeLLMServer) -> None:
         "promptTokenCount": 6,
         "candidatesTokenCount": 5,
         "totalTokenCount": 11,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 6}],
     }
 
 
@@ -278,7 +301,13 @@ def test_finish_reasons_are_translated_per_format(
         reply("cut short", prompt_tokens=100, completion_tokens=2, finish_reason="length"),
     )
     blocked = gemini.post(GENERATE, json=contents()).json()["candidates"][0]
-    assert blocked == {"finishReason": "SAFETY", "index": 0}
+    assert blocked == {
+        "finishReason": "SAFETY",
+        "index": 0,
+        "safetyRatings": load_fixture("gemini/safety_block.json").body["candidates"][0][
+            "safetyRatings"
+        ],
+    }
     choice = openai.post("/chat/completions", json=chat()).json()["choices"][0]
     assert choice["finish_reason"] == "content_filter"
     body = gemini.post(GENERATE, json=contents()).json()
@@ -343,12 +372,13 @@ def test_script_is_consumed_in_order_then_default_applies(
     assert limited.headers["retry-after"] == "3"
     assert limited.json() == {
         "error": {
-            "message": "Rate limit reached for requests. Please try again later.",
+            "message": load_fixture("openai/error_rate_limit.json").body["error"]["message"],
             "type": "requests",
             "param": None,
             "code": "rate_limit_exceeded",
         }
     }
+    assert "retry-after-ms" not in limited.headers  # only when scripted
 
     broken = openai.post("/chat/completions", json=chat())
     assert broken.status_code == 500
@@ -364,7 +394,12 @@ def test_script_is_consumed_in_order_then_default_applies(
 
     scripted = openai.post("/chat/completions", json=chat()).json()
     assert scripted["choices"][0]["message"]["content"] == "scripted"
-    assert scripted["usage"] == {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
+    usage = scripted["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]) == (
+        10,
+        20,
+        30,
+    )
 
     assert llm.pending == 0
     after = openai.post("/chat/completions", json=chat("again")).json()
@@ -567,3 +602,728 @@ def test_accepts_any_key_when_api_key_is_none_and_stops_cleanly() -> None:
         server.stop()
     with pytest.raises(httpx.ConnectError):
         httpx.post(f"{server.base_url}/v1/chat/completions", json=chat(), timeout=1, **LOCAL)
+
+
+# ---- fixtures --------------------------------------------------------------------------------
+
+FIXTURE_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "providers"
+ANTHROPIC_MODEL = "claude-sonnet-4-5-20250929"
+PNG = (  # a 1x1 PNG
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
+
+
+def test_every_fixture_loads_says_its_origin_and_is_in_the_readme() -> None:
+    readme = (FIXTURE_DIR / "README.md").read_text()
+    names = sorted(
+        str(p.relative_to(FIXTURE_DIR))
+        for p in FIXTURE_DIR.rglob("*")
+        if p.suffix in {".json", ".sse"}
+    )
+    assert len(names) >= 30
+    for name in names:
+        fixture = load_fixture(name)
+        assert fixture.origin, name
+        assert f"`{name}`" in readme, name
+        if name.endswith(".sse"):
+            assert fixture.events, name
+            assert (FIXTURE_DIR / name).read_bytes().startswith(b": origin: ")
+        else:
+            assert isinstance(fixture.body, dict), name
+            assert 200 <= fixture.status < 600
+    gemini = load_fixture("gemini/stream.sse")
+    assert gemini.raw.count(b"\r\n\r\n") == len(gemini.events)
+    assert [e.event for e in load_fixture("anthropic/stream.sse").events] == [
+        "message_start",
+        "content_block_start",
+        "ping",
+        *["content_block_delta"] * 4,
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+
+
+# ---- flavours --------------------------------------------------------------------------------
+
+
+def flavour_client(llm: FakeLLMServer, name: str) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {KEY}"}
+    return httpx.Client(base_url=llm.flavour_base_url(name), headers=headers, timeout=5, **LOCAL)
+
+
+def flavour_chat(model: str, text: str = "hello there", **extra: Any) -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
+
+
+@pytest.fixture
+def anthropic(llm: FakeLLMServer) -> Iterator[httpx.Client]:
+    headers = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
+    with httpx.Client(
+        base_url=llm.anthropic_base_url, headers=headers, timeout=5, **LOCAL
+    ) as client:
+        yield client
+
+
+def messages(text: str = "hello there", **extra: Any) -> dict[str, Any]:
+    return {
+        "model": ANTHROPIC_MODEL,
+        "max_tokens": 256,
+        "system": "be brief",
+        "messages": [
+            {"role": "user", "content": "first question"},
+            {"role": "assistant", "content": [{"type": "text", "text": "first answer"}]},
+            {"role": "user", "content": text},
+        ],
+        **extra,
+    }
+
+
+FLAVOUR_MODELS = {
+    "openai": "gpt-4o-mini",
+    "moonshot": "moonshot-v1-8k",
+    "dashscope": "qwen-plus",
+    "deepseek": "deepseek-chat",
+    "ollama": "llama3.2",
+    "vllm": "Qwen/Qwen2.5-7B-Instruct",
+}
+
+
+def test_flavours_are_served_by_path_prefix(llm: FakeLLMServer) -> None:
+    assert llm.flavour_base_url("moonshot") == f"{llm.base_url}/moonshot/v1"
+    assert llm.flavour_base_url("openai") == llm.openai_base_url
+    assert llm.anthropic_base_url == llm.base_url
+    with pytest.raises(ValueError, match="flavour"):
+        llm.flavour_base_url("gemini")
+    for name, model in FLAVOUR_MODELS.items():
+        with flavour_client(llm, name) as client:
+            response = client.post("/chat/completions", json=flavour_chat(model))
+            assert response.status_code == 200, (name, response.text)
+            assert response.json()["choices"][0]["message"]["content"] == (
+                "fake reply to: hello there"
+            )
+            assert llm.last_request.provider == name
+            assert client.get("/models").json()["data"]
+    assert "refusal" not in response.json()["choices"][0]["message"]  # OpenAI's own field
+
+
+def test_flavour_auth_errors(llm: FakeLLMServer) -> None:
+    llm.script(error(500))
+    bad = {"Authorization": "Bearer nope-nope-nope"}
+    with flavour_client(llm, "moonshot") as client:
+        r = client.post("/chat/completions", json=flavour_chat("moonshot-v1-8k"), headers=bad)
+        assert (r.status_code, r.json()["error"]["type"]) == (401, "invalid_authentication_error")
+    with flavour_client(llm, "dashscope") as client:
+        r = client.post("/chat/completions", json=flavour_chat("qwen-plus"), headers=bad)
+        assert (r.status_code, r.json()["error"]["code"]) == (401, "invalid_api_key")
+    with flavour_client(llm, "deepseek") as client:
+        r = client.post("/chat/completions", json=flavour_chat("deepseek-chat"), headers=bad)
+        assert r.status_code == 401
+        assert r.json()["error"]["message"].startswith("Authentication Fails")
+    assert llm.pending == 1
+    with flavour_client(llm, "ollama") as client:  # Ollama takes any key
+        r = client.post("/chat/completions", json=flavour_chat("llama3.2"), headers=bad)
+        assert r.status_code == 500
+    assert llm.pending == 0
+
+
+# ---- model strictness ------------------------------------------------------------------------
+
+
+def test_retired_and_unknown_models_get_each_providers_404(
+    llm: FakeLLMServer, openai: httpx.Client, gemini: httpx.Client, anthropic: httpx.Client
+) -> None:
+    llm.script(error(500))
+    for model in ("gpt-4-32k", "gpt-fake"):
+        r = openai.post("/chat/completions", json=chat(model=model))
+        assert r.status_code == 404
+        assert r.json() == {
+            "error": {
+                "message": f"The model `{model}` does not exist or you do not have access to it.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "model_not_found",
+            }
+        }
+    assert "gpt-4-32k" in provider_models.RETIRED["openai"]
+
+    r = gemini.post("/v1beta/models/gemini-1.5-pro:generateContent", json=contents())
+    assert r.status_code == 404
+    assert r.json() == load_fixture("gemini/error_model_not_found.json").body
+    r = gemini.post("/v1beta/models/gemini-nope:streamGenerateContent", json=contents())
+    assert r.json()["error"]["message"].startswith(
+        "models/gemini-nope is not found for API version v1beta, or is not supported for "
+        "streamGenerateContent."
+    )
+
+    r = anthropic.post("/v1/messages", json=messages(model="claude-3-5-sonnet-20240620"))
+    assert r.status_code == 404
+    assert r.json()["error"] == {
+        "type": "not_found_error",
+        "message": "model: claude-3-5-sonnet-20240620",
+    }
+    assert r.json()["type"] == "error"
+
+    with flavour_client(llm, "ollama") as client:
+        r = client.post("/chat/completions", json=flavour_chat("llama3:8b"))
+        assert r.status_code == 404
+        assert r.json()["error"]["message"] == 'model "llama3:8b" not found, try pulling it first'
+    with flavour_client(llm, "moonshot") as client:
+        r = client.post("/chat/completions", json=flavour_chat("gpt-4o-mini"))
+        assert (r.status_code, r.json()["error"]["type"]) == (404, "resource_not_found_error")
+    with flavour_client(llm, "deepseek") as client:
+        r = client.post("/chat/completions", json=flavour_chat("deepseek-coder"))
+        assert (r.status_code, r.json()["error"]["message"]) == (400, "Model Not Exist")
+    assert llm.pending == 1  # none of them consumed the script
+
+
+def test_allowed_models_are_served_everywhere(llm: FakeLLMServer) -> None:
+    server = FakeLLMServer(api_key=None, models=("house", "m")).start()
+    try:
+        server.allow_models("fake-large")
+        with httpx.Client(base_url=server.base_url, timeout=5, **LOCAL) as client:
+            for model in ("house", "m", "fake-large"):
+                r = client.post("/v1/chat/completions", json=chat(model=model))
+                assert r.status_code == 200, r.text
+            r = client.post("/ollama/v1/chat/completions", json=flavour_chat("house"))
+            assert r.status_code == 200
+            r = client.post("/v1beta/models/m:generateContent", json=contents())
+            assert r.status_code == 200
+            server.reset_state()  # keeps allowed models
+            assert client.post("/v1/chat/completions", json=chat(model="m")).status_code == 200
+            assert client.post("/v1/chat/completions", json=chat(model="x")).status_code == 404
+            assert "fake-large" in [m["id"] for m in client.get("/v1/models").json()["data"]]
+    finally:
+        server.stop()
+
+
+# ---- OpenAI-compatible strictness ------------------------------------------------------------
+
+
+def test_openai_reasoning_models_reject_max_tokens_and_temperature(
+    llm: FakeLLMServer, openai: httpx.Client
+) -> None:
+    llm.script(error(500))
+    r = openai.post("/chat/completions", json=chat(model="o3-mini", max_tokens=100))
+    assert r.status_code == 400
+    assert r.json() == load_fixture("openai/reasoning_max_tokens_error.json").body
+    r = openai.post("/chat/completions", json=chat(model="gpt-5", temperature=0.2))
+    assert r.status_code == 400
+    assert r.json() == load_fixture("openai/reasoning_temperature_error.json").body
+    r = openai.post("/chat/completions", json=chat(model="gpt-5-mini", temperature=0))
+    assert r.json()["error"]["message"].startswith(
+        "Unsupported value: 'temperature' does not support 0 "
+    )
+    r = openai.post("/chat/completions", json=chat(model="gpt-4o", max_completion_tokens=20000))
+    assert (r.status_code, r.json()["error"]["param"]) == (400, "max_completion_tokens")
+    assert llm.pending == 1
+    ok = [
+        chat(model="o3-mini", max_completion_tokens=100, temperature=1),
+        chat(model="gpt-5-chat-latest", max_tokens=100, temperature=0.2),
+        chat(model="gpt-4o-mini", max_completion_tokens=100),
+    ]
+    llm.script(reply("a"), reply("b"), reply("c"))
+    llm.reset_state()
+    for body in ok:
+        assert openai.post("/chat/completions", json=body).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("flavour", "model", "bad", "good"),
+    [
+        ("openai", "gpt-4o-mini", 2.1, 2),
+        ("moonshot", "moonshot-v1-8k", 1.5, 1),
+        ("dashscope", "qwen-plus", 2.0, 1.99),
+        ("deepseek", "deepseek-chat", 2.5, 2),
+    ],
+)
+def test_temperature_ranges(
+    llm: FakeLLMServer, flavour: str, model: str, bad: float, good: float
+) -> None:
+    with flavour_client(llm, flavour) as client:
+        r = client.post("/chat/completions", json=flavour_chat(model, temperature=bad))
+        assert r.status_code == 400, r.text
+        assert "temperature" in r.json()["error"]["message"]
+        if flavour == "moonshot":
+            assert r.json() == load_fixture("moonshot/error_temperature.json").body
+        if flavour == "openai":
+            assert r.json()["error"]["code"] == "decimal_above_max_value"
+        r = client.post("/chat/completions", json=flavour_chat(model, temperature=good))
+        assert r.status_code == 200
+        assert (
+            client.post("/chat/completions", json=flavour_chat(model, temperature=-0.1)).status_code
+            == 400
+        )
+
+
+def test_openai_image_parts(llm: FakeLLMServer, openai: httpx.Client) -> None:
+    def body(model: str, url: str) -> dict[str, Any]:
+        parts = [
+            {"type": "text", "text": "what is it"},
+            {"type": "image_url", "image_url": {"url": url}},
+        ]
+        return {"model": model, "messages": [{"role": "user", "content": parts}]}
+
+    for url in (
+        "https://example.com/a.png",
+        f"data:image/png;base64,{PNG}",
+        "data:image/gif;base64,R0lG",
+    ):
+        assert openai.post("/chat/completions", json=body("gpt-4o", url)).status_code == 200
+    r = openai.post("/chat/completions", json=body("gpt-3.5-turbo", "https://example.com/a.png"))
+    assert r.status_code == 400
+    assert r.json()["error"]["message"] == (
+        "Invalid content type. image_url is only supported by certain models."
+    )
+    assert r.json()["error"]["param"] == "messages.[0].content.[1].type"
+    r = openai.post("/chat/completions", json=body("gpt-4o", "data:image/bmp;base64,Qk0="))
+    assert r.json()["error"]["code"] == "invalid_image_format"
+    r = openai.post("/chat/completions", json=body("gpt-4o", "x"))
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_value")
+
+    with flavour_client(llm, "ollama") as client:
+        r = client.post("/chat/completions", json=body("gemma3:4b", "https://example.com/a.png"))
+        assert (r.status_code, r.json()["error"]["message"]) == (400, "invalid image input")
+        r = client.post("/chat/completions", json=body("gemma3:4b", "data:image/gif;base64,R0lG"))
+        assert r.status_code == 400
+        r = client.post("/chat/completions", json=body("gemma3:4b", f"data:image/png;base64,{PNG}"))
+        assert r.status_code == 200
+
+
+def test_openai_accepts_what_the_real_api_accepts(openai: httpx.Client) -> None:
+    body = chat()
+    body["messages"][2]["content"] = ""  # an empty assistant turn is accepted by OpenAI
+    assert openai.post("/chat/completions", json=body).status_code == 200
+    body["messages"][2]["role"] = "robot"
+    r = openai.post("/chat/completions", json=body)
+    assert (r.status_code, r.json()["error"]["param"]) == (400, "messages[2].role")
+
+
+def test_dashscope_qwen3_needs_enable_thinking_false_when_not_streaming(
+    llm: FakeLLMServer,
+) -> None:
+    llm.script(reply("ok", reasoning="hidden"))
+    with flavour_client(llm, "dashscope") as client:
+        r = client.post("/chat/completions", json=flavour_chat("qwen3-32b"))
+        assert r.status_code == 400
+        assert r.json() == load_fixture("dashscope/error_enable_thinking.json").body
+        assert llm.pending == 1
+        r = client.post("/chat/completions", json=flavour_chat("qwen3-32b", enable_thinking=False))
+        message = r.json()["choices"][0]["message"]
+        assert message["content"] == "ok"
+        assert "reasoning_content" not in message  # thinking was switched off
+        llm.script(reply("Paris.", reasoning="The user asks."))
+        body = flavour_chat("qwen3-235b-a22b", stream=True, stream_options={"include_usage": True})
+        with client.stream("POST", "/chat/completions", json=body) as s:
+            payloads = sse_data(s.iter_lines())
+    assert payloads[-1] == "[DONE]"
+    chunks = [json.loads(p) for p in payloads[:-1]]
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+    reasoning = "".join(d.get("reasoning_content") or "" for d in deltas)
+    content = "".join(d.get("content") or "" for d in deltas)
+    assert (reasoning, content) == ("The user asks.", "Paris.")
+    first_content = next(i for i, d in enumerate(deltas) if d.get("content"))
+    assert all(not d.get("reasoning_content") for d in deltas[first_content:])
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"]["completion_tokens_details"]["reasoning_tokens"] == 3
+    assert chunks[-1]["usage"]["completion_tokens"] == 4
+
+
+# ---- Gemini strictness -----------------------------------------------------------------------
+
+
+def test_gemini_rejects_empty_parts_bad_mime_file_uris_and_bad_config(
+    llm: FakeLLMServer, gemini: httpx.Client
+) -> None:
+    llm.script(error(500))
+    body = contents()
+    body["contents"][1]["parts"] = [{"text": ""}]
+    r = gemini.post(GENERATE, json=body)
+    assert r.status_code == 400
+    assert r.json() == load_fixture("gemini/error_empty_part.json").body
+    body["contents"][1]["parts"] = []
+    r = gemini.post(GENERATE, json=body)
+    assert "contents[1].parts: contents.parts must not be empty" in r.json()["error"]["message"]
+    body = contents()
+    body["contents"][2]["parts"][1] = {"inlineData": {"mimeType": "image/gif", "data": "R0lG"}}
+    r = gemini.post(GENERATE, json=body)
+    assert (r.status_code, r.json()["error"]["message"]) == (
+        400,
+        "Unsupported MIME type: image/gif",
+    )
+    body["contents"][2]["parts"][1] = {
+        "fileData": {"mimeType": "image/png", "fileUri": "https://x/a.png"}
+    }
+    assert gemini.post(GENERATE, json=body).status_code == 400
+    body = contents()
+    body["contents"][0]["role"] = "assistant"
+    assert gemini.post(GENERATE, json=body).json()["error"]["status"] == "INVALID_ARGUMENT"
+    body = contents()
+    body["generationConfig"]["temperature"] = 2.5
+    r = gemini.post(GENERATE, json=body)
+    assert r.status_code == 400
+    assert "temperature value of 2.5" in r.json()["error"]["message"]
+    assert llm.pending == 1
+    body["generationConfig"]["temperature"] = 2
+    assert gemini.post(GENERATE, json=body).status_code == 500  # valid: consumes the script
+
+
+# ---- Anthropic -------------------------------------------------------------------------------
+
+
+def test_anthropic_message(llm: FakeLLMServer, anthropic: httpx.Client) -> None:
+    r = anthropic.post("/v1/messages", json=messages("hello there"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    template = load_fixture("anthropic/message.json").body
+    assert body.keys() == template.keys()
+    assert body["type"] == "message"
+    assert body["role"] == "assistant"
+    assert body["model"] == ANTHROPIC_MODEL
+    assert body["id"].startswith("msg_")
+    assert body["content"] == [{"type": "text", "text": "fake reply to: hello there"}]
+    assert (body["stop_reason"], body["stop_sequence"]) == ("end_turn", None)
+    # "be brief" + "first question" + "first answer" + "hello there" = 8 in, 5 out.
+    assert (body["usage"]["input_tokens"], body["usage"]["output_tokens"]) == (8, 5)
+    assert llm.last_request.provider == "anthropic"
+
+
+def test_anthropic_stream_follows_the_event_sequence(anthropic: httpx.Client) -> None:
+    with anthropic.stream("POST", "/v1/messages", json=messages("stream me", stream=True)) as r:
+        assert r.headers["content-type"] == "text/event-stream"
+        events = parse_sse(r.read().decode())[0]
+    names = [e.event for e in events]
+    assert names[:3] == ["message_start", "content_block_start", "ping"]
+    assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    assert all(e.json()["type"] == e.event for e in events)
+    text = "".join(e.json()["delta"]["text"] for e in events if e.event == "content_block_delta")
+    assert text == "fake reply to: stream me"
+    delta = events[-2].json()
+    assert delta["delta"]["stop_reason"] == "end_turn"
+    assert delta["usage"]["output_tokens"] == 5
+    assert events[0].json()["message"]["usage"]["input_tokens"] == 8
+
+
+def test_anthropic_auth_and_validation(llm: FakeLLMServer, anthropic: httpx.Client) -> None:
+    llm.script(error(500))
+    r = anthropic.post("/v1/messages", json=messages(), headers={"x-api-key": "nope"})
+    assert r.status_code == 401
+    assert r.json()["error"] == {"type": "authentication_error", "message": "invalid x-api-key"}
+    with httpx.Client(base_url=llm.base_url, headers={"x-api-key": KEY}, **LOCAL) as bare:
+        r = bare.post("/v1/messages", json=messages())
+        assert (r.status_code, r.json()["error"]["type"]) == (400, "invalid_request_error")
+        assert "anthropic-version" in r.json()["error"]["message"]
+
+    def bad(body: dict[str, Any], message: str) -> None:
+        response = anthropic.post("/v1/messages", json=body)
+        assert response.status_code == 400, response.text
+        assert response.json()["type"] == "error"
+        assert response.json()["error"]["type"] == "invalid_request_error"
+        assert message in response.json()["error"]["message"]
+
+    no_max = messages()
+    del no_max["max_tokens"]
+    r = anthropic.post("/v1/messages", json=no_max)
+    assert r.json() == load_fixture("anthropic/error_max_tokens_required.json").body
+    bad(messages(max_tokens=100000), "max_tokens: 100000 > 64000")
+    bad(messages(max_tokens=0), "max_tokens")
+    system = messages()
+    system["messages"].insert(0, {"role": "system", "content": "be brief"})
+    bad(system, 'Unexpected role "system"')
+    bad(messages(""), "all messages must have non-empty content")
+    bad(messages([{"type": "text", "text": ""}]), "messages: text content blocks must be non-empty")
+    bad(messages(temperature=1.5), "temperature")
+    bad({**messages(), "messages": []}, "at least one message")
+    gif = {"type": "base64", "media_type": "image/bmp", "data": "Qk0="}
+    bad(
+        messages([{"type": "text", "text": "what"}, {"type": "image", "source": gif}]), "media_type"
+    )
+    assert llm.pending == 1
+    png = {"type": "base64", "media_type": "image/png", "data": PNG}
+    url = {"type": "url", "url": "https://example.com/a.jpg"}
+    image_body = messages(
+        [
+            {"type": "image", "source": png},
+            {"type": "image", "source": url},
+            {"type": "text", "text": "hi"},
+        ]
+    )
+    assert anthropic.post("/v1/messages", json=image_body).status_code == 500  # valid
+    assert anthropic.post("/v1/messages", json=messages(temperature=1)).status_code == 200
+
+
+# ---- reasoning -------------------------------------------------------------------------------
+
+
+def test_reasoning_is_shown_each_flavours_way(
+    llm: FakeLLMServer, openai: httpx.Client, gemini: httpx.Client, anthropic: httpx.Client
+) -> None:
+    thought = "let me think about it"  # 5 words
+    llm.script(*[reply("Paris.", reasoning=thought)] * 6)
+
+    with flavour_client(llm, "deepseek") as client:
+        body = client.post("/chat/completions", json=flavour_chat("deepseek-reasoner")).json()
+    assert body.keys() == load_fixture("deepseek/reasoner_completion.json").body.keys()
+    assert body["choices"][0]["message"]["reasoning_content"] == thought
+    assert body["choices"][0]["message"]["content"] == "Paris."
+    assert body["usage"]["completion_tokens"] == 6
+    assert body["usage"]["completion_tokens_details"] == {"reasoning_tokens": 5}
+
+    body = openai.post("/chat/completions", json=chat(model="o3")).json()
+    assert "reasoning_content" not in body["choices"][0]["message"]
+    assert body["usage"]["completion_tokens"] == 6  # includes the hidden reasoning
+    assert body["usage"]["completion_tokens_details"]["reasoning_tokens"] == 5
+
+    hidden = gemini.post(GENERATE, json=contents()).json()
+    assert hidden["candidates"][0]["content"]["parts"] == [{"text": "Paris."}]
+    assert hidden["usageMetadata"]["thoughtsTokenCount"] == 5
+    assert hidden["usageMetadata"]["candidatesTokenCount"] == 1
+    assert hidden["usageMetadata"]["totalTokenCount"] == 6 + 1 + 5
+    with_thoughts = contents()
+    with_thoughts["generationConfig"]["thinkingConfig"] = {"includeThoughts": True}
+    shown = gemini.post(GENERATE, json=with_thoughts).json()
+    assert shown["candidates"][0]["content"]["parts"] == [
+        {"text": thought, "thought": True},
+        {"text": "Paris."},
+    ]
+    assert shown.keys() == load_fixture("gemini/thoughts.json").body.keys()
+
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    body = anthropic.post("/v1/messages", json=messages(max_tokens=2048, thinking=thinking)).json()
+    assert [b["type"] for b in body["content"]] == ["thinking", "text"]
+    assert body["content"][0]["thinking"] == thought
+    assert body["content"][0]["signature"]
+    assert body["usage"]["output_tokens"] == 6
+
+    with flavour_client(llm, "moonshot") as client:
+        body = flavour_chat("kimi-k2-thinking", stream=True)
+        with client.stream("POST", "/chat/completions", json=body) as s:
+            payloads = sse_data(s.iter_lines())
+    deltas = [json.loads(p)["choices"][0]["delta"] for p in payloads[:-1]]
+    assert "".join(d.get("reasoning_content") or "" for d in deltas) == thought
+    assert "".join(d.get("content") or "" for d in deltas) == "Paris."
+
+
+def test_reasoning_in_gemini_and_anthropic_streams(
+    llm: FakeLLMServer, gemini: httpx.Client, anthropic: httpx.Client
+) -> None:
+    llm.script(
+        reply("Paris.", reasoning="so it is", reasoning_tokens=40),
+        reply("Paris.", reasoning="hmm ok"),
+    )
+    body = contents()
+    body["generationConfig"]["thinkingConfig"] = {"includeThoughts": True}
+    chunks = [
+        json.loads(p) for p in sse_data(iter(gemini.post(STREAM_SSE, json=body).text.splitlines()))
+    ]
+    thought_parts = [c["candidates"][0]["content"]["parts"][0] for c in chunks[:-1]]
+    assert all(p.get("thought") for p in thought_parts[:3])
+    assert chunks[-1]["usageMetadata"]["thoughtsTokenCount"] == 40
+
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    with anthropic.stream(
+        "POST", "/v1/messages", json=messages(stream=True, max_tokens=4096, thinking=thinking)
+    ) as r:
+        events = parse_sse(r.read().decode())[0]
+    deltas = [e.json()["delta"] for e in events if e.event == "content_block_delta"]
+    assert [d["type"] for d in deltas] == [
+        "thinking_delta", "thinking_delta", "signature_delta", "text_delta",
+    ]  # fmt: skip
+    starts = [e.json()["content_block"]["type"] for e in events if e.event == "content_block_start"]
+    assert starts == ["thinking", "text"]
+    assert events[-2].json()["usage"]["output_tokens"] == 1 + 2
+
+
+# ---- refusals and blocks ---------------------------------------------------------------------
+
+
+def test_refusal_per_format(
+    llm: FakeLLMServer, openai: httpx.Client, gemini: httpx.Client, anthropic: httpx.Client
+) -> None:
+    llm.script(refusal(), refusal("No."), refusal(), refusal(), refusal("Not that."))
+    body = openai.post("/chat/completions", json=chat()).json()
+    template = load_fixture("openai/refusal.json").body
+    assert body["choices"][0]["message"] == template["choices"][0]["message"]
+    assert body["choices"][0]["finish_reason"] == "stop"
+
+    with openai.stream("POST", "/chat/completions", json=chat(stream=True)) as r:
+        payloads = sse_data(r.iter_lines())
+    chunks = [json.loads(p) for p in payloads[:-1]]
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": None, "refusal": ""}
+    assert "".join(c["choices"][0]["delta"].get("refusal") or "" for c in chunks) == "No."
+
+    blocked = gemini.post(GENERATE, json=contents()).json()
+    assert blocked["candidates"][0]["finishReason"] == "SAFETY"
+    assert "content" not in blocked["candidates"][0]
+
+    body = anthropic.post("/v1/messages", json=messages()).json()
+    assert (body["stop_reason"], body["content"]) == ("refusal", [])
+
+    with flavour_client(llm, "moonshot") as client:  # no refusal field: the model just says so
+        body = client.post("/chat/completions", json=flavour_chat("moonshot-v1-8k")).json()
+    assert body["choices"][0]["message"]["content"] == "Not that."
+
+
+def test_safety_and_prompt_blocks(
+    llm: FakeLLMServer, openai: httpx.Client, gemini: httpx.Client, anthropic: httpx.Client
+) -> None:
+    llm.script(
+        safety_block(), safety_block(), safety_block(), prompt_block("PROHIBITED_CONTENT"),
+        prompt_block(), prompt_block(),
+    )  # fmt: skip
+    body = gemini.post(GENERATE, json=contents()).json()
+    assert body["candidates"][0].keys() == {"finishReason", "index", "safetyRatings"}
+    chunks = sse_data(iter(gemini.post(STREAM_SSE, json=contents()).text.splitlines()))
+    assert len(chunks) == 1
+    assert json.loads(chunks[0])["candidates"][0]["finishReason"] == "SAFETY"
+    choice = openai.post("/chat/completions", json=chat()).json()["choices"][0]
+    assert (choice["finish_reason"], choice["message"]["content"]) == ("content_filter", None)
+
+    r = gemini.post(GENERATE, json=contents())
+    assert r.status_code == 200
+    assert "candidates" not in r.json()
+    assert r.json()["promptFeedback"] == {"blockReason": "PROHIBITED_CONTENT"}
+    with openai.stream("POST", "/chat/completions", json=chat(stream=True)) as s:
+        payloads = sse_data(s.iter_lines())
+    assert json.loads(payloads[-2])["choices"][0]["finish_reason"] == "content_filter"
+    assert anthropic.post("/v1/messages", json=messages()).json()["stop_reason"] == "refusal"
+
+
+# ---- errors ----------------------------------------------------------------------------------
+
+
+def test_stream_error_mid_stream_per_format(
+    llm: FakeLLMServer, openai: httpx.Client, gemini: httpx.Client, anthropic: httpx.Client
+) -> None:
+    llm.script(
+        stream_error(after_chunks=2),
+        stream_error(1, "boom", kind="overloaded"),
+        stream_error(1),
+        stream_error(),
+    )
+    with openai.stream("POST", "/chat/completions", json=chat(stream=True)) as r:
+        assert r.status_code == 200
+        payloads = sse_data(r.iter_lines())
+    assert "[DONE]" not in payloads
+    assert len(payloads) == 4  # role chunk, 2 content chunks, the error
+    error_event = json.loads(payloads[-1])
+    assert error_event == load_fixture("openai/stream_error.sse").payloads()[-1]
+
+    with anthropic.stream("POST", "/v1/messages", json=messages(stream=True)) as r:
+        events = parse_sse(r.read().decode())[0]
+    assert events[-1].event == "error"
+    assert events[-1].json() == {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "boom"},
+    }
+    assert [e.event for e in events[:-1]] == [
+        "message_start", "content_block_start", "ping", "content_block_delta",
+    ]  # fmt: skip
+
+    google = sse_data(iter(gemini.post(STREAM_SSE, json=contents()).text.splitlines()))
+    assert json.loads(google[-1]) == {
+        "error": {
+            "code": 500,
+            "message": "An internal error has occurred. Please retry or report the problem.",
+            "status": "INTERNAL",
+        }
+    }
+    assert len(google) == 2
+
+    r = openai.post("/chat/completions", json=chat())  # not streaming: the HTTP error
+    assert (r.status_code, r.json()["error"]["type"]) == (500, "server_error")
+
+
+def test_retry_hints_per_provider(
+    llm: FakeLLMServer, openai: httpx.Client, gemini: httpx.Client, anthropic: httpx.Client
+) -> None:
+    llm.script(
+        error(429, retry_after=1, retry_after_ms=750),
+        error(429, retry_delay="37s"),
+        error(429, retry_after=15),
+    )
+    r = openai.post("/chat/completions", json=chat())
+    assert (r.headers["retry-after"], r.headers["retry-after-ms"]) == ("1", "750")
+    assert r.headers["x-ratelimit-remaining-requests"] == "0"
+
+    r = gemini.post(GENERATE, json=contents())
+    assert r.status_code == 429
+    assert "retry-after" not in r.headers
+    details = r.json()["error"]["details"]
+    types = [d["@type"] for d in details]
+    assert "type.googleapis.com/google.rpc.QuotaFailure" in types
+    retry = next(d for d in details if d["@type"] == "type.googleapis.com/google.rpc.RetryInfo")
+    assert retry["retryDelay"] == "37s"
+    assert r.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
+
+    r = anthropic.post("/v1/messages", json=messages())
+    assert r.status_code == 429
+    assert r.headers["retry-after"] == "15"
+    assert r.json()["error"]["type"] == "rate_limit_error"
+
+
+def test_quota_exhausted_and_overloaded(
+    llm: FakeLLMServer, openai: httpx.Client, gemini: httpx.Client, anthropic: httpx.Client
+) -> None:
+    llm.script(
+        quota_exhausted(),
+        quota_exhausted(),
+        quota_exhausted(),
+        overloaded(),
+        overloaded(),
+        overloaded(),
+    )
+    r = openai.post("/chat/completions", json=chat())
+    assert r.status_code == 429
+    assert r.json() == load_fixture("openai/error_insufficient_quota.json").body
+    assert "retry-after" not in r.headers
+    r = gemini.post(GENERATE, json=contents())
+    assert r.status_code == 429
+    details = r.json()["error"]["details"]
+    assert not any(d["@type"].endswith("RetryInfo") for d in details)
+    assert "PerDay" in details[0]["violations"][0]["quotaId"]
+    r = anthropic.post("/v1/messages", json=messages())
+    assert r.status_code == 400
+    assert "credit balance is too low" in r.json()["error"]["message"]
+
+    r = anthropic.post("/v1/messages", json=messages())
+    assert r.status_code == 529
+    assert r.json() == load_fixture("anthropic/error_overloaded.json").body
+    r = gemini.post(GENERATE, json=contents())
+    assert (r.status_code, r.json()["error"]["status"]) == (503, "UNAVAILABLE")
+    assert openai.post("/chat/completions", json=chat()).status_code == 503
+
+
+# ---- stream endings --------------------------------------------------------------------------
+
+
+def test_no_done_closes_cleanly_after_the_finish_chunk(
+    llm: FakeLLMServer, openai: httpx.Client, gemini: httpx.Client
+) -> None:
+    llm.script(no_done(), no_done())
+    with openai.stream("POST", "/chat/completions", json=chat(stream=True)) as r:
+        payloads = sse_data(r.iter_lines())  # no transport error: the body ends properly
+    assert "[DONE]" not in payloads
+    assert json.loads(payloads[-1])["choices"][0]["finish_reason"] == "stop"
+    chunks = sse_data(iter(gemini.post(STREAM_SSE, json=contents()).text.splitlines()))
+    assert json.loads(chunks[-1])["candidates"][0]["finishReason"] == "STOP"
+
+
+def test_moonshot_stream_usage_is_inside_the_finishing_choice(llm: FakeLLMServer) -> None:
+    body = flavour_chat(
+        "moonshot-v1-8k", "count me", stream=True, stream_options={"include_usage": True}
+    )
+    with (
+        flavour_client(llm, "moonshot") as client,
+        client.stream("POST", "/chat/completions", json=body) as r,
+    ):
+        payloads = sse_data(r.iter_lines())
+    assert payloads[-1] == "[DONE]"
+    chunks = [json.loads(p) for p in payloads[:-1]]
+    assert all(c["choices"] and "usage" not in c for c in chunks)
+    finishing = chunks[-1]["choices"][0]
+    assert finishing["finish_reason"] == "stop"
+    assert finishing["usage"]["prompt_tokens"] == 2
+    assert finishing["usage"]["completion_tokens"] == 5
+    template = load_fixture("moonshot/stream_choice_usage.sse").payloads()[-2]
+    assert finishing.keys() == template["choices"][0].keys()
