@@ -135,3 +135,43 @@ async def test_a_new_conversation_and_its_message_are_written_before_the_stream(
     assert [(m.role, m.content) for m in stored] == [(MessageRole.USER, "start something")]
     _ = [event async for event in stream.events]
     assert len(uow.committed.messages_of(conversation_id)) == 2
+
+
+async def _drain(stream_message: StreamMessage, conversation_id: int) -> list[object]:
+    stream = await stream_message(_says("hello", conversation_id))
+    events = [event async for event in stream.events]
+    await stream.settle()
+    return events
+
+
+async def test_a_streamed_safety_block_is_stored_blocked_and_ends_with_its_code(
+    stream_message: StreamMessage,
+    uow: FakeUnitOfWork,
+    chat_model: FakeChatModel,
+    conversation_id: int,
+) -> None:
+    chat_model.reply, chat_model.finish_reason = "", "content_filter"
+
+    events = await _drain(stream_message, conversation_id)
+
+    ended = events[-1]
+    assert isinstance(ended, ReplyEnded)
+    assert ended.failure is not None
+    assert ended.failure.code == "content_filtered"
+    reply = uow.committed.messages_of(conversation_id)[-1]
+    assert reply.status is MessageStatus.BLOCKED
+
+
+async def test_streamed_reasoning_is_stored_apart_and_never_sent_as_text(
+    stream_message: StreamMessage,
+    uow: FakeUnitOfWork,
+    chat_model: FakeChatModel,
+    conversation_id: int,
+) -> None:
+    chat_model.reply, chat_model.reasoning = "Four.", "Two and two."
+
+    events = await _drain(stream_message, conversation_id)
+
+    assert "".join(e.text for e in events if isinstance(e, TextChunk)) == "Four."
+    reply = uow.committed.messages_of(conversation_id)[-1]
+    assert (reply.content, reply.reasoning) == ("Four.", "Two and two.")
