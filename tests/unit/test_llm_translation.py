@@ -301,7 +301,7 @@ async def test_the_providers_message_is_kept_and_retry_after_ms_wins() -> None:
 async def test_insufficient_quota_is_billing_not_a_rate_limit() -> None:
     body = {
         "error": {
-            "message": "You exceeded your current quota, please check your plan and billing details.",
+            "message": "You exceeded your current quota, please check your plan and billing.",
             "type": "insufficient_quota",
             "param": None,
             "code": "insufficient_quota",
