@@ -16,7 +16,7 @@ from tests.integration.servers import RunningServer, query, running_server
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer(api_key=None) as server:
+    with FakeLLMServer(api_key=None, models=("house-model",)) as server:
         yield server
 
 

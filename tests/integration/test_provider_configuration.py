@@ -20,7 +20,7 @@ from tests.integration.servers import running_server
 
 @pytest.fixture(scope="module")
 def dashscope() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer(api_key="dashscope-key") as server:
+    with FakeLLMServer(api_key="dashscope-key", models=("qwen-plus-2025-01-25",)) as server:
         yield server
 
 
@@ -50,7 +50,7 @@ provider = "dashscope"
 upstream = "qwen-plus-2025-01-25"
 name = "House model"
 
-[models.qwen3.6-flash]
+[models."qwen3.6-flash"]
 name = "Qwen Turbo (renamed)"
 
 [fallbacks]
@@ -61,7 +61,7 @@ house = ["echo"]
     environment = {
         "PARLEY_CONFIG": str(config),
         "DASHSCOPE_API_KEY": "dashscope-key",
-        "DASHSCOPE_BASE_URL": dashscope.openai_base_url,
+        "DASHSCOPE_BASE_URL": dashscope.flavour_base_url("dashscope"),
     }
     with running_server(database_url, tmp_path, base=load_settings(environment)) as server:
         models = _models(server.base_url)

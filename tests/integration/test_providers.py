@@ -29,7 +29,7 @@ def upstream() -> Iterator[FakeLLMServer]:
 
 @pytest.fixture(scope="module")
 def local_upstream() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer(api_key=None) as server:
+    with FakeLLMServer(api_key=None, models=("llama3:8b",)) as server:
         yield server
 
 
@@ -129,8 +129,8 @@ def test_openai_wire_format_end_to_end(
     assert sent.path == "/v1/chat/completions"
     assert sent.headers["authorization"] == f"Bearer {KEY}"
     assert sent.json["model"] == "gpt-6-luna"
-    assert sent.json["temperature"] == 0.7
-    assert sent.json["max_tokens"] == 1024
+    assert "temperature" not in sent.json  # a reasoning model: only its default
+    assert sent.json["max_completion_tokens"] == 1024
     assert [(m["role"], m["content"]) for m in sent.json["messages"]] == [
         ("system", "Be brief."),
         ("user", "first question"),
@@ -165,7 +165,7 @@ def test_gemini_wire_format_end_to_end(
     assert row[1:4] == ("completed", "gemini-3.5-flash-lite", "Google")
 
 
-def test_gemini_finish_reason_other_than_stop_is_recorded(
+def test_a_gemini_safety_block_is_recorded_as_blocked(
     parley: RunningServer, http: httpx.Client, upstream: FakeLLMServer
 ) -> None:
     user = register(http)
@@ -173,8 +173,9 @@ def test_gemini_finish_reason_other_than_stop_is_recorded(
     conversation = _conversation(http, user)
     upstream.script(fake.reply("", finish_reason="SAFETY"))
     response = _send(http, user, conversation, "something risky")
-    assert response.status_code == 201
-    assert _assistant_rows(parley, conversation)[-1][6] == "safety"
+    assert (response.status_code, response.json()["code"]) == (422, "content_filtered")
+    row = _assistant_rows(parley, conversation)[-1]
+    assert (row[1], row[6], row[7]) == ("blocked", "content_filter", "content_filtered")
 
 
 def test_a_keyless_local_server_is_used_by_base_url(
