@@ -19,8 +19,8 @@ Endpoints (``POST`` unless noted):
 * ``/v1beta/models/{model}:generateContent`` and ``...:streamGenerateContent`` (``?alt=sse``
   for SSE, otherwise a streamed JSON array, as Google does); key in ``x-goog-api-key``
   (or ``?key=``). ``/v1/models/...`` is accepted as well.
-* ``/v1/messages`` -- Anthropic Messages; key in ``x-api-key``, ``anthropic-version``
-  required.
+* ``/v1/messages`` -- Anthropic Messages; key in ``x-api-key`` (or ``Authorization: Bearer``,
+  as the official SDK sends it), ``anthropic-version`` required.
 * ``GET /v1/models``, ``GET /{flavour}/v1/models`` and ``GET /v1beta/models`` -- model lists.
 
 Requests are validated as the real APIs do (model ids from ``tests.fakes.provider_models``,

@@ -151,10 +151,13 @@ class AnthropicWire:
     def authorise(self, flavour: str, request: RecordedRequest, api_key: str | None) -> None:
         if api_key is None:
             return
+        # The x-api-key header, or (what the official SDK sends since 2026, API version
+        # 2026-10-21) ``Authorization: Bearer <key>``.
         key = request.headers.get("x-api-key")
-        if key == api_key:
+        scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+        if key == api_key or (scheme.lower() == "bearer" and bearer == api_key):
             return
-        message = "x-api-key header is required" if not key else "invalid x-api-key"
+        message = "x-api-key header is required" if not (key or bearer) else "invalid x-api-key"
         raise Rejected(HttpError(401, error_body(401, message)))
 
     def parse(

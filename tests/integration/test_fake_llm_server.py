@@ -911,7 +911,9 @@ def test_dashscope_qwen3_needs_enable_thinking_false_when_not_streaming(
         assert r.status_code == 400
         assert r.json() == load_fixture("dashscope/error_enable_thinking.json").body
         assert llm.pending == 1
-        r = client.post("/chat/completions", json=flavour_chat("qwen3.7-plus", enable_thinking=False))
+        r = client.post(
+            "/chat/completions", json=flavour_chat("qwen3.7-plus", enable_thinking=False)
+        )
         message = r.json()["choices"][0]["message"]
         assert message["content"] == "ok"
         assert "reasoning_content" not in message  # thinking was switched off

@@ -2,7 +2,7 @@
 
 Events: ``delta`` ``{"text": ...}`` as the model writes; if the model fails, ``error``
 with the dialect's error body; last, ``done`` with the stored messages, usage and the
-reply's status (completed, partial or failed)."""
+reply's status (completed, partial, failed or blocked)."""
 
 from __future__ import annotations
 
