@@ -22,6 +22,26 @@ from application.ports import FetchedImage
 from domain.errors import InvalidInput
 
 ALLOWED_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif", "image/heic", "image/heif"}
+# One answer for a host that does not resolve and one that resolves to a private address,
+# so the message does not tell a probe which internal names exist.
+NOT_PUBLIC = "Image URLs must point at a public host that answers."
+_HEIF_BRANDS = {b"heic": "image/heic", b"heix": "image/heic", b"heif": "image/heif"}
+_HEIF_BRANDS |= {b"mif1": "image/heif", b"msf1": "image/heif", b"hevc": "image/heic"}
+
+
+def sniffed_type(data: bytes) -> str | None:
+    """The image type the bytes themselves say (their magic numbers), or None."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[4:8] == b"ftyp":
+        return _HEIF_BRANDS.get(data[8:12])
+    return None
 
 
 def _invalid(reason: str) -> InvalidInput:
@@ -65,8 +85,8 @@ class ImageFetcher:
             async with self._http.stream("GET", image_url, follow_redirects=False) as response:
                 if response.status_code != 200:
                     raise _invalid(f"The image URL answered HTTP {response.status_code}.")
-                mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
-                if mime not in ALLOWED_TYPES:
+                declared = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                if declared not in ALLOWED_TYPES:
                     raise _invalid(
                         "The URL does not point at a PNG, JPEG, WebP, GIF or HEIC image."
                     )
@@ -78,7 +98,12 @@ class ImageFetcher:
                     chunks.append(chunk)
         except httpx.HTTPError:
             raise _invalid("The image could not be downloaded.") from None
-        return mime, b"".join(chunks)
+        data = b"".join(chunks)
+        # What the bytes are, not what the server called them, is what a provider checks.
+        mime = sniffed_type(data)
+        if mime is None:
+            raise _invalid("The URL does not point at a PNG, JPEG, WebP, GIF or HEIC image.")
+        return mime, data
 
     def _decode_data_uri(self, uri: str) -> tuple[str, bytes]:
         header, sep, payload = uri[5:].partition(",")
@@ -88,9 +113,12 @@ class ImageFetcher:
         if len(payload) * 3 // 4 > self._max_bytes:
             raise _invalid(f"The image is larger than {self._max_bytes} bytes.")
         try:
-            return mime.lower(), base64.b64decode(payload, validate=True)
+            data = base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
             raise _invalid("The data: URI is not valid base64.") from None
+        if sniffed_type(data) != mime.lower():
+            raise _invalid(f"The data: URI does not hold a {mime.lower()} image.")
+        return mime.lower(), data
 
     async def _check_host(self, host: str, port: int) -> None:
         if self._allow_private:
@@ -100,8 +128,8 @@ class ImageFetcher:
                 host, port, type=socket.SOCK_STREAM
             )
         except OSError:
-            raise _invalid("The image host could not be resolved.") from None
+            raise _invalid(NOT_PUBLIC) from None
         for info in infos:
             address = ipaddress.ip_address(info[4][0])
             if not address.is_global:
-                raise _invalid("Image URLs must point at public addresses.")
+                raise _invalid(NOT_PUBLIC)
