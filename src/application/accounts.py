@@ -234,7 +234,16 @@ class Authenticate:
 
     async def with_access_token(self, token: str) -> User:
         claims = self._tokens.access_claims(token)
-        return await self._user(claims.user_id, claims.issued_at)
+        if claims.family_id is None:
+            return await self._user(claims.user_id, claims.issued_at)
+        # A replayed refresh token revokes its login: that login's access tokens stop now,
+        # not when they expire.
+        async with self._uow as uow:
+            found, login_revoked = await uow.users.get_with_login(claims.user_id, claims.family_id)
+        user = _active(found)
+        if login_revoked or not user.accepts_credentials_issued_at(claims.issued_at):
+            raise AuthenticationFailed("This session was signed out; log in again.")
+        return user
 
     async def with_session(self, user_id: int, started_at: datetime) -> User:
         return await self._user(user_id, started_at)

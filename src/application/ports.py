@@ -28,6 +28,11 @@ class Users(Protocol):
 
     async def get(self, user_id: int) -> User | None: ...
 
+    async def get_with_login(self, user_id: int, family_id: str) -> tuple[User | None, bool]:
+        """The user, and whether the login (refresh-token family) ``family_id`` was revoked,
+        in one query: what every request with an access token reads."""
+        ...
+
     async def by_username(self, username: str) -> User | None: ...
 
 
@@ -307,6 +312,7 @@ class IssuedTokens:
 class AccessClaims:
     user_id: int
     issued_at: datetime
+    family_id: str | None = None  # the login it came from (None: tokens from before 0.x)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -117,6 +117,10 @@ def test_refresh_rotates_and_a_used_refresh_token_is_rejected(
     assert (
         client.post("/api/v1/token/refresh/", json={"refresh": pair["refresh"]}).status_code == 401
     )
+    # ... and so do that login's access tokens, at once rather than when they expire.
+    for access in (alice.access, pair["access"]):
+        response = client.get("/api/conversations/", headers={"Authorization": f"Bearer {access}"})
+        assert response.status_code == 401
 
 
 def test_an_access_token_is_not_a_refresh_token_and_vice_versa(

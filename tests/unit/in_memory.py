@@ -123,6 +123,13 @@ class FakeUsers(_Repository):
         user = self._state.users.get(user_id)
         return None if user is None else copy.copy(user)
 
+    async def get_with_login(self, user_id: int, family_id: str) -> tuple[User | None, bool]:
+        revoked = any(
+            r.family_id == family_id and r.revoked_at is not None
+            for r in self._state.refresh_tokens.values()
+        )
+        return await self.get(user_id), revoked
+
     async def by_username(self, username: str) -> User | None:
         found = next((u for u in self._state.users.values() if u.username == username), None)
         return None if found is None else copy.copy(found)
@@ -568,6 +575,7 @@ class FakeTokenIssuer:
         self._serial = itertools.count(1)
         self._expiries: dict[str, datetime] = {}
         self._issued: dict[str, datetime] = {}
+        self._families: dict[str, str] = {}
 
     def issue(self, user_id: int, family_id: str) -> IssuedTokens:
         n = next(self._serial)
@@ -575,6 +583,7 @@ class FakeTokenIssuer:
         expires = self._clock.now() + self._refresh_ttl
         self._expiries[jti] = expires
         self._issued[str(n)] = self._clock.now()
+        self._families[str(n)] = family_id
         return IssuedTokens(
             access=f"access~{user_id}~{n}",
             refresh=f"refresh~{user_id}~{jti}~{family_id}",
@@ -589,7 +598,11 @@ class FakeTokenIssuer:
         parts = token.split("~")
         if len(parts) != 3 or parts[0] != "access" or parts[2] not in self._issued:
             raise AuthenticationFailed("Given token not valid for any token type")
-        return AccessClaims(user_id=int(parts[1]), issued_at=self._issued[parts[2]])
+        return AccessClaims(
+            user_id=int(parts[1]),
+            issued_at=self._issued[parts[2]],
+            family_id=self._families.get(parts[2]),
+        )
 
     def refresh_claims(self, token: str) -> RefreshClaims:
         parts = token.split("~")

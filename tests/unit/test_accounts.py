@@ -247,6 +247,23 @@ async def test_reusing_a_refresh_token_revokes_its_whole_family(
         await refresh(newest.refresh)  # the thief's or the owner's newest token is dead too
 
 
+async def test_a_replayed_refresh_token_stops_that_logins_access_tokens_at_once(
+    login: Login, refresh: RefreshSession, authenticate: Authenticate, uow: FakeUnitOfWork
+) -> None:
+    stolen = await _signed_in(login, uow)
+    laptop = await login(Credentials(username="alice", password=PASSWORD))
+    thiefs = await refresh(stolen.refresh)
+    assert (await authenticate.with_access_token(thiefs.access)).username == "alice"
+
+    with pytest.raises(AuthenticationFailed):
+        await refresh(stolen.refresh)  # the owner's copy, replayed: the family is revoked
+
+    for access in (stolen.access, thiefs.access):
+        with pytest.raises(AuthenticationFailed):
+            await authenticate.with_access_token(access)
+    assert (await authenticate.with_access_token(laptop.access)).username == "alice"
+
+
 async def test_revoking_a_family_leaves_other_logins_working(
     login: Login, refresh: RefreshSession, uow: FakeUnitOfWork
 ) -> None:

@@ -43,6 +43,7 @@ class JwtTokenIssuer:
                 "iat": now.timestamp(),
                 "exp": now + self._access_ttl,
                 "jti": secrets.token_hex(16),
+                "fam": family_id,
             }
         )
         refresh_expires = now + self._refresh_ttl
@@ -74,8 +75,11 @@ class JwtTokenIssuer:
         issued, expires = claims.get("iat"), claims.get("exp")
         if not isinstance(issued, int | float):
             raise AuthenticationFailed("Given token not valid for any token type")
+        family = claims.get("fam")
         access = AccessClaims(
-            user_id=_user_id(claims), issued_at=datetime.fromtimestamp(issued, UTC)
+            user_id=_user_id(claims),
+            issued_at=datetime.fromtimestamp(issued, UTC),
+            family_id=family if isinstance(family, str) else None,
         )
         if isinstance(expires, int | float):
             if len(self._verified_access) >= VERIFIED_TOKENS_KEPT:

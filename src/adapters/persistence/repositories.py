@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, select, update
+from sqlalchemy import Row, bindparam, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -62,6 +62,15 @@ _STATUSES = {status.value: status for status in MessageStatus}
 # key once too, instead of constructing and hashing a new statement on every request
 # (a measurable share of the chat path's CPU; bench/results).
 _USER_BY_ID = select(t.users).where(t.users.c.id == bindparam("user_id"))
+_USER_WITH_LOGIN = select(
+    t.users,
+    exists()
+    .where(
+        t.refresh_tokens.c.family_id == bindparam("family_id"),
+        t.refresh_tokens.c.revoked_at.is_not(None),
+    )
+    .label("login_revoked"),
+).where(t.users.c.id == bindparam("user_id"))
 _CONVERSATION_WITH_SETTINGS = (
     select(
         t.conversations,
@@ -143,6 +152,14 @@ class SqlUsers:
             return None
         row = (await self._db.execute(_USER_BY_ID, {"user_id": user_id})).first()
         return None if row is None else _user(row)
+
+    async def get_with_login(self, user_id: int, family_id: str) -> tuple[User | None, bool]:
+        if not storable(user_id):
+            return None, False
+        row = (
+            await self._db.execute(_USER_WITH_LOGIN, {"user_id": user_id, "family_id": family_id})
+        ).first()
+        return (None, False) if row is None else (_user(row), bool(row.login_revoked))
 
     async def revoke_credentials(self, user_id: int, when: datetime) -> None:
         await self._db.execute(

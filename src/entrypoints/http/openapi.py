@@ -9,6 +9,7 @@ handler declares, which is also what makes it answer those statuses."""
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import msgspec
 from litestar import Litestar
@@ -125,7 +126,7 @@ def document(app: Litestar) -> None:
             v1 = route.path.startswith("/api/v1")
             responses: dict[int, ResponseSpec] = {}
             for status in sorted(_statuses(handler, route.path)):
-                container: object = V1Error if v1 else ApiError
+                container: Any = V1Error if v1 else ApiError  # ResponseSpec takes unions too
                 if status == 400 and not v1:
                     container = ApiValidationError
                 responses[status] = ResponseSpec(
