@@ -33,7 +33,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     # the suite covers; fuzzing both would double CI time for no new cases.
     path = tmp_path_factory.mktemp("contract") / "parley.db"
     with (
-        FakeLLMServer(api_key=None) as upstream,
+        FakeLLMServer(api_key=None, models=("house",)) as upstream,
         FakeWeChatServer() as wechat,
         running_server(
             f"sqlite+aiosqlite:///{path}",
