@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,6 +42,16 @@ class User:
     @property
     def has_password(self) -> bool:
         return not self.password_hash.startswith(UNUSABLE_PASSWORD_PREFIX)
+
+
+def normalized_username(username: str) -> str:
+    """As Django does: NFKC, so that full-width "ａｌｉｃｅ" is "alice"."""
+    return unicodedata.normalize("NFKC", username)
+
+
+def username_key(username: str) -> str:
+    """What two usernames must not share: "ADMIN" is taken once "admin" is."""
+    return normalized_username(username).casefold()
 
 
 def validate_registration(username: str, email: str, password: str) -> None:
@@ -90,6 +101,9 @@ def _password_problems(password: str, username: str) -> list[str]:
         problems.append(f"Ensure this field has no more than {PASSWORD_MAX_CHARS} characters.")
     if password.isdigit():
         problems.append("This password is entirely numeric.")
+    if not any(char.isprintable() and not char.isspace() for char in password):
+        # Eight spaces or eight zero-width characters are no password at all.
+        problems.append("This password must contain at least one visible character.")
     if username and password.casefold() == username.casefold():
         problems.append("The password is too similar to the username.")
     return problems

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.errors import InvalidInput
-from domain.users import validate_registration
+from domain.users import normalized_username, username_key, validate_registration
 
 
 def failing_fields(username: str, email: str, password: str) -> dict[str, list[str]]:
@@ -56,6 +56,9 @@ def test_blank_fields_are_each_reported() -> None:
         ("alice", "a@b.cd", "1234567890", "password", "numeric"),
         ("Alice.Smith", "a@b.cd", "alice.smith", "password", "similar"),
         ("alice", "a@b.cd", "p" * 1025, "password", "1024"),
+        ("alice", "a@b.cd", " " * 8, "password", "visible"),
+        ("alice", "a@b.cd", "\u200b" * 8, "password", "visible"),
+        ("alice", "a@b.cd", "\u3000\t\u200d\u2060 \n\u00a0\u200b", "password", "visible"),
     ],
 )
 def test_each_rule_is_reported_on_its_own_field(
@@ -78,3 +81,10 @@ usernames = st.text(
 def test_any_username_of_allowed_characters_passes(username: str) -> None:
     password = "Zz9-" + "correct horse"
     validate_registration(username, "someone@example.com", password)
+
+
+def test_full_width_and_case_variants_share_one_username() -> None:
+    assert normalized_username("ａｌｉｃｅ") == "alice"
+    assert username_key("ADMIN") == username_key("admin") == username_key("ＡＤＭＩＮ")
+    assert username_key("Straße") == username_key("STRASSE")
+    assert username_key("alice") != username_key("alicia")
