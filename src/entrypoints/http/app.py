@@ -34,13 +34,13 @@ from entrypoints.http.api_v1.conversations import ConversationsV1Controller, Mes
 from entrypoints.http.api_v1.health import health, ready
 from entrypoints.http.api_v1.wechat import WeChatController
 from entrypoints.http.auth import authenticated_user, limit_anonymous_requests, optional_user
-from entrypoints.http.csrf import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SessionCSRFMiddleware
+from entrypoints.http.csrf import CSRF_COOKIE, CSRF_HEADER, SessionCSRFMiddleware
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.openapi import allowed_methods, list_models
 from entrypoints.http.openapi import document as document_errors
 from entrypoints.http.pagination import page_request
 from entrypoints.http.security_headers import add_security_headers, cors_config
-from entrypoints.http.sessions import LazySessionConfig
+from entrypoints.http.sessions import SESSION_COOKIE, LazySessionConfig
 from entrypoints.settings import Settings, load_settings, with_secret_key
 
 USE_CASES = (
@@ -157,7 +157,7 @@ def create_app(container: Container) -> Litestar:
         on_shutdown=[release_resources],
         middleware=[session.middleware, DefineMiddleware(SessionCSRFMiddleware, config=csrf)],
         stores={"sessions": sessions_store},
-        state=State({"csrf_secret": secret, "throttle": container.throttle()}),
+        state=State({"csrf_config": csrf, "throttle": container.throttle()}),
         before_request=limit_anonymous_requests,
         before_send=[add_security_headers],
         request_max_body_size=config.max_body_bytes(),

@@ -12,7 +12,7 @@ from application.accounts import Authenticate
 from application.throttling import Throttle
 from domain.errors import AuthenticationFailed, NotAuthenticated
 from domain.users import User
-from entrypoints.http.csrf import SESSION_COOKIE
+from entrypoints.http.sessions import live_session_id
 
 
 def credentials_of(request: Request[Any, Any, Any]) -> tuple[str, str] | None:
@@ -50,7 +50,9 @@ UNLIMITED = "unlimited"
 async def limit_anonymous_requests(request: Request[Any, Any, Any]) -> None:
     """``before_request`` hook: requests without credentials count per client address;
     authenticated ones are counted per user once the user is known."""
-    if "authorization" in request.headers or SESSION_COOKIE in request.cookies:
+    # A cookie that names no stored session is no credential: it must not buy a request
+    # out of the per-address limit.
+    if "authorization" in request.headers or live_session_id(request) is not None:
         return
     if request.route_handler.opt.get(UNLIMITED):
         return

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, post
+from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
@@ -17,7 +18,8 @@ from domain.users import User
 from entrypoints.http.api.schemas import TokenCredentialsIn
 from entrypoints.http.auth import client_address
 from entrypoints.http.bodies import CheckedBody
-from entrypoints.http.csrf import CSRF_COOKIE, new_csrf_token
+from entrypoints.http.csrf import csrf_token
+from entrypoints.http.sessions import start_session
 
 SESSION_USER = "user_id"
 SESSION_STARTED = "started_at"
@@ -52,17 +54,34 @@ class SessionController(Controller):
         (also set as the `csrftoken` cookie) in an `X-CSRFToken` header."""
         await throttle.credentials(data.username, client_address(request))
         user = await verify_password(Credentials(username=data.username, password=data.password))
-        request.set_session({SESSION_USER: user.id, SESSION_STARTED: datetime.now(UTC).isoformat()})
-        token = new_csrf_token(request)
+        session_id = start_session(
+            request, {SESSION_USER: user.id, SESSION_STARTED: datetime.now(UTC).isoformat()}
+        )
+        csrf: CSRFConfig = request.app.state.csrf_config
+        token = csrf_token(session_id, csrf.secret)
         return Response(
             SessionOut(username=user.username, email=user.email, csrf_token=token),
-            cookies=[Cookie(key=CSRF_COOKIE, value=token, path="/", samesite="lax")],
+            cookies=[
+                Cookie(
+                    key=csrf.cookie_name,
+                    value=token,
+                    path=csrf.cookie_path,
+                    domain=csrf.cookie_domain,
+                    secure=csrf.cookie_secure,
+                    httponly=csrf.cookie_httponly,
+                    samesite=csrf.cookie_samesite,
+                )
+            ],
         )
 
     @delete("/session/", operation_id="api_session_logout", status_code=204)
-    async def logout(self, request: Request[Any, Any, Any]) -> None:
-        """End this browser session (idempotent)."""
+    async def logout(self, request: Request[Any, Any, Any]) -> Response[None]:
+        """End this browser session (idempotent); its cookies are deleted."""
         request.clear_session()
+        csrf: CSRFConfig = request.app.state.csrf_config
+        response = Response(None, status_code=204)
+        response.delete_cookie(csrf.cookie_name, path=csrf.cookie_path, domain=csrf.cookie_domain)
+        return response
 
     @post("/logout-everywhere/", operation_id="api_logout_everywhere", status_code=204)
     async def logout_everywhere(
