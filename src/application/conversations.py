@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from application.pagination import Page, PageRequest
 from application.ports import Clock, ModelCatalog, UnitOfWork
-from domain.conversation import Conversation, Message
+from domain.conversation import Conversation, Message, title_errors
 from domain.errors import InvalidInput, NotFound
 from domain.quota import QuotaPolicy
 
@@ -42,7 +42,8 @@ class StartConversation:
 
     A user has at most ``max_active_conversations`` active conversations (default 10);
     the count is taken under a lock, so parallel requests cannot overshoot it. A named
-    model must be one the catalogue can serve."""
+    model must be one the catalogue can serve. A title is at most 200 characters: a
+    longer one is refused, never cut short."""
 
     def __init__(
         self, uow: UnitOfWork, policy: QuotaPolicy, clock: Clock, catalog: ModelCatalog
@@ -53,8 +54,11 @@ class StartConversation:
         self._catalog = catalog
 
     async def __call__(self, command: NewConversation) -> Conversation:
+        errors = title_errors(command.title)
         if command.model is not None and self._catalog.get(command.model) is None:
-            raise InvalidInput({"model": [f'"{command.model}" is not an available model.']})
+            errors = {**errors, "model": [f'"{command.model}" is not an available model.']}
+        if errors:
+            raise InvalidInput(errors)
         async with self._uow as uow:
             active = await uow.conversations.count_active_locked(command.owner_id)
             conversation = Conversation.start(
@@ -162,8 +166,9 @@ class UpdateConversation:
     """Rename a conversation, change its model, or close/reopen it via ``status``.
 
     The model must be one the catalogue can serve; ``status`` is "active" or "closed",
-    and reopening respects the active-conversation limit. Every failing field is reported
-    and nothing is saved."""
+    and reopening respects the active-conversation limit; a title is at most 200
+    characters (a longer one is refused, never cut short). Every failing field is
+    reported and nothing is saved."""
 
     def __init__(
         self, uow: UnitOfWork, policy: QuotaPolicy, clock: Clock, catalog: ModelCatalog
@@ -174,7 +179,7 @@ class UpdateConversation:
         self._catalog = catalog
 
     async def __call__(self, changes: ConversationChanges) -> Conversation:
-        errors: dict[str, list[str]] = {}
+        errors = title_errors(changes.title) if changes.title is not None else {}
         if changes.model is not None and self._catalog.get(changes.model) is None:
             errors["model"] = [f'"{changes.model}" is not an available model.']
         if changes.status is not None and changes.status not in ("active", "closed"):

@@ -6,10 +6,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from domain.errors import ConversationClosed
+from domain.errors import ConversationClosed, TitleTooLong
 from domain.quota import QuotaPolicy
 
 TITLE_MAX_CHARS = 200
+
+
+def title_errors(title: str) -> dict[str, list[str]]:
+    """What is wrong with a title, by field (empty when nothing is): at most
+    ``TITLE_MAX_CHARS`` characters. A title is kept as given or refused, never cut short
+    behind the user's back; a title made from a message is made to fit."""
+    if len(title) > TITLE_MAX_CHARS:
+        return TitleTooLong(TITLE_MAX_CHARS).field_errors
+    return {}
+
+
+def _checked_title(title: str) -> str:
+    if len(title) > TITLE_MAX_CHARS:
+        raise TitleTooLong(TITLE_MAX_CHARS)
+    return title
 
 
 class ConversationStatus(StrEnum):
@@ -53,12 +68,14 @@ class Conversation:
         title: str = "",
         model: str | None = None,
     ) -> Conversation:
-        """A new conversation is active, so it needs room under the active limit."""
+        """A new conversation is active, so it needs room under the active limit; its
+        title is at most ``TITLE_MAX_CHARS`` characters (longer is refused)."""
+        title = _checked_title(title)
         policy.check_can_activate(active_conversations)
         return cls(
             id=None,
             owner_id=owner_id,
-            title=title[:TITLE_MAX_CHARS],
+            title=title,
             model=model,
             status=ConversationStatus.ACTIVE,
             created_at=now,
@@ -84,7 +101,8 @@ class Conversation:
         self.updated_at = now
 
     def rename(self, title: str, now: datetime) -> None:
-        self.title = title[:TITLE_MAX_CHARS]
+        """At most ``TITLE_MAX_CHARS`` characters; a longer title changes nothing."""
+        self.title = _checked_title(title)
         self.updated_at = now
 
     def ensure_accepts_messages(self) -> None:

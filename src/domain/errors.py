@@ -66,6 +66,14 @@ class MessageTooLong(InvalidInput):
         )
 
 
+class TitleTooLong(InvalidInput):
+    code = "title_too_long"
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__({"title": [f"Ensure this field has no more than {limit} characters."]})
+
+
 def _summarise(field_errors: dict[str, list[str]]) -> str:
     return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in field_errors.items())
 

@@ -20,7 +20,7 @@ from hypothesis.stateful import (
 from in_memory import EPOCH, FakeClock
 
 from domain.conversation import Conversation, ConversationStatus
-from domain.errors import ActiveConversationLimit, ConversationClosed
+from domain.errors import ActiveConversationLimit, ConversationClosed, TitleTooLong
 from domain.quota import QuotaPolicy
 
 OWNER = 7
@@ -168,13 +168,13 @@ def _started(policy: QuotaPolicy, clock: FakeClock, active: int = 0) -> Conversa
     )
 
 
-def test_start_truncates_the_title_and_keeps_the_model() -> None:
+def test_start_keeps_a_title_of_200_characters_and_the_model() -> None:
     conversation = Conversation.start(
         owner_id=OWNER,
         now=EPOCH,
         active_conversations=0,
         policy=QuotaPolicy(),
-        title="t" * 500,
+        title="t" * 200,
         model="fake-large",
     )
     assert conversation.title == "t" * 200
@@ -182,12 +182,36 @@ def test_start_truncates_the_title_and_keeps_the_model() -> None:
     assert conversation.id is None
 
 
-def test_rename_truncates_and_touches() -> None:
+def test_start_refuses_a_title_over_200_characters_rather_than_cutting_it() -> None:
+    with pytest.raises(TitleTooLong) as raised:
+        Conversation.start(
+            owner_id=OWNER,
+            now=EPOCH,
+            active_conversations=0,
+            policy=QuotaPolicy(),
+            title="t" * 201,
+        )
+    assert raised.value.field_errors == {
+        "title": ["Ensure this field has no more than 200 characters."]
+    }
+
+
+def test_rename_keeps_the_title_and_touches() -> None:
     clock = FakeClock()
     conversation = _started(QuotaPolicy(), clock)
-    conversation.rename("n" * 300, clock.advance(minutes=3))
+    conversation.rename("n" * 200, clock.advance(minutes=3))
     assert conversation.title == "n" * 200
     assert conversation.updated_at == EPOCH + timedelta(minutes=3)
+
+
+def test_rename_refuses_a_title_over_200_characters_and_changes_nothing() -> None:
+    clock = FakeClock()
+    conversation = _started(QuotaPolicy(), clock)
+    conversation.rename("before", clock.advance(minutes=1))
+    with pytest.raises(TitleTooLong):
+        conversation.rename("n" * 201, clock.advance(minutes=3))
+    assert conversation.title == "before"
+    assert conversation.updated_at == EPOCH + timedelta(minutes=1)
 
 
 def test_reopen_at_the_limit_is_refused_and_changes_nothing() -> None:
