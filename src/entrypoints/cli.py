@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import os
 import sys
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from application.accounts import RegisterUser
 from domain.errors import InvalidInput
@@ -85,7 +90,8 @@ def _serve(
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level.lower(),
-        proxy_headers=True,
+        http=JsonErrorH11Protocol,
+        **forwarded_headers(settings),
         # One log line per request costs throughput (measured in bench/); opt in.
         access_log=settings.access_log,
         workers=workers or settings.workers,
@@ -93,6 +99,48 @@ def _serve(
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
     )
     return 0
+
+
+def forwarded_headers(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy settings. Its default believes X-Forwarded-For from 127.0.0.1, so
+    anything on the same host (or a proxy that passes the header through) chose the
+    client address that rate limits count by. Parley believes forwarded headers only
+    from ``trusted_proxies``; with none, the connection's peer is the client."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(settings.trusted_proxies)}
+
+
+# Both dialects' keys: a request that cannot be parsed has no trustworthy path to tell
+# /api/ from /api/v1/ by.
+_INVALID_REQUEST = json.dumps(
+    {"detail": "Invalid HTTP request.", "error": "Invalid HTTP request.", "code": "bad_request"}
+).encode()
+
+
+class JsonErrorH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, answering a request it cannot parse in Parley's JSON
+    error shape rather than as plain text. Such a request never reaches the ASGI app, so
+    this is the only place to do it: uvicorn offers no hook but the protocol class. (So
+    ``parley serve`` always speaks h11, uvicorn's own dependency, even where httptools
+    happens to be installed.)"""
+
+    def send_400_response(self, msg: str) -> None:
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(_INVALID_REQUEST)).encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"connection", b"close"),
+        ]
+        for event in (
+            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Data(data=_INVALID_REQUEST),
+            h11.EndOfMessage(),
+        ):
+            output = self.conn.send(event)
+            if output:
+                self.transport.write(output)
+        self.transport.close()
 
 
 async def _create_superuser(settings: Settings, username: str, email: str) -> int:

@@ -4,6 +4,7 @@ then ``PARLEY_*`` environment variables. Every setting is listed in the README."
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
 import secrets
@@ -66,6 +67,9 @@ class Settings:
     # A 5 MiB image as a base64 data: URI is about 6.7 MiB of JSON.
     max_body_bytes: int = 8 * 1024 * 1024
     cors_origins: tuple[str, ...] = ()
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses, networks,
+    # or "*"). Empty: forwarded headers are ignored and the peer address is the client.
+    trusted_proxies: tuple[str, ...] = ()
     shutdown_grace_seconds: float = 30.0
     db_pool_size: int = 10
     db_max_overflow: int = 10
@@ -81,6 +85,14 @@ class Settings:
     wechat_redirect_uri: str = ""
     wechat_open_base_url: str = "https://open.weixin.qq.com"
     wechat_api_base_url: str = "https://api.weixin.qq.com"
+
+    def __post_init__(self) -> None:
+        for proxy in self.trusted_proxies:
+            if proxy != "*" and not _is_address_or_network(proxy):
+                raise SettingsError(
+                    f"setting trusted_proxies: {proxy!r} is not an IP address, a network "
+                    "(10.0.0.0/8) or '*'"
+                )
 
     def __repr__(self) -> str:
         shown = []
@@ -101,6 +113,19 @@ class Settings:
         config = dataclasses.asdict(self)
         config["remove_models"] = list(self.remove_models)
         return config
+
+
+def _is_address_or_network(text: str) -> bool:
+    # The forms uvicorn's ProxyHeadersMiddleware understands; it silently treats anything
+    # else as a literal that no peer address ever matches.
+    try:
+        if "/" in text:
+            ipaddress.ip_network(text)
+        else:
+            ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
