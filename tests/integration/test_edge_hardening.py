@@ -175,3 +175,25 @@ def test_a_malformed_request_is_answered_in_the_json_error_shape(
     parsed = httpx.Response(400, content=body).json()
     assert parsed["code"] == "bad_request"
     assert parsed["detail"] == parsed["error"]
+
+
+def test_upper_case_media_types_are_json(roomy: Served) -> None:
+    name = f"u_{uuid.uuid4().hex[:10]}"
+    for content_type in ("APPLICATION/JSON", "Application/Json; Charset=UTF-8"):
+        response = httpx.post(
+            f"{roomy.base_url}/api/v1/register/",
+            content=(
+                f'{{"username": "{name}", "email": "{name}@example.com", '
+                '"password": "long-enough-pw"}'
+            ),
+            headers={"Content-Type": content_type},
+            timeout=10,
+        )
+        assert response.status_code in (201, 409), response.text
+    refused = httpx.post(
+        f"{roomy.base_url}/api/v1/login/",
+        content='{"username": "u", "password": "p"}',
+        headers={"Content-Type": "TEXT/PLAIN"},
+        timeout=10,
+    )
+    assert refused.status_code == 415

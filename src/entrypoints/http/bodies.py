@@ -106,7 +106,9 @@ class CheckedBody(MsgspecDTO[T]):
     """Use as ``dto=CheckedBody[SomeStruct], return_dto=None`` on a route."""
 
     def decode_bytes(self, value: bytes) -> Any:
-        media_type = self.asgi_connection.headers.get("content-type", "").split(";")[0].strip()
+        # Media types are case-insensitive (RFC 9110 §8.3.1): APPLICATION/JSON is JSON.
+        content_type = self.asgi_connection.headers.get("content-type", "")
+        media_type = content_type.split(";")[0].strip().lower()
         if media_type != "application/json" and not media_type.endswith("+json"):
             # Also keeps cross-site form posts (no CORS preflight) from reaching handlers.
             raise UnsupportedMediaType()
