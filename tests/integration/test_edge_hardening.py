@@ -5,6 +5,7 @@ mid-body, media-type spelling."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -197,3 +198,30 @@ def test_upper_case_media_types_are_json(roomy: Served) -> None:
         timeout=10,
     )
     assert refused.status_code == 415
+
+
+def _wait_for_line(log: Path, needle: str) -> list[str]:
+    deadline = time.monotonic() + 15
+    while True:
+        lines = log.read_text(errors="replace").splitlines()
+        if any(needle in line for line in lines):
+            return lines
+        assert time.monotonic() < deadline, "\n".join(lines[-40:])
+        time.sleep(0.05)
+
+
+def test_a_client_leaving_mid_body_is_one_info_line(roomy: Served) -> None:
+    before = len(roomy.log.read_text(errors="replace").splitlines())
+    with socket.create_connection(("127.0.0.1", roomy.port), timeout=10) as connection:
+        connection.sendall(
+            b"POST /api/v1/login/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n" + b'{"username": "u", "pass'
+        )
+    # The next request on a new connection proves the server lived on; the log line of
+    # the one that left is waited for, not timed.
+    assert httpx.get(f"{roomy.base_url}/api/v1/health/", timeout=10).status_code == 200
+    lines = _wait_for_line(roomy.log, "client disconnected")[before:]
+    about_it = [line for line in lines if "/api/v1/login" in line or "Traceback" in line]
+    assert len(about_it) == 1, lines
+    assert re.search(r"\bINFO\b", about_it[0]), about_it
+    assert not [line for line in lines if re.search(r"\b(ERROR|CRITICAL)\b", line)], lines

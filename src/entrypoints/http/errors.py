@@ -157,12 +157,23 @@ def _rate_limit_headers(error: RateLimited) -> dict[str, str]:
     }
 
 
+# What Litestar's ``Request.body()`` raises (as a 500) when the client leaves before the
+# body is complete; pinned by tests/integration/test_edge_hardening.py.
+CLIENT_DISCONNECTED = "client disconnected prematurely"
+
+
 def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
     status = error.status_code
     if isinstance(error, ValidationException):
         fields = _validation_fields(error.extra)
         return ErrorBody.render(
             request, 400, message="Invalid input.", code="invalid", fields=fields or None
+        )
+    if status >= 500 and error.detail == CLIENT_DISCONNECTED:
+        # Nobody is left to answer: not a server error, and the traceback says nothing.
+        log.info("client disconnected mid-body on %s %s", request.method, request.url.path)
+        return ErrorBody.render(
+            request, 400, message="The client disconnected.", code="client_disconnected"
         )
     if status >= 500:
         log.error(
