@@ -28,12 +28,15 @@ from application.ports import (
     Conversations,
     ExternalIdentities,
     FetchedImage,
+    IdempotencyRecord,
     IssuedTokens,
+    KeyHold,
     Messages,
     ModelInfo,
     RefreshClaims,
     RefreshTokenRecord,
     RefreshTokens,
+    StoredResponse,
     TokenUsage,
     Users,
 )
@@ -616,3 +619,66 @@ class FakeTokenIssuer:
 
     def new_family_id(self) -> str:
         return f"family{next(self._serial)}"
+
+
+# ---- idempotency keys ----------------------------------------------------------------------
+
+
+@dataclass
+class KeyRow:
+    fingerprint: str
+    created_at: datetime
+    holder: str | None
+    lease_until: datetime | None
+    response: StoredResponse | None = None
+
+
+class FakeIdempotencyStore:
+    """The database table's rules: one row per (user, key); a lease taken over only when
+    it ended with no answer; complete/renew/release only by the current holder."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[int, str], KeyRow] = {}
+
+    async def claim(
+        self,
+        hold: KeyHold,
+        fingerprint: str,
+        now: datetime,
+        lease_until: datetime,
+        expired_before: datetime,
+    ) -> IdempotencyRecord | None:
+        at = (hold.user_id, hold.key)
+        row = self.rows.get(at)
+        if row is not None and row.created_at < expired_before:
+            del self.rows[at]
+            row = None
+        if row is None:
+            self.rows[at] = KeyRow(fingerprint, now, hold.holder, lease_until)
+            return None
+        lapsed = row.lease_until is None or row.lease_until < now
+        if row.fingerprint == fingerprint and row.response is None and lapsed:
+            row.holder, row.lease_until = hold.holder, lease_until
+            return None
+        return IdempotencyRecord(fingerprint=row.fingerprint, response=row.response)
+
+    def _held(self, hold: KeyHold) -> KeyRow | None:
+        row = self.rows.get((hold.user_id, hold.key))
+        return row if row is not None and row.holder == hold.holder else None
+
+    async def renew(self, hold: KeyHold, lease_until: datetime) -> bool:
+        row = self._held(hold)
+        if row is None or row.response is not None:
+            return False
+        row.lease_until = lease_until
+        return True
+
+    async def complete(self, hold: KeyHold, response: StoredResponse) -> None:
+        row = self._held(hold)
+        if row is not None and row.response is None:
+            row.response, row.lease_until = response, None
+
+    async def release(self, hold: KeyHold) -> None:
+        if self._held(hold) is not None:
+            del self.rows[(hold.user_id, hold.key)]
+

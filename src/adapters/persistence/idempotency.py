@@ -1,17 +1,29 @@
-"""Idempotency keys in the database: the primary key (user, key) is the lock."""
+"""Idempotency keys in the database: the primary key (user, key) is the lock, and a
+lease (``holder``, ``lease_until``) says whether the request holding it is alive.
+
+Taking over a key whose lease ended is one conditional UPDATE, so of several retries
+that find it free at once -- on any worker -- exactly one gets it."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.persistence import tables as t
-from application.ports import IdempotencyRecord, StoredResponse
+from application.ports import IdempotencyRecord, KeyHold, StoredResponse
 
 _keys = t.idempotency_keys
+
+
+def _key_of(hold: KeyHold) -> ColumnElement[bool]:
+    return (_keys.c.user_id == hold.user_id) & (_keys.c.key == hold.key)
+
+
+def _held_by(hold: KeyHold) -> ColumnElement[bool]:
+    return _key_of(hold) & (_keys.c.holder == hold.holder)
 
 
 class SqlIdempotencyStore:
@@ -19,21 +31,46 @@ class SqlIdempotencyStore:
         self._engine = engine
 
     async def claim(
-        self, user_id: int, key: str, fingerprint: str, now: datetime, expired_before: datetime
+        self,
+        hold: KeyHold,
+        fingerprint: str,
+        now: datetime,
+        lease_until: datetime,
+        expired_before: datetime,
     ) -> IdempotencyRecord | None:
-        mine = (_keys.c.user_id == user_id) & (_keys.c.key == key)
+        mine = _key_of(hold)
         async with self._engine.connect() as connection:
             await connection.execute(delete(_keys).where(mine, _keys.c.created_at < expired_before))
             try:
                 await connection.execute(
                     _keys.insert().values(
-                        user_id=user_id, key=key, fingerprint=fingerprint, created_at=now
+                        user_id=hold.user_id,
+                        key=hold.key,
+                        fingerprint=fingerprint,
+                        created_at=now,
+                        holder=hold.holder,
+                        lease_until=lease_until,
                     )
                 )
             except IntegrityError:
                 await connection.rollback()
             else:
                 await connection.commit()
+                return None
+            # Held by a request that stopped renewing (its process died): take it over.
+            # Keys reserved before leases existed (migration 0007) have none.
+            taken = await connection.execute(
+                update(_keys)
+                .where(
+                    mine,
+                    _keys.c.fingerprint == fingerprint,
+                    _keys.c.status_code.is_(None),
+                    or_(_keys.c.lease_until.is_(None), _keys.c.lease_until < now),
+                )
+                .values(holder=hold.holder, lease_until=lease_until)
+            )
+            await connection.commit()
+            if taken.rowcount == 1:
                 return None
             row = (
                 await connection.execute(
@@ -51,16 +88,27 @@ class SqlIdempotencyStore:
             )
         return IdempotencyRecord(fingerprint=row.fingerprint, response=response)
 
-    async def complete(self, user_id: int, key: str, response: StoredResponse) -> None:
+    async def renew(self, hold: KeyHold, lease_until: datetime) -> bool:
+        async with self._engine.begin() as connection:
+            renewed = await connection.execute(
+                update(_keys)
+                .where(_held_by(hold), _keys.c.status_code.is_(None))
+                .values(lease_until=lease_until)
+            )
+        return renewed.rowcount == 1
+
+    async def complete(self, hold: KeyHold, response: StoredResponse) -> None:
         async with self._engine.begin() as connection:
             await connection.execute(
                 update(_keys)
-                .where(_keys.c.user_id == user_id, _keys.c.key == key)
-                .values(status_code=response.status_code, response_body=response.body.decode())
+                .where(_held_by(hold), _keys.c.status_code.is_(None))
+                .values(
+                    status_code=response.status_code,
+                    response_body=response.body.decode(),
+                    lease_until=None,
+                )
             )
 
-    async def release(self, user_id: int, key: str) -> None:
+    async def release(self, hold: KeyHold) -> None:
         async with self._engine.begin() as connection:
-            await connection.execute(
-                delete(_keys).where(_keys.c.user_id == user_id, _keys.c.key == key)
-            )
+            await connection.execute(delete(_keys).where(_held_by(hold)))

@@ -201,4 +201,8 @@ idempotency_keys = Table(
     Column("status_code", Integer, nullable=True),
     Column("response_body", Text, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    # The request holding the key while it runs, and until when (migration 0007): it
+    # renews the lease; a key whose lease ended with no answer belongs to a dead process.
+    Column("holder", String(32), nullable=True),
+    Column("lease_until", UtcDateTime, nullable=True),
 )

@@ -135,7 +135,7 @@ class ErrorBody:
 def domain_error(request: Request[Any, Any, Any], error: DomainError) -> Response[Any]:
     fields = error.field_errors if isinstance(error, InvalidInput) else None
     headers = _rate_limit_headers(error) if isinstance(error, RateLimited) else None
-    if isinstance(error, ModelFailure) and error.retry_after is not None:
+    if isinstance(error, ModelFailure | IdempotencyInProgress) and error.retry_after is not None:
         headers = {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
     return ErrorBody.render(
         request,

@@ -2,7 +2,9 @@
 
 The answer to the first request is replayed byte for byte, with
 ``Idempotent-Replayed: true``. A provider failure is an answer too (the message was
-stored); errors raised before any work was done release the key."""
+stored); errors raised before any work was done release the key. The key's lease is
+renewed while the answer is worked out, so a key outlives its request only if the
+process dies (then a retry takes it over once the lease ends)."""
 
 from __future__ import annotations
 
@@ -37,26 +39,27 @@ async def idempotent(
     fingerprint = hashlib.sha256(
         b"\0".join([request.method.encode(), request.url.path.encode(), body])
     ).hexdigest()
-    replay = await keys.reserve(user.id, key, fingerprint)
-    if replay is not None:
+    reserved = await keys.reserve(user.id, key, fingerprint)
+    if isinstance(reserved, StoredResponse):
         return Response(
-            content=replay.body,
-            status_code=replay.status_code,
+            content=reserved.body,
+            status_code=reserved.status_code,
             media_type=MediaType.JSON,
             headers={"Idempotent-Replayed": "true"},
         )
-    try:
-        response = await answer()
-    except ModelFailure as failure:
-        response = domain_error(request, failure)
-    except BaseException:
-        await keys.release(user.id, key)
-        raise
-    await keys.complete(
-        user.id,
-        key,
-        StoredResponse(
-            status_code=response.status_code or 200, body=msgspec.json.encode(response.content)
-        ),
-    )
+    async with keys.holding(reserved):
+        try:
+            response = await answer()
+        except ModelFailure as failure:
+            response = domain_error(request, failure)
+        except BaseException:
+            await keys.release(reserved)
+            raise
+        await keys.complete(
+            reserved,
+            StoredResponse(
+                status_code=response.status_code or 200,
+                body=msgspec.json.encode(response.content),
+            ),
+        )
     return response
