@@ -14,7 +14,7 @@ from application.ports import (
     UnitOfWork,
 )
 from domain.errors import AuthenticationFailed, UsernameTaken
-from domain.users import User, validate_registration
+from domain.users import User, normalized_username, validate_registration
 
 BAD_CREDENTIALS = "No active account found with the given credentials."
 BAD_REFRESH = "Token is invalid or expired."
@@ -59,9 +59,10 @@ async def start_token_family(uow: UnitOfWork, tokens: TokenIssuer, user: User) -
 class Register:
     """Create an account and sign it in.
 
-    Username (unique, letters/digits/@.+-_), email and password (8+ characters, not
-    entirely numeric, not the username) are checked together and every failing field is
-    reported. The password is stored only as an argon2id hash."""
+    Username (letters/digits/@.+-_, NFKC-normalised, unique whatever its case), email and
+    password (8+ characters with a visible one, not entirely numeric, not the username)
+    are checked together and every failing field is reported. The password is stored
+    only as an argon2id hash."""
 
     def __init__(
         self, uow: UnitOfWork, hasher: PasswordHasher, tokens: TokenIssuer, clock: Clock
@@ -72,15 +73,16 @@ class Register:
         self._clock = clock
 
     async def __call__(self, command: RegisterUser) -> SignedIn:
-        validate_registration(command.username, command.email, command.password)
+        username = normalized_username(command.username)
+        validate_registration(username, command.email, command.password)
         password_hash = await self._hasher.hash(command.password)
         async with self._uow as uow:
-            if await uow.users.by_username(command.username) is not None:
+            if await uow.users.by_username(username) is not None:
                 raise UsernameTaken()
             user = await uow.users.add(
                 User(
                     id=None,
-                    username=command.username,
+                    username=username,
                     email=command.email,
                     password_hash=password_hash,
                     date_joined=self._clock.now(),

@@ -45,7 +45,7 @@ class User:
 
 
 def normalized_username(username: str) -> str:
-    """As Django does: NFKC, so that full-width "ａｌｉｃｅ" is "alice"."""
+    """As Django does: NFKC, so that "alice" typed in full-width letters is "alice"."""
     return unicodedata.normalize("NFKC", username)
 
 

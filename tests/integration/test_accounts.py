@@ -64,6 +64,37 @@ def test_register_rejects_a_taken_username_and_stores_nothing_new(
     assert login.json()["email"] == alice.email
 
 
+def _full_width(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+def test_a_username_is_taken_whatever_its_case_or_width(
+    client: httpx.Client, alice: Account
+) -> None:
+    for variant in (alice.username.upper(), _full_width(alice.username)):
+        response = client.post(
+            "/api/v1/register/",
+            json={"username": variant, "email": "other@example.com", "password": "another-pw1"},
+        )
+        assert response.status_code == 409, variant
+        assert response.json()["code"] == "username_taken"
+    login = client.post(
+        "/api/v1/login/", json={"username": alice.username.upper(), "password": alice.password}
+    )
+    assert login.status_code == 200
+    assert login.json()["username"] == alice.username
+
+
+def test_a_password_of_invisible_characters_is_refused(client: httpx.Client) -> None:
+    for password in (" " * 8, "\u200b" * 8):
+        response = client.post(
+            "/api/v1/register/",
+            json={"username": "ghost", "email": "ghost@example.com", "password": password},
+        )
+        assert response.status_code == 400
+        assert "password" in response.json()["fields"]
+
+
 def test_register_with_wrong_json_types_and_broken_json(client: httpx.Client) -> None:
     wrong = client.post(
         "/api/v1/register/", json={"username": 5, "email": "a@b.co", "password": "long-enough"}

@@ -43,7 +43,7 @@ from application.ports import (
 from domain.chat_settings import UserChatSettings
 from domain.conversation import Conversation, ConversationStatus, Message, MessageRole
 from domain.errors import AuthenticationFailed, InvalidInput, UsernameTaken
-from domain.users import User
+from domain.users import User, username_key
 
 EPOCH = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -116,7 +116,8 @@ class _Repository:
 
 class FakeUsers(_Repository):
     async def add(self, user: User) -> User:
-        if any(u.username == user.username for u in self._state.users.values()):
+        key = username_key(user.username)
+        if any(username_key(u.username) == key for u in self._state.users.values()):
             raise UsernameTaken()
         user.id = self._uow.next_id("users")
         self._state.users[user.id] = copy.copy(user)
@@ -134,7 +135,10 @@ class FakeUsers(_Repository):
         return await self.get(user_id), revoked
 
     async def by_username(self, username: str) -> User | None:
-        found = next((u for u in self._state.users.values() if u.username == username), None)
+        users = self._state.users.values()
+        found = next((u for u in users if u.username == username), None) or next(
+            (u for u in users if username_key(u.username) == username_key(username)), None
+        )
         return None if found is None else copy.copy(found)
 
     async def revoke_credentials(self, user_id: int, when: datetime) -> None:
@@ -682,3 +686,36 @@ class FakeIdempotencyStore:
         if self._held(hold) is not None:
             del self.rows[(hold.user_id, hold.key)]
 
+
+# ---- interrupted turns ---------------------------------------------------------------------
+
+
+class FakeUnansweredTurns:
+    """``UnansweredTurns`` over a FakeUnitOfWork's committed messages."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    async def unanswered(self, sent_after: datetime | None, sent_before: datetime) -> list[Message]:
+        async with self._uow as uow:
+            last_of: dict[int, Message] = {}
+            for _, message in sorted(uow.state.messages.items()):
+                last_of[message.conversation_id] = message
+            return [
+                copy.copy(m)
+                for m in sorted(last_of.values(), key=lambda m: m.id or 0)
+                if m.role is MessageRole.USER
+                and m.created_at < sent_before
+                and (sent_after is None or m.created_at >= sent_after)
+            ]
+
+    async def answer(self, question: Message, reply: Message) -> bool:
+        async with self._uow as uow:
+            if question.conversation_id not in uow.state.conversations or any(
+                m.conversation_id == question.conversation_id and (m.id or 0) > (question.id or 0)
+                for m in uow.state.messages.values()
+            ):
+                return False
+            await uow.messages.add(reply)
+            await uow.commit()
+        return True

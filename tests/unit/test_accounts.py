@@ -22,7 +22,7 @@ from application.accounts import (
     RevokeApiTokens,
     SignedIn,
 )
-from domain.errors import AuthenticationFailed, InvalidInput
+from domain.errors import AuthenticationFailed, InvalidInput, UsernameTaken
 from domain.users import User
 
 PASSWORD = "correct horse battery"
@@ -468,3 +468,24 @@ async def test_passwords_are_checked_outside_any_transaction(
     assert hasher.checked_inside_a_transaction == [False, False, False]
     assert len(uow.state.refresh_tokens) == 1
     assert len(uow.state.api_tokens) == 1
+
+
+@pytest.mark.parametrize("variant", ["ALICE", "Alice", "ａｌｉｃｅ"])
+async def test_a_username_is_taken_whatever_its_case_or_width(
+    register: Register, uow: FakeUnitOfWork, variant: str
+) -> None:
+    seed(uow, "alice")
+
+    with pytest.raises(UsernameTaken):
+        await register(RegisterUser(username=variant, email="e@example.com", password=PASSWORD))
+
+
+async def test_a_full_width_username_is_stored_normalised_and_logs_in_either_way(
+    register: Register, login: Login
+) -> None:
+    signed_in = await register(
+        RegisterUser(username="ｂｏｂ", email="bob@example.com", password=PASSWORD)
+    )
+
+    assert signed_in.user.username == "bob"
+    assert (await login(Credentials(username="BOB", password=PASSWORD))).user.username == "bob"

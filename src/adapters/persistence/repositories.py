@@ -22,7 +22,7 @@ from domain.conversation import (
     MessageStatus,
 )
 from domain.errors import InvalidInput, UsernameTaken
-from domain.users import User
+from domain.users import User, username_key
 
 # Primary keys are 32-bit INTEGER columns (PostgreSQL's limit; SQLite's is 64-bit). A
 # larger or non-positive id names nothing; sending it to the driver would only overflow.
@@ -134,6 +134,7 @@ class SqlUsers:
                 t.users.insert()
                 .values(
                     username=user.username,
+                    username_key=username_key(user.username),
                     email=user.email,
                     password_hash=user.password_hash,
                     is_staff=user.is_staff,
@@ -167,8 +168,18 @@ class SqlUsers:
         )
 
     async def by_username(self, username: str) -> User | None:
+        # The exact name first: accounts that collided before usernames were keyed
+        # (migration 0008) keep their own.
         row = (
-            await self._db.execute(select(t.users).where(t.users.c.username == username))
+            await self._db.execute(
+                select(t.users)
+                .where(
+                    (t.users.c.username == username)
+                    | (t.users.c.username_key == username_key(username))
+                )
+                .order_by((t.users.c.username == username).desc())
+                .limit(1)
+            )
         ).first()
         return None if row is None else _user(row)
 

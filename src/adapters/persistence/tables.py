@@ -70,6 +70,9 @@ users = Table(
     Column("credentials_valid_after", UtcDateTime, nullable=True),
     # Kept exact by database triggers (migration 0005); never written by Parley.
     Column("conversation_count", Integer, nullable=False, server_default="0"),
+    # The username as the rules compare them (domain.users.username_key): unique.
+    Column("username_key", String(160), nullable=True),
+    Index("ix_users_username_key", "username_key", unique=True),
 )
 
 conversations = Table(
