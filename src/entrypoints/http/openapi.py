@@ -80,6 +80,8 @@ def _statuses(handler: HTTPRouteHandler, path: str) -> set[int]:
             statuses.add(403)
     if "{" in path:
         statuses |= {400, 404}
+    if _names_a_conversation(handler):
+        statuses.add(404)
     if "data" in parameters:
         statuses |= {400, 413, 415}
     if parameters & {"page", "request"} or parameters - {"self", "data", "request"}:
@@ -93,6 +95,22 @@ def _statuses(handler: HTTPRouteHandler, path: str) -> set[int]:
     if parameters & _OAUTH:
         statuses |= {400, 502}
     return statuses
+
+
+# A conversation named in the query or the body must be one of the caller's: 404 if not.
+_REFERENCES = {"conversation_id"}
+
+
+def _names_a_conversation(handler: HTTPRouteHandler) -> bool:
+    parameters = handler.parsed_fn_signature.parameters
+    if _REFERENCES & set(parameters):
+        return True
+    body = parameters.get("data")
+    if body is None or not isinstance(body.annotation, type):
+        return False
+    if not issubclass(body.annotation, msgspec.Struct):
+        return False
+    return bool(_REFERENCES & {f.encode_name for f in msgspec.structs.fields(body.annotation)})
 
 
 def _needs_credentials(handler: HTTPRouteHandler) -> bool | None:
@@ -131,6 +149,12 @@ def document(app: Litestar) -> None:
                     container = ApiValidationError
                 responses[status] = ResponseSpec(
                     data_container=container, description=DESCRIPTIONS[status]
+                )
+            if handler.status_code == 204:
+                # No body, whatever the return annotation (`Response[None]` would otherwise
+                # be documented as a JSON null).
+                responses[204] = ResponseSpec(
+                    data_container=None, description="Done; there is no body."
                 )
             handler.responses = {**responses, **dict(handler.responses or {})}
             needs = _needs_credentials(handler)
