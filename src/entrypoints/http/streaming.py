@@ -7,7 +7,7 @@ reply's status (completed, partial, failed or blocked)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any, cast
+from typing import Annotated, Any, Literal, cast
 
 import msgspec
 from litestar import Request, Response
@@ -64,17 +64,109 @@ def sse_reply(
     )
 
 
-STREAM_RESPONSE = {
-    200: ResponseSpec(
-        data_container=str,
-        media_type="text/event-stream",
-        description=(
-            "With stream=true or Accept: text/event-stream: Server-Sent Events "
-            "`delta` {text}, optional `error`, then `done` {user_message, ai_message, "
-            "usage, status}."
+def _event_data(content_schema: dict[str, Any]) -> Any:
+    return Annotated[
+        str,
+        msgspec.Meta(
+            extra_json_schema={
+                "extra": {
+                    "contentMediaType": "application/json",
+                    "contentSchema": content_schema,
+                }
+            }
         ),
-    )
-}
+    ]
+
+
+def _ref(component: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{component}"}
+
+
+def _done(reply: str) -> dict[str, Any]:
+    """The ``done`` body: the non-streamed reply's body, with the reply's usage and status."""
+    return {
+        "allOf": [
+            _ref(reply),
+            {
+                "type": "object",
+                "required": ["status", "usage"],
+                "properties": {
+                    "status": {"enum": ["completed", "partial", "failed", "blocked"]},
+                    "usage": {
+                        "type": "object",
+                        "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
+                        "properties": {
+                            name: {"type": "integer", "minimum": 0}
+                            for name in ("prompt_tokens", "completion_tokens", "total_tokens")
+                        },
+                    },
+                },
+            },
+        ]
+    }
+
+
+_DELTA = {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}
+
+
+class DeltaEvent(msgspec.Struct):
+    """`event: delta`: text as the model writes it, `{"text": ...}`."""
+
+    event: Literal["delta"]
+    data: _event_data(_DELTA)  # type: ignore[valid-type]
+
+
+class ApiErrorEvent(msgspec.Struct):
+    """`event: error` (only if the model fails, just before `done`): the error body."""
+
+    event: Literal["error"]
+    data: _event_data(_ref("ApiError"))  # type: ignore[valid-type]
+
+
+class ApiDoneEvent(msgspec.Struct):
+    """`event: done`, always last: the stored messages, the reply's status and usage."""
+
+    event: Literal["done"]
+    data: _event_data(_done("SendMessageOut"))  # type: ignore[valid-type]
+
+
+class V1ErrorEvent(msgspec.Struct):
+    """`event: error` (only if the model fails, just before `done`): the error body."""
+
+    event: Literal["error"]
+    data: _event_data(_ref("V1Error"))  # type: ignore[valid-type]
+
+
+class V1DoneEvent(msgspec.Struct):
+    """`event: done`, always last: the conversation, the stored messages, the reply's
+    status and usage."""
+
+    event: Literal["done"]
+    data: _event_data(_done("ChatOut"))  # type: ignore[valid-type]
+
+
+_STREAM_DESCRIPTION = (
+    "With stream=true or Accept: text/event-stream: Server-Sent Events, each one of "
+    "`delta` {text} as the model writes, `error` (only if the model fails) with the "
+    "error body, and last `done` with the stored messages, `usage` and `status` "
+    "(completed, partial, failed or blocked). Each event's `data` is JSON."
+)
+
+
+def _stream_response(events: Any) -> dict[int, ResponseSpec]:
+    return {
+        200: ResponseSpec(
+            data_container=events,
+            media_type="text/event-stream",
+            description=_STREAM_DESCRIPTION,
+            generate_examples=False,
+        )
+    }
+
+
+# The schema of a text/event-stream response describes one event (OpenAPI 3.1).
+STREAM_RESPONSE = _stream_response(DeltaEvent | ApiErrorEvent | ApiDoneEvent)
+V1_STREAM_RESPONSE = _stream_response(DeltaEvent | V1ErrorEvent | V1DoneEvent)
 
 
 def stream_response(events: ServerSentEvent) -> Response[Any]:

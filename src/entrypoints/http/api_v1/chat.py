@@ -17,7 +17,12 @@ from domain.users import User
 from entrypoints.http.api_v1.schemas import ChatIn, ChatOut, ModelOut, v1_message_out
 from entrypoints.http.bodies import CheckedBody
 from entrypoints.http.idempotency import idempotent
-from entrypoints.http.streaming import STREAM_RESPONSE, sse_reply, stream_response, wants_stream
+from entrypoints.http.streaming import (
+    V1_STREAM_RESPONSE,
+    sse_reply,
+    stream_response,
+    wants_stream,
+)
 
 
 def _done_body(user_message: Message, ai_message: Message) -> dict[str, Any]:
@@ -36,7 +41,7 @@ class ChatController(Controller):
         "/messages/chat/",
         operation_id="v1_chat",
         status_code=201,
-        responses=STREAM_RESPONSE,
+        responses=V1_STREAM_RESPONSE,
         dto=CheckedBody[ChatIn],
         return_dto=None,
     )
