@@ -31,7 +31,7 @@ from application.admin import (
     UserSearch,
 )
 from application.pagination import PageRequest
-from domain.monitoring import require_staff
+from domain.monitoring import SEARCH_MAX_TERMS, SEARCH_TERM_MAX_CHARS, require_staff
 from domain.users import User
 from entrypoints.http.api.admin_schemas import (
     AdminUserOut,
@@ -46,6 +46,13 @@ from entrypoints.http.api.admin_schemas import (
 )
 from entrypoints.http.api.schemas import ConversationOut
 from entrypoints.http.pagination import PAGINATION_HEADERS, paged
+from entrypoints.http.schema_docs import (
+    QUERY_DAY_OR_INSTANT,
+    QUERY_GROUP_BY,
+    QUERY_SEARCH,
+    QUERY_STATUS,
+    QUERY_TEXT,
+)
 
 CAPPED_HEADER = "X-Total-Count-Capped"
 
@@ -84,12 +91,22 @@ class AdminConversationsController(Controller):
         page: NamedDependency[PageRequest],
         list_all_conversations: NamedDependency[ListAllConversations],
         owner: Annotated[
-            str | None, QueryParameter(name="user", description="Owner's username (exact).")
+            str | None,
+            QueryParameter(
+                name="user", description="Owner's username (exact).", schema_extra=QUERY_TEXT
+            ),
         ] = None,
-        status: Annotated[str | None, QueryParameter(description="`active` or `closed`.")] = None,
+        status: Annotated[
+            str | None,
+            QueryParameter(description="`active` or `closed`.", schema_extra=QUERY_STATUS),
+        ] = None,
         search: Annotated[
             str | None,
-            QueryParameter(description="Words to find in the title or any message (all of them)."),
+            QueryParameter(
+                description="Words to find in the title or any message (all of them): "
+                f"at most {SEARCH_MAX_TERMS} words of at most {SEARCH_TERM_MAX_CHARS} characters.",
+                schema_extra=QUERY_SEARCH,
+            ),
         ] = None,
     ) -> Response[list[ConversationOut]]:
         """Every user's conversations, newest first; filters combine.
@@ -180,7 +197,9 @@ class AdminUsersController(Controller):
         staff: NamedDependency[User],
         page: NamedDependency[PageRequest],
         list_users: NamedDependency[ListUsers],
-        username: Annotated[str | None, QueryParameter(description="Exact username.")] = None,
+        username: Annotated[
+            str | None, QueryParameter(description="Exact username.", schema_extra=QUERY_TEXT)
+        ] = None,
     ) -> Response[list[AdminUserOut]]:
         """Every account, newest first, with its conversation and message counts."""
         result = await list_users(UserSearch(actor=staff, username=username), page)
@@ -222,17 +241,34 @@ class AdminMonitoringController(Controller):
         report_usage: NamedDependency[ReportUsage],
         start: Annotated[
             str | None,
-            QueryParameter(name="from", description="First day or instant (inclusive)."),
+            QueryParameter(
+                name="from",
+                description="First day (YYYY-MM-DD) or ISO 8601 instant, inclusive.",
+                schema_extra=QUERY_DAY_OR_INSTANT,
+            ),
         ] = None,
         end: Annotated[
-            str | None, QueryParameter(name="to", description="Last day or instant (inclusive).")
+            str | None,
+            QueryParameter(
+                name="to",
+                description="Last day (YYYY-MM-DD) or ISO 8601 instant, inclusive; not before "
+                "`from`.",
+                schema_extra=QUERY_DAY_OR_INSTANT,
+            ),
         ] = None,
         owner: Annotated[
-            str | None, QueryParameter(name="user", description="Username (exact).")
+            str | None,
+            QueryParameter(name="user", description="Username (exact).", schema_extra=QUERY_TEXT),
         ] = None,
-        model: Annotated[str | None, QueryParameter(description="Model id (exact).")] = None,
+        model: Annotated[
+            str | None, QueryParameter(description="Model id (exact).", schema_extra=QUERY_TEXT)
+        ] = None,
         group_by: Annotated[
-            str | None, QueryParameter(description="`user`, `model` or `user,model` (default).")
+            str | None,
+            QueryParameter(
+                description="`user`, `model` or `user,model` (default).",
+                schema_extra=QUERY_GROUP_BY,
+            ),
         ] = None,
     ) -> Response[list[UsageOut]]:
         """Token usage of the models' replies per user and model, most tokens first."""
@@ -251,12 +287,16 @@ class AdminMonitoringController(Controller):
         staff: NamedDependency[User],
         page: NamedDependency[PageRequest],
         list_audit_log: NamedDependency[ListAuditLog],
-        actor: Annotated[str | None, QueryParameter(description="Admin's username.")] = None,
+        actor: Annotated[
+            str | None, QueryParameter(description="Admin's username.", schema_extra=QUERY_TEXT)
+        ] = None,
         action: Annotated[
-            str | None, QueryParameter(description="e.g. `conversation.close`.")
+            str | None,
+            QueryParameter(description="e.g. `conversation.close`.", schema_extra=QUERY_TEXT),
         ] = None,
         target_type: Annotated[
-            str | None, QueryParameter(description="`conversation` or `user`.")
+            str | None,
+            QueryParameter(description="`conversation` or `user`.", schema_extra=QUERY_TEXT),
         ] = None,
         target_id: Annotated[int | None, QueryParameter(description="Target's id.")] = None,
     ) -> Response[list[AuditEntryOut]]:
