@@ -19,8 +19,14 @@ from adapters.llm.setup import LlmConfig, build_llm
 from adapters.oauth.states import MemoryOAuthStates, RedisOAuthStates
 from adapters.oauth.wechat import WeChatLogin
 from adapters.persistence.admin_queries import SqlAdminUnitOfWork
-from adapters.persistence.database import RedisProbe, SqlDatabaseProbe, create_engine
+from adapters.persistence.database import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    RedisProbe,
+    SqlDatabaseProbe,
+    create_engine,
+)
 from adapters.persistence.idempotency import SqlIdempotencyStore
+from adapters.persistence.interrupted_turns import SqlUnansweredTurns
 from adapters.persistence.unit_of_work import SqlUnitOfWork
 from application import (
     accounts,
@@ -33,6 +39,7 @@ from application import (
     throttling,
 )
 from application.idempotency import IdempotencyWait, IdempotentRequests
+from application.interrupted_turns import MarkInterruptedTurns, TurnBound
 from domain.quota import QuotaPolicy
 from domain.rate_limit import Rate
 
@@ -47,6 +54,16 @@ def redis_probe(redis: Redis | None) -> RedisProbe | None:
 
 def rate_limiter_for(redis: Redis | None) -> MemoryRateLimiter | RedisRateLimiter:
     return MemoryRateLimiter() if redis is None else RedisRateLimiter(redis)
+
+
+def turn_bound(deadline: float, pool_timeout: float, statement_timeout_ms: int) -> TurnBound:
+    """From a user's message stored to its reply stored: the model's deadline, then a wait
+    for a connection and one write, bounded by the pool and statement timeouts (SQLite's
+    by its busy timeout, whichever is longer)."""
+    busy = SQLITE_BUSY_TIMEOUT_MS / 1000
+    return TurnBound(
+        seconds=deadline + max(pool_timeout, busy) + max(statement_timeout_ms / 1000, busy)
+    )
 
 
 def oauth_state_store(redis: Redis | None) -> MemoryOAuthStates | RedisOAuthStates:
@@ -211,6 +228,18 @@ class Container(containers.DeclarativeContainer):
         store=providers.Singleton(SqlIdempotencyStore, engine),
         clock=clock,
         wait=providers.Factory(IdempotencyWait),
+    )
+    turn_bound = providers.Singleton(
+        turn_bound,
+        config.provider_deadline,
+        config.db_pool_timeout,
+        config.db_statement_timeout_ms,
+    )
+    mark_interrupted_turns = providers.Factory(
+        MarkInterruptedTurns,
+        turns=providers.Singleton(SqlUnansweredTurns, engine),
+        clock=clock,
+        bound=turn_bound,
     )
     redis = providers.Singleton(redis_client, config.redis_url)
     check_health = providers.Factory(

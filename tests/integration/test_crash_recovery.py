@@ -12,11 +12,17 @@ with SIGKILL, then started again on the same file. Then:
 - the restarted server serves the same conversations, including the interrupted ones.
 
 What an interrupted turn looks like after the restart is printed (``pytest -s``).
+
+A second test kills the process (SQLite and PostgreSQL) while ten non-streamed turns wait
+on the model, six of them sent with an ``Idempotency-Key``: after the restart each retry
+with the same key is answered (the model asked once per key, a later retry replayed),
+never a stuck 409; each turn lost without a key gets a failed ``interrupted`` reply.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -27,15 +33,19 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.fakes import llm_server as fake
 from tests.fakes.llm_server import FakeLLMServer
-from tests.integration.servers import TEST_SECRET_KEY
+from tests.integration.servers import TEST_SECRET_KEY, postgres_database
 
 PARLEY = str(Path(sys.executable).with_name("parley"))
 KEY = "sk-crash-recovery-0123456789"
@@ -348,4 +358,196 @@ def test_kill_9_mid_load_keeps_every_answered_exchange(tmp_path: Path) -> None:
     assert damaged == []
     assert broken == []
     assert incomplete == []
+    assert KEY not in log.read_text(errors="replace")
+
+
+# ---- non-streamed turns in flight, with and without an Idempotency-Key ---------------------
+
+POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES_URL")
+WITH_KEY = 6
+WITHOUT_KEY = 4
+# A short deadline and statement timeout, so that a lost turn is known lost within the
+# test: a live turn's reply is written within the deadline plus a wait for the database
+# (here 4 + 15 + 15 seconds).
+DEADLINE = "4"
+STATEMENT_TIMEOUT_MS = "15000"
+
+
+@contextlib.contextmanager
+def _database(backend: str, tmp_path: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'parley.db'}"
+    else:
+        assert POSTGRES_URL is not None
+        with postgres_database(POSTGRES_URL) as url:
+            yield url
+
+
+def _message_rows(database_url: str) -> list[tuple[Any, ...]]:
+    async def read() -> list[tuple[Any, ...]]:
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                result = await connection.execute(
+                    text(
+                        "SELECT id, conversation_id, role, content, status, error_code "
+                        "FROM messages ORDER BY conversation_id, id"
+                    )
+                )
+                return [tuple(row) for row in result]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "sqlite",
+        pytest.param(
+            "postgresql",
+            marks=pytest.mark.skipif(
+                not POSTGRES_URL, reason="PARLEY_TEST_POSTGRES_URL is not set"
+            ),
+        ),
+    ],
+)
+def test_kill_9_then_retries_with_the_same_key_get_one_answer_and_lost_turns_are_marked(
+    tmp_path: Path, backend: str
+) -> None:
+    log = tmp_path / "parley.log"
+    with _database(backend, tmp_path) as database_url, FakeLLMServer(api_key=KEY) as upstream:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+        environment.update(
+            PARLEY_DATABASE_URL=database_url,
+            PARLEY_SECRET_KEY=TEST_SECRET_KEY,
+            PARLEY_RATE_LIMIT="1000000/minute",
+            PARLEY_AUTH_RATE_LIMIT="1000000/minute",
+            PARLEY_LOG_LEVEL="WARNING",
+            PARLEY_DEFAULT_MODEL="gpt-6.1-sol",
+            OPENAI_API_KEY=KEY,
+            OPENAI_BASE_URL=upstream.openai_base_url,
+            PARLEY_PROVIDER_DEADLINE=DEADLINE,
+            PARLEY_DB_STATEMENT_TIMEOUT_MS=STATEMENT_TIMEOUT_MS,
+        )
+        process, base_url = _serve(tmp_path, environment, log)
+        try:
+            with httpx.Client(base_url=base_url, timeout=30) as http:
+                registered = http.post(
+                    "/api/v1/register/",
+                    json={"username": "keys", "email": "k@example.com", "password": "pw-keys-01"},
+                )
+                headers = {"Authorization": f"Bearer {registered.json()['access']}"}
+                # The user's chat settings exist before the burst (on PostgreSQL a new
+                # user's concurrent first turns race to create them: a 500 for the loser).
+                assert http.get("/api/chat-setting/", headers=headers).status_code == 200
+                conversations = [
+                    http.post("/api/conversations/", headers=headers).json()["id"]
+                    for _ in range(WITH_KEY + WITHOUT_KEY)
+                ]
+            requests = [
+                (
+                    f"/api/conversations/{conversation}/send_message/"
+                    if index % 2
+                    else "/api/v1/messages/chat/",
+                    {"message": f"lost-{index}"}
+                    if index % 2
+                    else {"message": f"lost-{index}", "conversation_id": conversation},
+                    {**headers, "Idempotency-Key": f"key-{index}"} if index < WITH_KEY else headers,
+                )
+                for index, conversation in enumerate(conversations)
+            ]
+            # The model takes its time: every turn is in flight when the process dies.
+            upstream.default = fake.delay(60)
+
+            async def send_then_kill() -> list[Any]:
+                async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+                    sent = [
+                        asyncio.ensure_future(client.post(url, json=body, headers=with_key))
+                        for url, body, with_key in requests
+                    ]
+                    for _ in range(3000):  # a minute at most
+                        if upstream.hits >= len(requests):
+                            break
+                        await asyncio.sleep(0.02)
+                    os.kill(process.pid, signal.SIGKILL)
+                    return await asyncio.gather(*sent, return_exceptions=True)
+
+            first_attempts = asyncio.run(send_then_kill())
+            assert process.wait(10) == -signal.SIGKILL
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+        assert all(isinstance(a, httpx.TransportError) for a in first_attempts), first_attempts
+        upstream.default = fake.Reply()
+        asked_before = upstream.hits
+
+        process, base_url = _serve(tmp_path, environment, log)
+        restarted_at = time.monotonic()
+        try:
+
+            async def retry() -> list[httpx.Response]:
+                async with httpx.AsyncClient(base_url=base_url, timeout=120) as client:
+                    return await asyncio.gather(
+                        *(
+                            client.post(url, json=body, headers=with_key)
+                            for url, body, with_key in requests[:WITH_KEY]
+                        )
+                    )
+
+            retries = asyncio.run(retry())
+            answered_after = time.monotonic() - restarted_at
+            # Every retry gets an answer, never 409 idempotency_in_progress.
+            assert [r.status_code for r in retries] == [201] * WITH_KEY, [r.text for r in retries]
+            with httpx.Client(base_url=base_url, timeout=30) as http:
+                again = [
+                    http.post(url, json=body, headers=with_key)
+                    for url, body, with_key in requests[:WITH_KEY]
+                ]
+                # A turn lost without a key is marked once it can no longer be running.
+                give_up = time.monotonic() + 120
+                while True:
+                    tails = [
+                        http.get(
+                            f"/api/conversations/{conversation}/messages/", headers=headers
+                        ).json()[-1]
+                        for conversation in conversations[WITH_KEY:]
+                    ]
+                    if all(m["sender"] == "ai" for m in tails) or time.monotonic() > give_up:
+                        break
+                    time.sleep(0.5)
+                marked_after = time.monotonic() - restarted_at
+            rows = _message_rows(database_url)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+    print(
+        f"\n[crash recovery, {backend}] retries with the same key answered "
+        f"{answered_after:.1f}s after the restart: {[r.status_code for r in retries]}; "
+        f"turns lost without a key marked {marked_after:.1f}s after it"
+    )
+    # The model answered each key once, and the answer is kept for later retries.
+    assert upstream.hits - asked_before == WITH_KEY
+    assert [r.status_code for r in again] == [201] * WITH_KEY
+    assert [r.headers.get("Idempotent-Replayed") for r in again] == ["true"] * WITH_KEY
+    assert [r.content for r in again] == [r.content for r in retries]
+    answers = Counter(row[3] for row in rows if row[2] == "assistant" and row[4] == "completed")
+    assert all(answers[ECHO + f"lost-{index}"] == 1 for index in range(WITH_KEY)), answers
+    # Turns lost without a key: the user's message, then a failed reply saying why.
+    assert [(m["sender"], m["status"]) for m in tails] == [("ai", "failed")] * WITHOUT_KEY
+    by_conversation: dict[int, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        by_conversation.setdefault(row[1], []).append(row)
+    for index, conversation in enumerate(conversations[WITH_KEY:], start=WITH_KEY):
+        assert [row[2:] for row in by_conversation[conversation]] == [
+            ("user", f"lost-{index}", "completed", None),
+            ("assistant", "", "failed", "interrupted"),
+        ]
     assert KEY not in log.read_text(errors="replace")

@@ -36,6 +36,7 @@ from entrypoints.http.api_v1.wechat import WeChatController
 from entrypoints.http.auth import authenticated_user, limit_anonymous_requests, optional_user
 from entrypoints.http.csrf import CSRF_COOKIE, CSRF_HEADER, SessionCSRFMiddleware
 from entrypoints.http.errors import EXCEPTION_HANDLERS
+from entrypoints.http.interrupted_turns import mark_interrupted_turns
 from entrypoints.http.openapi import allowed_methods, list_models
 from entrypoints.http.openapi import document as document_errors
 from entrypoints.http.pagination import page_request
@@ -224,4 +225,7 @@ def app_from_environment() -> Litestar:
     """The ASGI application factory used by ``parley serve`` (uvicorn ``--factory``)."""
     settings = with_secret_key(load_settings())
     configure_logging(settings)
-    return create_app(build_container(settings))
+    container = build_container(settings)
+    app = create_app(container)
+    mark_interrupted_turns(app, container)
+    return app
