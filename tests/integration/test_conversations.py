@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from tests.integration.conftest import Account
+from tests.integration.conftest import Account, register
 from tests.integration.servers import RunningServer, query
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -276,3 +277,25 @@ def test_totals_stay_exact_through_every_insert_and_delete(
     assert messages_total(kept) == 6
     listed = client.get(f"/api/conversations/{kept}/messages/?limit=500", headers=alice.bearer)
     assert len(listed.json()) == 6
+
+
+def test_a_new_users_first_chats_sent_together_all_succeed(
+    client: httpx.Client, server: RunningServer
+) -> None:
+    # Each first turn makes the user's default chat settings; only one may store them.
+    who = register(client)
+    conversations = [_create(client, who)["id"] for _ in range(6)]
+
+    def send(conversation: int) -> int:
+        with httpx.Client(base_url=server.base_url, timeout=30) as http:
+            response = http.post(
+                f"/api/conversations/{conversation}/send_message/",
+                json={"message": "hello"},
+                headers=who.bearer,
+            )
+            return response.status_code
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(send, conversations))
+    assert statuses == [201] * 6
+    assert client.get("/api/chat-setting/", headers=who.bearer).status_code == 200

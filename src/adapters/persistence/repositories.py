@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, bindparam, exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -455,12 +457,22 @@ class SqlChatSettings:
         return None if row is None else _settings(row)
 
     async def add(self, settings: UserChatSettings) -> UserChatSettings:
+        # A new user's first requests arrive together and each makes the defaults: the
+        # first insert wins, the others read what it stored (a plain insert was a 500,
+        # uq_chat_settings_user_id, on PostgreSQL).
+        insert = sqlite_insert if self._db.dialect.name == "sqlite" else postgresql_insert
         result = await self._db.execute(
-            t.chat_settings.insert()
+            insert(t.chat_settings)
             .values(user_id=settings.user_id, **_settings_values(settings.settings))
+            .on_conflict_do_nothing(index_elements=[t.chat_settings.c.user_id])
             .returning(t.chat_settings.c.id)
         )
-        settings.id = result.scalar_one()
+        stored_id = result.scalar_one_or_none()
+        if stored_id is None:
+            stored = await self.for_user(settings.user_id)
+            assert stored is not None, "the conflicting row is committed before DO NOTHING"
+            return stored
+        settings.id = stored_id
         return settings
 
     async def save(self, settings: UserChatSettings) -> None:
