@@ -159,6 +159,9 @@ def test_no_secret_in_logs_or_error_bodies(
         secrets["rotated access token"] = rotated.json()["access"]
         replay = http.post("/api/v1/token/refresh/", json={"refresh": secrets["refresh token"]})
         assert replay.status_code == 401
+        # The replay revoked the first login, its access token included: go on with the second.
+        secrets["second access token"] = login.json()["access"]
+        auth = {"Authorization": f"Bearer {secrets['second access token']}"}
         issued = http.post("/api/auth/token/", json={"username": username, "password": PASSWORD})
         secrets["API token"] = issued.json()["token"]
         token_auth = {"Authorization": f"Token {secrets['API token']}"}
