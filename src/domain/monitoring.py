@@ -100,12 +100,14 @@ def _instant(
             instant = datetime.combine(day, time(), UTC)
             return instant + timedelta(days=1) if end_of_day else instant
         parsed = datetime.fromisoformat(text)
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        # An inclusive upper instant becomes the exclusive bound just after it.
+        return parsed + timedelta(microseconds=1) if end_of_day else parsed
     except ValueError:
         errors[field] = ["Use a date (YYYY-MM-DD) or an ISO 8601 datetime."]
-        return None
-    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    # An inclusive upper instant becomes the exclusive bound just after it.
-    return parsed + timedelta(microseconds=1) if end_of_day else parsed
+    except OverflowError:  # 9999-12-31 as "to", or year 1 moved to UTC
+        errors[field] = ["The date is out of range."]
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)

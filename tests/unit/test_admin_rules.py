@@ -137,3 +137,15 @@ def test_offsets_other_than_utc_are_converted() -> None:
     assert parsed.start == datetime(2025, 3, 1, 9, tzinfo=tokyo)
     assert parsed.start is not None
     assert parsed.start.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "field"),
+    [(None, "9999-12-31", "to"), ("0001-01-01T00:00:00+05:00", None, "from")],
+)
+def test_dates_at_the_edge_of_the_calendar_are_invalid_input_not_a_crash(
+    start: str | None, end: str | None, field: str
+) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        TimeRange.parse(start, end)
+    assert set(raised.value.field_errors) == {field}

@@ -70,11 +70,14 @@ class ImageFetcher:
             self._decode_data_uri(image_url)
             return
         parts = urlsplit(image_url)
+        try:
+            port = parts.port  # raises for a port out of range
+        except ValueError:
+            port = None
+            parts = parts._replace(netloc="")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise _invalid("Enter an http(s) URL or a data: URI of an image.")
-        await self._check_host(
-            parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-        )
+        await self._check_host(parts.hostname, port or (443 if parts.scheme == "https" else 80))
 
     async def load(self, image_url: str) -> tuple[str, bytes]:
         """The image's MIME type and bytes, within the limits."""
@@ -96,7 +99,7 @@ class ImageFetcher:
                     if size > self._max_bytes:
                         raise _invalid(f"The image is larger than {self._max_bytes} bytes.")
                     chunks.append(chunk)
-        except httpx.HTTPError:
+        except (httpx.HTTPError, httpx.InvalidURL):
             raise _invalid("The image could not be downloaded.") from None
         data = b"".join(chunks)
         # What the bytes are, not what the server called them, is what a provider checks.
@@ -127,7 +130,7 @@ class ImageFetcher:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_STREAM
             )
-        except OSError:
+        except (OSError, UnicodeError):  # UnicodeError: a label IDNA cannot encode
             raise _invalid(NOT_PUBLIC) from None
         for info in infos:
             address = ipaddress.ip_address(info[4][0])
