@@ -168,7 +168,7 @@ def create_app(container: Container) -> Litestar:
             version="0.1.0",
             description=(
                 "Self-hosted AI chat backend. Two dialects over one core: `/api/...` "
-                "(DRF style, seed 004) and `/api/v1/...` (seed 000)."
+                "(DRF style) and `/api/v1/...`."
             ),
             path="/schema",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],

@@ -1,9 +1,9 @@
 """Errors to HTTP responses, in one place. Handlers contain no try/except.
 
 Each dialect has its error shape:
-- ``/api/...`` (seed 004, DRF style): validation ``{"field": ["msg", ...]}``, other
+- ``/api/...`` (the DRF-style dialect): validation ``{"field": ["msg", ...]}``, other
   errors ``{"detail": "...", "code": "..."}``.
-- ``/api/v1/...`` (seed 000): ``{"error": "...", "code": "..."}`` plus
+- ``/api/v1/...``: ``{"error": "...", "code": "..."}`` plus
   ``"fields": {...}`` for validation details.
 """
 

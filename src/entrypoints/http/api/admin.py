@@ -1,4 +1,4 @@
-"""``/api/admin/...`` (seed 004, admin side): monitoring for staff only.
+"""``/api/admin/...`` (the DRF-style dialect, admin side): monitoring for staff only.
 
 Anonymous callers get 401 and non-staff users 403 on every endpoint, through the
 ``staff`` dependency (the use cases check it again)."""

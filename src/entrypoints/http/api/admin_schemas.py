@@ -1,4 +1,4 @@
-"""Response bodies of ``/api/admin/...`` (seed 004, admin side) and their mapping."""
+"""Response bodies of ``/api/admin/...`` (the DRF-style dialect, admin side) and their mapping."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class AuditEntryOut(msgspec.Struct):
 def owned_conversation_out(
     item: OwnedConversation, messages: list[Message] | None = None
 ) -> ConversationOut:
-    """The seed's conversation shape; ``user_username`` is the owner's, not the admin's."""
+    """The documented conversation shape; ``user_username`` is the owner's, not the admin's."""
     conversation = item.conversation
     assert conversation.id is not None
     return ConversationOut(

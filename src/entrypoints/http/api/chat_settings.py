@@ -1,4 +1,4 @@
-"""``/api/chat-setting/`` (seed 004): the caller's model, temperature and max_tokens."""
+"""``/api/chat-setting/`` (DRF style): the caller's model, temperature and max_tokens."""
 
 from __future__ import annotations
 

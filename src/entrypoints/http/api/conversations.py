@@ -1,4 +1,4 @@
-"""``/api/conversations/`` (seed 004, user side)."""
+"""``/api/conversations/`` (the DRF-style dialect, user side)."""
 
 from __future__ import annotations
 

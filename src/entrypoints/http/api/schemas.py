@@ -1,4 +1,4 @@
-"""Request and response bodies of the ``/api/...`` dialect (seed 004), and their mapping
+"""Request and response bodies of the ``/api/...`` dialect (DRF style), and their mapping
 from domain objects."""
 
 from __future__ import annotations

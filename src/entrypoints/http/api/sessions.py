@@ -1,4 +1,4 @@
-"""Browser sessions (seed 004's "Session authentication") and logging out everywhere."""
+"""Browser sessions (the DRF-style "Session authentication") and logging out everywhere."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``/api/v1/register/``, ``/api/v1/login/``, ``/api/v1/token/refresh/`` (seed 000)."""
+"""``/api/v1/register/``, ``/api/v1/login/``, ``/api/v1/token/refresh/``."""
 
 from __future__ import annotations
 

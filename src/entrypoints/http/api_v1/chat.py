@@ -1,4 +1,4 @@
-"""``POST /api/v1/messages/chat/`` and ``GET /api/v1/models/`` (seed 000)."""
+"""``POST /api/v1/messages/chat/`` and ``GET /api/v1/models/``."""
 
 from __future__ import annotations
 

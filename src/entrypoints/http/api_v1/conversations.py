@@ -1,4 +1,4 @@
-"""``/api/v1/conversations/`` and ``/api/v1/messages/`` (seed 000)."""
+"""``/api/v1/conversations/`` and ``/api/v1/messages/``."""
 
 from __future__ import annotations
 

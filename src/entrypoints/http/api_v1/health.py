@@ -1,4 +1,4 @@
-"""``/api/v1/health/`` (seed 000) and ``/api/v1/ready/``."""
+"""``/api/v1/health/`` and ``/api/v1/ready/``."""
 
 from __future__ import annotations
 

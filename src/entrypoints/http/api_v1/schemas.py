@@ -1,4 +1,4 @@
-"""Request and response bodies of the ``/api/v1/...`` dialect (seed 000)."""
+"""Request and response bodies of the ``/api/v1/...`` dialect."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""WeChat website login: ``/api/v1/auth/wechat/url/`` and ``.../callback/`` (seed 000)."""
+"""WeChat website login: ``/api/v1/auth/wechat/url/`` and ``.../callback/``."""
 
 from __future__ import annotations
 
