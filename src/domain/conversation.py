@@ -21,6 +21,17 @@ def title_errors(title: str) -> dict[str, list[str]]:
     return {}
 
 
+TITLE_FROM_MESSAGE_CHARS = 50
+
+
+def title_from_message(text: str) -> str:
+    """A new conversation's title: its first message on one line, cut to fit."""
+    line = " ".join(text.split())
+    if len(line) <= TITLE_FROM_MESSAGE_CHARS:
+        return line
+    return line[: TITLE_FROM_MESSAGE_CHARS - 1].rstrip() + "…"
+
+
 def _checked_title(title: str) -> str:
     if len(title) > TITLE_MAX_CHARS:
         raise TitleTooLong(TITLE_MAX_CHARS)

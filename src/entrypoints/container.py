@@ -31,10 +31,10 @@ from adapters.persistence.unit_of_work import SqlUnitOfWork
 from application import (
     accounts,
     admin,
+    chat,
     chat_settings,
     conversations,
     health,
-    messaging,
     oauth,
     throttling,
 )
@@ -91,7 +91,7 @@ class Container(containers.DeclarativeContainer):
         max_message_chars=config.max_message_chars,
     )
     history_budget = providers.Singleton(
-        messaging.HistoryBudget,
+        chat.HistoryBudget,
         max_messages=config.history_max_messages,
         max_chars=config.history_max_chars,
         system_prompt=config.system_prompt,
@@ -169,10 +169,10 @@ class Container(containers.DeclarativeContainer):
         conversations.ReopenConversation, uow=uow, policy=quota, clock=clock
     )
     list_messages = providers.Factory(conversations.ListMessages, uow=uow)
-    send_message = providers.Factory(
-        messaging.SendMessage,
+    # Chat: the steps a turn shares, then the two ways of answering it.
+    turn_preparation = providers.Factory(
+        chat.TurnPreparation,
         uow=uow,
-        model=chat_model,
         catalog=catalog,
         policy=quota,
         clock=clock,
@@ -180,16 +180,17 @@ class Container(containers.DeclarativeContainer):
         defaults=settings_defaults,
         images=images,
     )
+    turn_recorder = providers.Factory(chat.TurnRecorder, uow=uow, clock=clock)
+    background_writes = providers.Singleton(chat.BackgroundWrites)
+    send_message = providers.Factory(
+        chat.SendMessage, prepare=turn_preparation, record=turn_recorder, model=chat_model
+    )
     stream_message = providers.Factory(
-        messaging.StreamMessage,
-        uow=uow,
+        chat.StreamMessage,
+        prepare=turn_preparation,
+        record=turn_recorder,
         model=chat_model,
-        catalog=catalog,
-        policy=quota,
-        clock=clock,
-        budget=history_budget,
-        defaults=settings_defaults,
-        images=images,
+        background=background_writes,
     )
 
     get_chat_settings = providers.Factory(

@@ -14,6 +14,8 @@ from in_memory import (
 )
 
 from adapters.auth.api_tokens import Sha256ApiTokenCodec
+from application.chat import BackgroundWrites, HistoryBudget, TurnPreparation, TurnRecorder
+from application.chat_settings import SettingsDefaults
 from domain.quota import QuotaPolicy
 
 
@@ -64,3 +66,34 @@ def chat_model() -> FakeChatModel:
 @pytest.fixture
 def policy() -> QuotaPolicy:
     return QuotaPolicy()
+
+
+def turn_preparation(
+    uow: FakeUnitOfWork,
+    catalog: FakeModelCatalog,
+    clock: FakeClock,
+    images: FakeImageInspector,
+    *,
+    budget: HistoryBudget | None = None,
+    policy: QuotaPolicy | None = None,
+    defaults: SettingsDefaults | None = None,
+) -> TurnPreparation:
+    return TurnPreparation(
+        uow,
+        catalog,
+        policy or QuotaPolicy(),
+        clock,
+        budget or HistoryBudget(),
+        defaults or SettingsDefaults(),
+        images,
+    )
+
+
+@pytest.fixture
+def recorder(uow: FakeUnitOfWork, clock: FakeClock) -> TurnRecorder:
+    return TurnRecorder(uow, clock)
+
+
+@pytest.fixture
+def background() -> BackgroundWrites:
+    return BackgroundWrites()

@@ -4,16 +4,16 @@ the first message is made to fit, so sending a long first message still works.""
 from __future__ import annotations
 
 import pytest
+from conftest import turn_preparation
 from in_memory import FakeChatModel, FakeClock, FakeImageInspector, FakeModelCatalog, FakeUnitOfWork
 
-from application.chat_settings import SettingsDefaults
+from application.chat import SendMessage, SendMessageRequest, TurnRecorder
 from application.conversations import (
     ConversationChanges,
     NewConversation,
     StartConversation,
     UpdateConversation,
 )
-from application.messaging import HistoryBudget, SendMessage, UserMessage
 from domain.errors import InvalidInput
 from domain.quota import QuotaPolicy
 
@@ -118,17 +118,12 @@ async def test_a_first_message_of_4000_characters_starts_a_conversation_titled_t
     images: FakeImageInspector,
 ) -> None:
     send = SendMessage(
-        uow,
-        chat_model,
-        catalog,
-        QuotaPolicy(),
-        clock,
-        HistoryBudget(),
-        SettingsDefaults(),
-        images,
+        turn_preparation(uow, catalog, clock, images), TurnRecorder(uow, clock), chat_model
     )
 
-    exchange = await send(UserMessage(owner_id=ALICE, conversation_id=None, text="word " * 800))
+    exchange = await send(
+        SendMessageRequest(owner_id=ALICE, conversation_id=None, text="word " * 800)
+    )
 
     assert exchange.conversation.id is not None
     title = uow.state.conversations[exchange.conversation.id].title

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from conftest import turn_preparation
 from in_memory import (
     FakeChatModel,
     FakeClock,
@@ -14,6 +15,7 @@ from in_memory import (
     FakeUnitOfWork,
 )
 
+from application.chat import HistoryBudget, SendMessage, SendMessageRequest, TurnRecorder
 from application.chat_settings import SettingsDefaults
 from application.errors import (
     ContentFiltered,
@@ -23,7 +25,6 @@ from application.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
-from application.messaging import HistoryBudget, SendMessage, UserMessage
 from application.ports import ChatRequest, ChatTurn, TokenUsage
 from domain.chat_settings import ChatSettings, UserChatSettings
 from domain.conversation import ConversationStatus, MessageRole, MessageStatus
@@ -48,16 +49,10 @@ def make_send(
         policy: QuotaPolicy | None = None,
         defaults: SettingsDefaults | None = None,
     ) -> SendMessage:
-        return SendMessage(
-            uow,
-            chat_model,
-            catalog,
-            policy or QuotaPolicy(),
-            clock,
-            budget or HistoryBudget(),
-            defaults or SettingsDefaults(),
-            images,
+        steps = turn_preparation(
+            uow, catalog, clock, images, budget=budget, policy=policy, defaults=defaults
         )
+        return SendMessage(steps, TurnRecorder(uow, clock), chat_model)
 
     return make
 
@@ -76,8 +71,8 @@ def conversation_id(uow: FakeUnitOfWork) -> int:
 
 def says(
     text: str, conversation_id: int, *, model: str | None = None, image_url: str | None = None
-) -> UserMessage:
-    return UserMessage(
+) -> SendMessageRequest:
+    return SendMessageRequest(
         owner_id=ALICE,
         conversation_id=conversation_id,
         text=text,

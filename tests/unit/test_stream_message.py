@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
+from conftest import turn_preparation
 from in_memory import (
     FakeChatModel,
     FakeClock,
@@ -13,17 +12,16 @@ from in_memory import (
     FakeUnitOfWork,
 )
 
-from application.chat_settings import SettingsDefaults
-from application.errors import ProviderUnavailable
-from application.messaging import (
-    HistoryBudget,
+from application.chat import (
+    BackgroundWrites,
     ReplyEnded,
+    SendMessageRequest,
     StreamMessage,
     TextChunk,
-    UserMessage,
+    TurnRecorder,
 )
+from application.errors import ProviderUnavailable
 from domain.conversation import MessageRole, MessageStatus
-from domain.quota import QuotaPolicy
 
 ALICE = 1
 
@@ -35,16 +33,13 @@ def stream_message(
     catalog: FakeModelCatalog,
     clock: FakeClock,
     images: FakeImageInspector,
+    background: BackgroundWrites,
 ) -> StreamMessage:
     return StreamMessage(
-        uow,
+        turn_preparation(uow, catalog, clock, images),
+        TurnRecorder(uow, clock),
         chat_model,
-        catalog,
-        QuotaPolicy(),
-        clock,
-        HistoryBudget(),
-        SettingsDefaults(),
-        images,
+        background,
     )
 
 
@@ -55,12 +50,15 @@ def conversation_id(uow: FakeUnitOfWork) -> int:
     return conversation.id
 
 
-def _says(text: str, conversation_id: int | None) -> UserMessage:
-    return UserMessage(owner_id=ALICE, conversation_id=conversation_id, text=text)
+def _says(text: str, conversation_id: int | None) -> SendMessageRequest:
+    return SendMessageRequest(owner_id=ALICE, conversation_id=conversation_id, text=text)
 
 
 async def test_the_first_token_comes_before_any_write_and_the_message_right_after(
-    stream_message: StreamMessage, uow: FakeUnitOfWork, conversation_id: int
+    stream_message: StreamMessage,
+    uow: FakeUnitOfWork,
+    background: BackgroundWrites,
+    conversation_id: int,
 ) -> None:
     stream = await stream_message(_says("hello there", conversation_id))
     assert uow.committed.messages_of(conversation_id) == []  # nothing written yet
@@ -68,7 +66,7 @@ async def test_the_first_token_comes_before_any_write_and_the_message_right_afte
     assert isinstance(first, TextChunk)
     assert uow.committed.messages_of(conversation_id) == []  # the token went out first
     await anext(stream.events)
-    await asyncio.sleep(0.01)  # the write runs beside the stream
+    await background.drain()  # the write runs beside the stream
     stored = uow.committed.messages_of(conversation_id)
     assert [(m.role, m.content) for m in stored] == [(MessageRole.USER, "hello there")]
     events = [first] + [event async for event in stream.events]
@@ -111,13 +109,16 @@ async def test_a_client_gone_before_the_stream_started_still_leaves_both_message
 
 
 async def test_a_client_leaving_after_the_first_token_stores_the_message_once(
-    stream_message: StreamMessage, uow: FakeUnitOfWork, conversation_id: int
+    stream_message: StreamMessage,
+    uow: FakeUnitOfWork,
+    background: BackgroundWrites,
+    conversation_id: int,
 ) -> None:
     stream = await stream_message(_says("one two", conversation_id))
     await anext(stream.events)
     await stream.events.aclose()  # the client hangs up
     await stream.settle()
-    await asyncio.sleep(0.01)
+    await background.drain()
     stored = uow.committed.messages_of(conversation_id)
     assert [(m.role, m.status, m.error_code) for m in stored] == [
         (MessageRole.USER, MessageStatus.COMPLETED, None),

@@ -124,6 +124,8 @@ def create_app(container: Container) -> Litestar:
     )
 
     async def release_resources() -> None:
+        # Replies and user messages of streams whose clients left are still being written.
+        await container.background_writes().drain()
         await container.engine().dispose()
         await container.llm().aclose()
         redis = container.redis()

@@ -16,8 +16,8 @@ from litestar.openapi import ResponseSpec
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
+from application.chat import ReplyEnded, ReplyStream
 from application.errors import ModelFailure
-from application.messaging import ReplyEnded, ReplyStream
 from domain.conversation import Message
 from entrypoints.http.errors import is_v1
 

@@ -8,6 +8,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from application.chat import SendMessage, SendMessageRequest, StreamMessage
 from application.conversations import (
     CloseConversation,
     ConversationRef,
@@ -19,7 +20,6 @@ from application.conversations import (
     StartConversation,
 )
 from application.idempotency import IdempotentRequests
-from application.messaging import SendMessage, StreamMessage, UserMessage
 from application.pagination import PageRequest
 from domain.users import User
 from entrypoints.http.api.schemas import (
@@ -144,7 +144,9 @@ class ConversationsController(Controller):
         messages, usage and status (an `error` event precedes it if the model fails).
         An `Idempotency-Key` header makes a non-streaming retry return the first answer."""
         assert user.id is not None
-        command = UserMessage(owner_id=user.id, conversation_id=conversation_id, text=data.message)
+        command = SendMessageRequest(
+            owner_id=user.id, conversation_id=conversation_id, text=data.message
+        )
         if wants_stream(request, data.stream):
             return stream_response(sse_reply(request, await stream_message(command), exchange_body))
 

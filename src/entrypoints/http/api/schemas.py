@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from application.messaging import Exchange
+from application.chat import Exchange
 from domain.chat_settings import UserChatSettings
 from domain.conversation import Conversation, Message, MessageRole
 from domain.users import User

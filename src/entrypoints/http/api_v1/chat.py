@@ -10,8 +10,8 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from adapters.llm.catalog import StaticModelCatalog
+from application.chat import SendMessage, SendMessageRequest, StreamMessage
 from application.idempotency import IdempotentRequests
-from application.messaging import SendMessage, StreamMessage, UserMessage
 from domain.conversation import Message
 from domain.users import User
 from entrypoints.http.api_v1.schemas import ChatIn, ChatOut, ModelOut, v1_message_out
@@ -62,7 +62,7 @@ class ChatController(Controller):
         header makes a non-streaming retry return the first answer, without asking the
         model again."""
         assert user.id is not None
-        command = UserMessage(
+        command = SendMessageRequest(
             owner_id=user.id,
             conversation_id=data.conversation_id,
             text=data.message,

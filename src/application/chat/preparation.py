@@ -1,0 +1,149 @@
+"""Preparing a turn: the rules checked before anything is stored, and the model request."""
+
+from __future__ import annotations
+
+from application.chat.turns import HistoryBudget, PreparedTurn, SendMessageRequest, model_request
+from application.chat_settings import SettingsDefaults, settings_of
+from application.errors import ProviderUnavailable
+from application.ports import (
+    Clock,
+    FetchedImage,
+    ImageInspector,
+    ModelCatalog,
+    ModelInfo,
+    UnitOfWork,
+)
+from domain.chat_settings import UserChatSettings
+from domain.conversation import Conversation, Message, MessageRole, title_from_message
+from domain.errors import InvalidInput, NotFound
+from domain.history import fit_history
+from domain.quota import QuotaPolicy
+
+
+class TurnPreparation:
+    """Checks a turn's rules and builds its model request before the model is called.
+
+    The message is 1..max_message_chars characters; a closed conversation takes none; the
+    model is the one named for this turn, else the conversation's, else the user's chat
+    setting, and must be available now; an image is fetched now (a later turn never
+    depends on its URL) and must be of a type the model takes. A new conversation is
+    committed together with its first message (the active limit needs that)."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        catalog: ModelCatalog,
+        policy: QuotaPolicy,
+        clock: Clock,
+        budget: HistoryBudget,
+        defaults: SettingsDefaults,
+        images: ImageInspector,
+    ) -> None:
+        self._uow = uow
+        self._catalog = catalog
+        self._policy = policy
+        self._clock = clock
+        self._budget = budget
+        self._defaults = defaults
+        self._images = images
+
+    async def storing_the_message(self, command: SendMessageRequest) -> PreparedTurn:
+        """Prepare the turn and commit the user's message in the same transaction."""
+        return await self._prepare(command, store_message=True)
+
+    async def writing_nothing_yet(self, command: SendMessageRequest) -> PreparedTurn:
+        """Prepare the turn; for an existing conversation nothing is written, so that a
+        stream's first token waits for no write."""
+        return await self._prepare(command, store_message=False)
+
+    async def _prepare(self, command: SendMessageRequest, *, store_message: bool) -> PreparedTurn:
+        self._policy.check_message(command.text)
+        if command.model is not None and self._catalog.get(command.model) is None:
+            raise InvalidInput({"model": [f'"{command.model}" is not an available model.']})
+        image = await self._images.fetch(command.image_url) if command.image_url else None
+        async with self._uow as uow:
+            conversation, stored_settings = await self._conversation(uow, command)
+            assert conversation.id is not None
+            settings = stored_settings or await settings_of(
+                uow, command.owner_id, self._catalog, self._defaults
+            )
+            model = self._model(command, conversation, settings, image)
+            earlier = await uow.messages.latest(conversation.id, self._budget.max_messages - 1)
+            user_message = self._user_message(command, conversation.id, image)
+            stored = store_message or command.conversation_id is None
+            if stored:
+                await uow.messages.add(user_message)
+                await uow.commit()  # updated_at moves with the reply: one write per turn
+        history = fit_history([*earlier, user_message], self._budget.max_chars)
+        return PreparedTurn(
+            conversation=conversation,
+            user_message=user_message,
+            request=model_request(model, settings.settings, history, self._budget.system_prompt),
+            user_message_stored=stored,
+        )
+
+    async def _conversation(
+        self, uow: UnitOfWork, command: SendMessageRequest
+    ) -> tuple[Conversation, UserChatSettings | None]:
+        if command.conversation_id is None:
+            active = await uow.conversations.count_active_locked(command.owner_id)
+            started = Conversation.start(
+                owner_id=command.owner_id,
+                now=self._clock.now(),
+                active_conversations=active,
+                policy=self._policy,
+                title=title_from_message(command.text),
+                model=command.model,
+            )
+            return await uow.conversations.add(started), None
+        found = await uow.conversations.owned_with_settings(
+            command.conversation_id, command.owner_id
+        )
+        if found is None:
+            raise NotFound("Conversation not found.")
+        found[0].ensure_accepts_messages()
+        return found
+
+    def _model(
+        self,
+        command: SendMessageRequest,
+        conversation: Conversation,
+        settings: UserChatSettings,
+        image: FetchedImage | None,
+    ) -> ModelInfo:
+        model_id = command.model or conversation.model or settings.settings.ai_model
+        model = self._catalog.get(model_id)
+        if model is None:
+            raise ProviderUnavailable(
+                f'The model "{model_id}" is not available now; choose another in your '
+                "chat settings."
+            )
+        if image is not None and not model.takes_image(image.mime_type):
+            raise InvalidInput({"image_url": [_refused_image(model, image.mime_type)]})
+        return model
+
+    def _user_message(
+        self, command: SendMessageRequest, conversation_id: int, image: FetchedImage | None
+    ) -> Message:
+        return Message(
+            id=None,
+            conversation_id=conversation_id,
+            role=MessageRole.USER,
+            content=command.text,
+            created_at=self._clock.now(),
+            image_url=command.image_url,
+            # A data: URI the user sent is its own data; a URL's image is kept as fetched.
+            image_data=None
+            if image is None or image.data_uri == command.image_url
+            else (image.data_uri),
+        )
+
+
+def _refused_image(model: ModelInfo, mime_type: str) -> str:
+    if not model.supports_images:
+        return f'The model "{model.id}" does not take images.'
+    takes = ", ".join(sorted(kind.removeprefix("image/").upper() for kind in model.image_types))
+    return (
+        f'The model "{model.id}" does not take {mime_type.removeprefix("image/").upper()} '
+        f"images; send one of: {takes}."
+    )

@@ -1,0 +1,121 @@
+"""One chat turn, as sending and streaming share it: its command, what is prepared before
+the model is called, the request the model gets, and how an answer is judged."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from application.errors import ContentFiltered, EmptyReply, ModelFailure
+from application.ports import (
+    CONTENT_FILTER,
+    ChatRequest,
+    ChatRole,
+    ChatTurn,
+    ModelInfo,
+    TokenUsage,
+)
+from domain.chat_settings import ChatSettings
+from domain.conversation import (
+    Conversation,
+    Message,
+    MessageRole,
+    MessageStatus,
+)
+
+_CHAT_ROLES: dict[MessageRole, ChatRole] = {
+    MessageRole.USER: "user",
+    MessageRole.ASSISTANT: "assistant",
+    MessageRole.SYSTEM: "system",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryBudget:
+    """How much of the conversation the model sees: at most ``max_messages`` of the
+    newest messages, trimmed further to ``max_chars`` characters (newest kept)."""
+
+    max_messages: int = 50
+    max_chars: int = 16_000
+    system_prompt: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SendMessageRequest:
+    """``conversation_id`` None starts a new conversation, titled from the message."""
+
+    owner_id: int
+    conversation_id: int | None
+    text: str
+    model: str | None = None
+    image_url: str | None = None
+
+
+@dataclass(kw_only=True)
+class PreparedTurn:
+    conversation: Conversation
+    user_message: Message
+    request: ChatRequest
+    user_message_stored: bool
+
+
+def model_request(
+    model: ModelInfo, settings: ChatSettings, history: Sequence[Message], system_prompt: str
+) -> ChatRequest:
+    """What the model is sent: the system prompt, then the history it may see (images
+    only to a model that takes them), with the user's sampling settings."""
+    turns = [ChatTurn(role="system", content=system_prompt)] if system_prompt else []
+    turns += [
+        ChatTurn(
+            role=_CHAT_ROLES[message.role],
+            content=message.content,
+            image_url=message.image_for_model if model.supports_images else None,
+        )
+        for message in history
+    ]
+    return ChatRequest(
+        model=model.id,
+        messages=turns,
+        temperature=settings.temperature,
+        max_tokens=settings.max_tokens,
+    )
+
+
+def unusable_answer(text: str, finish_reason: str | None) -> ModelFailure | None:
+    """Why a finished answer is no answer: the provider's safety system withheld it, or
+    the model wrote nothing (e.g. a thinking model that spent its whole token budget
+    thinking). Either is reported as what it is, never as an empty success."""
+    if finish_reason == CONTENT_FILTER:
+        return ContentFiltered()
+    if not text.strip():
+        return EmptyReply(
+            f"The model finished ({finish_reason or 'stop'}) without writing any text; "
+            "a larger max_tokens may help."
+        )
+    return None
+
+
+def status_after(failure: ModelFailure, text: str) -> MessageStatus:
+    if isinstance(failure, ContentFiltered):
+        return MessageStatus.BLOCKED
+    return MessageStatus.PARTIAL if text.strip() else MessageStatus.FAILED
+
+
+class ClientDisconnected(ModelFailure):
+    code = "client_disconnected"
+    default_message = "The client left before the answer was complete."
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplyDraft:
+    """What is known of the model's reply when it ends, however it ends."""
+
+    text: str
+    started: float  # time.perf_counter() when the model was asked
+    status: MessageStatus = MessageStatus.COMPLETED
+    model: str | None = None
+    provider: str | None = None
+    usage: TokenUsage | None = None
+    finish_reason: str | None = None
+    failure: ModelFailure | None = None
+    reasoning: str = ""
