@@ -212,14 +212,14 @@ class FakeMessages(_Repository):
         return Page(messages[page.offset : page.offset + page.limit], len(messages), page)
 
     async def all_of(self, conversation_id: int) -> list[Message]:
-        return [copy.copy(m) for m in self._state.messages_of(conversation_id)]
+        return [_listed(m) for m in self._state.messages_of(conversation_id)]
 
     async def list_for_owner(
         self, owner_id: int, conversation_id: int | None, page: PageRequest
     ) -> Page[Message]:
         owned = {i for i, c in self._state.conversations.items() if c.owner_id == owner_id}
         found = [
-            copy.copy(m)
+            _listed(m)
             for _, m in sorted(self._state.messages.items())
             if m.conversation_id in owned
             and (conversation_id is None or m.conversation_id == conversation_id)
@@ -227,9 +227,16 @@ class FakeMessages(_Repository):
         return Page(found[page.offset : page.offset + page.limit], len(found), page)
 
     async def latest(self, conversation_id: int, limit: int) -> list[Message]:
+        """The only read that carries ``image_data``, as with the SQL adapter."""
         if limit <= 0:
             return []
-        return (await self.all_of(conversation_id))[-limit:]
+        return [copy.copy(m) for m in self._state.messages_of(conversation_id)[-limit:]]
+
+
+def _listed(message: Message) -> Message:
+    """A message as the lists return it: without the image's data (the SQL adapter never
+    loads it outside ``latest``; a use case that needs it must not pass on the fake alone)."""
+    return replace(message, image_data=None)
 
 
 class FakeChatSettingsStore(_Repository):
@@ -238,8 +245,11 @@ class FakeChatSettingsStore(_Repository):
         return None if found is None else copy.copy(found)
 
     async def add(self, settings: UserChatSettings) -> UserChatSettings:
-        if any(s.user_id == settings.user_id for s in self._state.chat_settings.values()):
-            raise RuntimeError(f"user {settings.user_id} already has chat settings")
+        # The port: when some were stored first (a concurrent request's), those are the
+        # user's settings, and ``add`` returns them.
+        stored = await self.for_user(settings.user_id)
+        if stored is not None:
+            return stored
         settings.id = self._uow.next_id("chat_settings")
         self._state.chat_settings[settings.id] = copy.copy(settings)
         return settings

@@ -1,0 +1,1084 @@
+"""The persistence contract: what the ports in ``application/ports.py`` promise, checked
+against the in-memory fakes the unit tests trust (``tests/unit/in_memory.py``) and
+against the SQL adapters on SQLite and PostgreSQL, with no HTTP in between.
+
+Every test runs once per backend ("fake", "sqlite", "postgresql"). The SQL unit of work
+is built as the composition root builds it (``entrypoints/container.py``:
+``SqlUnitOfWork(create_engine(database_url, ...))``) on a database migrated once per
+session; tests keep out of each other's way by creating their own users. A promise the
+SQL adapter breaks is a ``xfail(strict=True)`` on the SQL backends only, naming what is
+wrong, so that the fix turns it into a failure to remove the mark."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, cast
+
+import pytest
+
+from adapters.persistence.database import create_engine
+from adapters.persistence.idempotency import SqlIdempotencyStore
+from adapters.persistence.unit_of_work import SqlUnitOfWork
+from application.pagination import PageRequest
+from application.ports import (
+    IdempotencyStore,
+    KeyHold,
+    RefreshTokenRecord,
+    StoredResponse,
+    UnitOfWork,
+)
+from domain.chat_settings import ChatSettings, UserChatSettings
+from domain.conversation import (
+    Conversation,
+    ConversationStatus,
+    Message,
+    MessageRole,
+    MessageStatus,
+)
+from domain.errors import InvalidInput, UsernameTaken
+from domain.users import User
+from tests.integration.servers import migrate, postgres_database
+from tests.unit.in_memory import FakeIdempotencyStore, FakeUnitOfWork
+
+POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES_URL")
+NO_POSTGRES = (
+    "PARLEY_TEST_POSTGRES_URL is not set "
+    "(e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test; .ci/run sets it)"
+)
+# Microseconds and a zone other than UTC: both must come back as the same instant.
+T0 = datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+BEIJING = timezone(timedelta(hours=8))
+
+
+def backends(*, sql_xfail: str = "", postgresql_xfail: str = "") -> list[Any]:
+    """The three backends; ``*_xfail`` names a promise the SQL adapter breaks there."""
+
+    def xfail(reason: str) -> list[pytest.MarkDecorator]:
+        return [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+
+    return [
+        "fake",
+        pytest.param("sqlite", marks=xfail(sql_xfail)),
+        pytest.param(
+            "postgresql",
+            marks=[
+                *xfail(sql_xfail or postgresql_xfail),
+                pytest.mark.skipif(not POSTGRES_URL, reason=NO_POSTGRES),
+            ],
+        ),
+    ]
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('contract') / 'parley.db'}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> Iterator[str]:
+    if not POSTGRES_URL:
+        pytest.skip(NO_POSTGRES)
+    with postgres_database(POSTGRES_URL) as url:
+        migrate(url)
+        yield url
+
+
+@pytest.fixture(params=backends())
+def backend(request: pytest.FixtureRequest) -> str:
+    """The word "fake", or the URL of a migrated database (resolved here, outside the
+    event loop, as migrating runs a loop of its own)."""
+    name: str = request.param
+    return name if name == "fake" else str(request.getfixturevalue(f"{name}_url"))
+
+
+@dataclass
+class Persistence:
+    """One backend: units of work over one store, and its idempotency store."""
+
+    name: str
+    uow: Callable[[], UnitOfWork]
+    idempotency: IdempotencyStore
+
+
+@pytest.fixture
+async def db(backend: str) -> AsyncIterator[Persistence]:
+    if backend == "fake":
+        fake = FakeUnitOfWork()
+        # One FakeUnitOfWork is the whole store: every "new" unit of work is that one.
+        yield Persistence("fake", lambda: fake, FakeIdempotencyStore())
+        return
+    # As entrypoints/container.py builds them: one engine, a new SqlUnitOfWork per use.
+    engine = create_engine(backend, pool_size=2, max_overflow=2)
+
+    def sql_uow() -> UnitOfWork:
+        # A cast, as mypy finds SqlUnitOfWork no UnitOfWork: the port's repositories are
+        # mutable protocol attributes, so SqlUsers must be declared Users exactly.
+        return cast("UnitOfWork", SqlUnitOfWork(engine))
+
+    try:
+        yield Persistence(engine.dialect.name, sql_uow, SqlIdempotencyStore(engine))
+    finally:
+        await engine.dispose()
+
+
+# ---- building blocks ---------------------------------------------------------------------
+
+
+def new_user(name: str | None = None, **overrides: Any) -> User:
+    username = name or f"user_{uuid.uuid4().hex[:10]}"
+    values: dict[str, Any] = {
+        "id": None,
+        "username": username,
+        "email": f"{username}@example.com",
+        "password_hash": "argon2:opaque",
+        "date_joined": T0,
+    }
+    return User(**(values | overrides))
+
+
+def new_conversation(owner_id: int, when: datetime = T0, **overrides: Any) -> Conversation:
+    values: dict[str, Any] = {
+        "id": None,
+        "owner_id": owner_id,
+        "title": "",
+        "model": None,
+        "status": ConversationStatus.ACTIVE,
+        "created_at": when,
+        "updated_at": when,
+    }
+    return Conversation(**(values | overrides))
+
+
+def new_message(conversation_id: int, content: str = "hi", **overrides: Any) -> Message:
+    values: dict[str, Any] = {
+        "id": None,
+        "conversation_id": conversation_id,
+        "role": MessageRole.USER,
+        "content": content,
+        "created_at": T0,
+    }
+    return Message(**(values | overrides))
+
+
+def settings_of(user_id: int, model: str, temperature: float = 0.7) -> UserChatSettings:
+    return UserChatSettings(
+        id=None,
+        user_id=user_id,
+        settings=ChatSettings(ai_model=model, temperature=temperature, max_tokens=1024),
+    )
+
+
+async def a_user(db: Persistence, name: str | None = None) -> int:
+    async with db.uow() as uow:
+        user = await uow.users.add(new_user(name))
+        await uow.commit()
+    assert user.id is not None
+    return user.id
+
+
+async def a_conversation(db: Persistence, owner_id: int, **overrides: Any) -> Conversation:
+    async with db.uow() as uow:
+        conversation = await uow.conversations.add(new_conversation(owner_id, **overrides))
+        await uow.commit()
+    return conversation
+
+
+async def messages_in(db: Persistence, conversation_id: int, contents: list[str]) -> list[int]:
+    ids = []
+    async with db.uow() as uow:
+        for n, content in enumerate(contents):
+            when = T0 + timedelta(seconds=n)
+            message = await uow.messages.add(new_message(conversation_id, content, created_at=when))
+            assert message.id is not None
+            ids.append(message.id)
+        await uow.commit()
+    return ids
+
+
+def ids(items: list[Any]) -> list[int]:
+    return [item.id for item in items]
+
+
+# ---- the unit of work ----------------------------------------------------------------------
+
+
+async def test_work_not_committed_is_rolled_back(db: Persistence) -> None:
+    user = new_user()
+    async with db.uow() as uow:
+        await uow.users.add(user)
+    assert user.id is not None
+
+    async with db.uow() as uow:
+        assert await uow.users.get(user.id) is None
+        assert await uow.users.by_username(user.username) is None
+
+
+async def test_committed_work_is_kept(db: Persistence) -> None:
+    user = new_user()
+    async with db.uow() as uow:
+        await uow.users.add(user)
+        await uow.commit()
+    assert user.id is not None
+
+    async with db.uow() as uow:
+        assert await uow.users.get(user.id) == user
+
+
+async def test_an_exception_rolls_back_and_passes_through(db: Persistence) -> None:
+    user = new_user()
+
+    async def add_then_fail() -> None:
+        async with db.uow() as uow:
+            await uow.users.add(user)
+            raise LookupError("boom")
+
+    with pytest.raises(LookupError, match="boom"):
+        await add_then_fail()
+    assert user.id is not None
+
+    async with db.uow() as uow:
+        assert await uow.users.get(user.id) is None
+
+
+async def test_work_after_a_commit_is_rolled_back_unless_committed_again(
+    db: Persistence,
+) -> None:
+    first, second, third = new_user(), new_user(), new_user()
+
+    async def commit_twice_then_fail() -> None:
+        async with db.uow() as uow:
+            await uow.users.add(first)
+            await uow.commit()
+            await uow.users.add(second)
+            await uow.commit()
+            await uow.users.add(third)
+            raise LookupError("after two commits")
+
+    with pytest.raises(LookupError):
+        await commit_twice_then_fail()
+
+    async with db.uow() as uow:
+        assert await uow.users.by_username(first.username) == first
+        assert await uow.users.by_username(second.username) == second
+        assert await uow.users.by_username(third.username) is None
+
+
+async def test_a_transaction_reads_its_own_uncommitted_writes(db: Persistence) -> None:
+    owner = await a_user(db)
+    async with db.uow() as uow:
+        conversation = await uow.conversations.add(new_conversation(owner, title="draft"))
+        assert conversation.id is not None
+        await uow.messages.add(new_message(conversation.id, "unsaved"))
+
+        assert await uow.conversations.get_owned(conversation.id, owner) == conversation
+        assert (await uow.conversations.list_owned(owner, PageRequest())).total == 1
+        page = await uow.messages.list_page(conversation.id, PageRequest())
+        assert ([m.content for m in page.items], page.total) == (["unsaved"], 1)
+        assert await uow.conversations.count_active_locked(owner) == 1
+
+    async with db.uow() as uow:
+        assert await uow.conversations.get_owned(conversation.id, owner) is None
+        assert (await uow.conversations.list_owned(owner, PageRequest())).total == 0
+        assert (await uow.messages.list_page(conversation.id, PageRequest())).total == 0
+
+
+async def test_a_read_after_a_rollback_returns_what_was_committed_before(
+    db: Persistence,
+) -> None:
+    owner = await a_user(db)
+    kept = await a_conversation(db, owner, title="kept", model="m1")
+    assert kept.id is not None
+    [message_id] = await messages_in(db, kept.id, ["committed"])
+    async with db.uow() as uow:
+        await uow.chat_settings.add(settings_of(owner, "m1"))
+        await uow.commit()
+
+    later = T0 + timedelta(hours=1)
+    async with db.uow() as uow:
+        changed = replace(kept, title="changed", model="m2")
+        changed.close(later)
+        await uow.conversations.save(changed)
+        await uow.messages.add(new_message(kept.id, "rolled back"))
+        settings = await uow.chat_settings.for_user(owner)
+        assert settings is not None
+        await uow.chat_settings.save(replace(settings, settings=settings_of(owner, "m2").settings))
+        await uow.conversations.add(new_conversation(owner))
+        assert await uow.conversations.get_owned(kept.id, owner) == changed
+
+    async with db.uow() as uow:
+        assert await uow.conversations.get_owned(kept.id, owner) == kept
+        assert ids(await uow.messages.all_of(kept.id)) == [message_id]
+        assert (await uow.messages.list_page(kept.id, PageRequest())).total == 1
+        listed = await uow.conversations.list_owned(owner, PageRequest())
+        assert (listed.items, listed.total) == ([kept], 1)
+        assert await uow.conversations.count_active_locked(owner) == 1
+        settings = await uow.chat_settings.for_user(owner)
+        assert settings is not None
+        assert settings.settings.ai_model == "m1"
+
+
+async def test_changes_to_objects_are_stored_only_through_the_repositories(
+    db: Persistence,
+) -> None:
+    user = new_user()
+    owner = await a_user(db)
+    conversation = await a_conversation(db, owner, title="as stored")
+    assert conversation.id is not None
+
+    async with db.uow() as uow:
+        await uow.users.add(user)
+        user.email = "changed-after-add@example.com"
+        loaded = await uow.conversations.get_owned(conversation.id, owner)
+        assert loaded is not None
+        loaded.close(T0 + timedelta(hours=1))
+        loaded.title = "changed, never saved"
+        await uow.commit()
+
+    async with db.uow() as uow:
+        stored = await uow.users.by_username(user.username)
+        assert stored is not None
+        assert stored.email == f"{user.username}@example.com"
+        assert await uow.conversations.get_owned(conversation.id, owner) == conversation
+
+
+async def test_the_same_unit_of_work_can_be_entered_again_for_a_new_transaction(
+    db: Persistence,
+) -> None:
+    uow = db.uow()
+    first, second = new_user(), new_user()
+    async with uow:
+        await uow.users.add(first)
+        await uow.commit()
+    async with uow:
+        assert await uow.users.by_username(first.username) == first
+        await uow.users.add(second)
+    async with uow:
+        assert await uow.users.by_username(first.username) == first
+        assert await uow.users.by_username(second.username) is None
+
+
+async def test_entering_a_unit_of_work_inside_its_own_transaction_is_refused(
+    db: Persistence,
+) -> None:
+    uow = db.uow()
+    async with uow:
+        with pytest.raises(RuntimeError, match="already in a transaction"):
+            await uow.__aenter__()
+        await uow.users.add(new_user())
+        await uow.commit()
+    async with uow:  # the refusal left it usable
+        pass
+
+
+async def test_commit_outside_a_transaction_is_refused(db: Persistence) -> None:
+    uow = db.uow()
+    with pytest.raises(RuntimeError, match="outside a transaction"):
+        await uow.commit()
+    async with uow:
+        pass
+    with pytest.raises(RuntimeError, match="outside a transaction"):
+        await uow.commit()
+
+
+# ---- the row mapping: every dataclass field round-trips ------------------------------------
+
+
+def assert_no_field_left_at_its_default(entity: Any, *, besides: set[str]) -> None:
+    """So that a field added to the dataclass fails here until the test sets it (and so
+    checks that the positional mapping in repositories.py carries it)."""
+    defaults = {f.name: f.default for f in fields(entity)}
+    left = [n for n, d in defaults.items() if n not in besides and getattr(entity, n) == d]
+    assert not left, f"give these fields a non-default value: {left}"
+
+
+async def test_every_message_field_round_trips(db: Persistence) -> None:
+    owner = await a_user(db)
+    conversation = await a_conversation(db, owner)
+    assert conversation.id is not None
+    message = Message(
+        id=None,
+        conversation_id=conversation.id,
+        role=MessageRole.ASSISTANT,
+        content="the answer",
+        created_at=datetime(2024, 3, 1, 20, 0, 0, 654321, tzinfo=BEIJING),
+        status=MessageStatus.PARTIAL,
+        model="model-x",
+        provider="provider-y",
+        image_url="https://example.com/cat.png",
+        prompt_tokens=11,
+        completion_tokens=22,
+        finish_reason="length",
+        latency_ms=333,
+        error_code="upstream_timeout",
+        reasoning="thinking it over",
+        reasoning_tokens=5,
+        error_message="The provider said: slow down.",
+        image_data="data:image/png;base64,iVBORw0KGgo=",
+    )
+    assert_no_field_left_at_its_default(message, besides={"id", "conversation_id"})
+    async with db.uow() as uow:
+        await uow.messages.add(message)
+        await uow.commit()
+    assert message.id is not None
+    # Lists never load the image's data; only the history sent to the model does.
+    listed = replace(message, image_data=None)
+
+    async with db.uow() as uow:
+        assert await uow.messages.latest(conversation.id, 10) == [message]
+        assert await uow.messages.all_of(conversation.id) == [listed]
+        assert (await uow.messages.list_page(conversation.id, PageRequest())).items == [listed]
+        assert (await uow.messages.list_for_owner(owner, None, PageRequest())).items == [listed]
+        assert (await uow.messages.list_for_owner(owner, conversation.id, PageRequest())).items == [
+            listed
+        ]
+        [stored] = await uow.messages.all_of(conversation.id)
+    # The instant is kept (to the microsecond), whatever zone it came in.
+    assert stored.created_at == datetime(2024, 3, 1, 12, 0, 0, 654321, tzinfo=UTC)
+
+
+async def test_every_role_and_status_round_trips(db: Persistence) -> None:
+    owner = await a_user(db)
+    conversation = await a_conversation(db, owner)
+    assert conversation.id is not None
+    kinds = [(role, status) for role in MessageRole for status in MessageStatus]
+    async with db.uow() as uow:
+        for role, status in kinds:
+            await uow.messages.add(new_message(conversation.id, role=role, status=status))
+        await uow.commit()
+
+    async with db.uow() as uow:
+        stored = await uow.messages.all_of(conversation.id)
+    assert [(m.role, m.status) for m in stored] == kinds
+    assert all(type(m.role) is MessageRole and type(m.status) is MessageStatus for m in stored)
+
+
+async def test_a_message_with_only_the_required_fields_round_trips(db: Persistence) -> None:
+    owner = await a_user(db)
+    conversation = await a_conversation(db, owner)
+    assert conversation.id is not None
+    message = new_message(conversation.id, "")
+    async with db.uow() as uow:
+        await uow.messages.add(message)
+        await uow.commit()
+
+    async with db.uow() as uow:
+        assert await uow.messages.latest(conversation.id, 1) == [message]
+        assert await uow.messages.all_of(conversation.id) == [message]
+
+
+async def test_every_conversation_field_round_trips(db: Persistence) -> None:
+    owner = await a_user(db)
+    conversation = new_conversation(
+        owner,
+        title="A title, with ünïcode",
+        model="model-x",
+        status=ConversationStatus.CLOSED,
+        created_at=datetime(2024, 3, 1, 20, 0, 0, 1, tzinfo=BEIJING),
+        updated_at=T0 + timedelta(days=1),
+    )
+    assert_no_field_left_at_its_default(conversation, besides={"id"})
+    async with db.uow() as uow:
+        await uow.conversations.add(conversation)
+        await uow.commit()
+    assert conversation.id is not None
+
+    async with db.uow() as uow:
+        stored = await uow.conversations.get_owned(conversation.id, owner)
+        with_settings = await uow.conversations.owned_with_settings(conversation.id, owner)
+        listed = await uow.conversations.list_owned(owner, PageRequest())
+    assert stored == conversation
+    assert with_settings == (conversation, None)
+    assert listed.items == [conversation]
+
+
+async def test_every_user_field_round_trips(db: Persistence) -> None:
+    user = new_user(
+        f"Ünï_{uuid.uuid4().hex[:8]}",
+        email="someone@example.org",
+        password_hash="!unusable",
+        date_joined=datetime(2024, 3, 1, 20, 0, 0, 42, tzinfo=BEIJING),
+        is_staff=True,
+        is_active=False,
+    )
+    revoked_at = T0 + timedelta(days=2, microseconds=7)
+    async with db.uow() as uow:
+        await uow.users.add(user)
+        assert user.id is not None
+        await uow.users.revoke_credentials(user.id, revoked_at)
+        await uow.commit()
+    user.credentials_valid_after = revoked_at
+    assert_no_field_left_at_its_default(user, besides={"id"})
+
+    async with db.uow() as uow:
+        assert await uow.users.get(user.id) == user
+        assert await uow.users.by_username(user.username) == user
+        assert await uow.users.get_with_login(user.id, "no-such-login") == (user, False)
+
+
+@pytest.mark.parametrize(
+    "backend",
+    backends(
+        sql_xfail="SqlUsers.add leaves credentials_valid_after out of its INSERT: a new "
+        "user given one is stored without it (no use case does so yet)"
+    ),
+    indirect=True,
+)
+async def test_a_new_users_credentials_valid_after_is_stored_by_add(db: Persistence) -> None:
+    user = new_user(credentials_valid_after=T0 + timedelta(hours=1))
+    async with db.uow() as uow:
+        await uow.users.add(user)
+        await uow.commit()
+    assert user.id is not None
+
+    async with db.uow() as uow:
+        assert await uow.users.get(user.id) == user
+
+
+# ---- ordering and pagination ---------------------------------------------------------------
+
+
+async def test_conversations_are_listed_newest_first_with_the_owners_total(
+    db: Persistence,
+) -> None:
+    owner, other = await a_user(db), await a_user(db)
+    created = []
+    for n in range(5):
+        status = ConversationStatus.CLOSED if n == 1 else ConversationStatus.ACTIVE
+        when = T0 + timedelta(minutes=n)
+        created.append(await a_conversation(db, owner, status=status, created_at=when))
+        await a_conversation(db, other)
+    newest_first = ids(created)[::-1]
+
+    async with db.uow() as uow:
+        pages = [
+            await uow.conversations.list_owned(owner, PageRequest(limit=2, offset=offset))
+            for offset in (0, 2, 4, 5, 50)
+        ]
+        assert [ids(p.items) for p in pages] == [
+            newest_first[0:2],
+            newest_first[2:4],
+            newest_first[4:],
+            [],
+            [],
+        ]
+        assert {p.total for p in pages} == {5}
+        assert await uow.conversations.count_active_locked(owner) == 4
+
+        assert created[2].id is not None
+        await uow.conversations.delete(created[2].id)
+        after_delete = await uow.conversations.list_owned(owner, PageRequest())
+        assert ids(after_delete.items) == [i for i in newest_first if i != created[2].id]
+        assert after_delete.total == 4
+        assert (await uow.conversations.list_owned(other, PageRequest())).total == 5
+
+
+async def test_an_owner_with_no_conversations_has_an_empty_first_page(db: Persistence) -> None:
+    owner = await a_user(db)
+    async with db.uow() as uow:
+        page = await uow.conversations.list_owned(owner, PageRequest())
+    assert (page.items, page.total) == ([], 0)
+
+
+async def test_messages_are_listed_oldest_first_with_the_conversations_total(
+    db: Persistence,
+) -> None:
+    owner = await a_user(db)
+    conversation, neighbour = await a_conversation(db, owner), await a_conversation(db, owner)
+    assert conversation.id is not None
+    assert neighbour.id is not None
+    contents = [f"m{n}" for n in range(7)]
+    message_ids = await messages_in(db, conversation.id, contents)
+    await messages_in(db, neighbour.id, ["elsewhere"])
+
+    async with db.uow() as uow:
+        pages = [
+            await uow.messages.list_page(conversation.id, PageRequest(limit=3, offset=offset))
+            for offset in (0, 3, 6, 7)
+        ]
+        assert [ids(p.items) for p in pages] == [
+            message_ids[0:3],
+            message_ids[3:6],
+            message_ids[6:],
+            [],
+        ]
+        assert {p.total for p in pages} == {7}
+        assert ids(await uow.messages.all_of(conversation.id)) == message_ids
+        # The newest ``limit``, returned oldest first.
+        assert ids(await uow.messages.latest(conversation.id, 3)) == message_ids[-3:]
+        assert ids(await uow.messages.latest(conversation.id, 100)) == message_ids
+        assert await uow.messages.latest(conversation.id, 0) == []
+        assert await uow.messages.latest(conversation.id, -1) == []
+
+
+async def test_an_owners_messages_across_conversations_oldest_first(db: Persistence) -> None:
+    owner, other = await a_user(db), await a_user(db)
+    first, second = await a_conversation(db, owner), await a_conversation(db, owner)
+    theirs = await a_conversation(db, other)
+    assert first.id is not None
+    assert second.id is not None
+    assert theirs.id is not None
+    a = await messages_in(db, first.id, ["a1"])
+    b = await messages_in(db, second.id, ["b1"])
+    await messages_in(db, theirs.id, ["not yours"])
+    a += await messages_in(db, first.id, ["a2", "a3"])
+
+    async with db.uow() as uow:
+        everything = await uow.messages.list_for_owner(owner, None, PageRequest())
+        assert (ids(everything.items), everything.total) == (sorted(a + b), 4)
+        paged = await uow.messages.list_for_owner(owner, None, PageRequest(limit=2, offset=1))
+        assert (ids(paged.items), paged.total) == (sorted(a + b)[1:3], 4)
+        one = await uow.messages.list_for_owner(owner, first.id, PageRequest(limit=2))
+        assert (ids(one.items), one.total) == (a[:2], 3)
+        not_theirs = await uow.messages.list_for_owner(owner, theirs.id, PageRequest())
+        assert (not_theirs.items, not_theirs.total) == ([], 0)
+
+
+async def test_deleting_a_conversation_deletes_its_messages_only(db: Persistence) -> None:
+    owner = await a_user(db)
+    doomed, kept = await a_conversation(db, owner), await a_conversation(db, owner)
+    assert doomed.id is not None
+    assert kept.id is not None
+    await messages_in(db, doomed.id, ["x", "y"])
+    kept_ids = await messages_in(db, kept.id, ["z"])
+    async with db.uow() as uow:
+        await uow.conversations.delete(doomed.id)
+        await uow.commit()
+
+    async with db.uow() as uow:
+        assert await uow.conversations.get_owned(doomed.id, owner) is None
+        assert await uow.messages.all_of(doomed.id) == []
+        gone = await uow.messages.list_page(doomed.id, PageRequest())
+        assert (gone.items, gone.total) == ([], 0)
+        left = await uow.messages.list_for_owner(owner, None, PageRequest())
+        assert (ids(left.items), left.total) == (kept_ids, 1)
+        assert (await uow.conversations.list_owned(owner, PageRequest())).total == 1
+
+
+# ---- ownership -----------------------------------------------------------------------------
+
+
+async def test_another_owners_conversation_is_none(db: Persistence) -> None:
+    owner, other = await a_user(db), await a_user(db)
+    conversation = await a_conversation(db, owner)
+    assert conversation.id is not None
+    async with db.uow() as uow:
+        assert await uow.conversations.get_owned(conversation.id, other) is None
+        assert await uow.conversations.owned_with_settings(conversation.id, other) is None
+        assert await uow.conversations.get_owned(conversation.id, owner) == conversation
+
+
+@pytest.mark.parametrize("conversation_id", [0, -1, 2**31, 2**63, 10**30])
+async def test_a_conversation_id_that_names_nothing_is_none(
+    db: Persistence, conversation_id: int
+) -> None:
+    owner = await a_user(db)
+    async with db.uow() as uow:
+        assert await uow.conversations.get_owned(conversation_id, owner) is None
+        assert await uow.conversations.owned_with_settings(conversation_id, owner) is None
+
+
+async def test_a_user_id_that_names_nothing_is_none(db: Persistence) -> None:
+    async with db.uow() as uow:
+        for user_id in (0, -1, 2**31, 2**63):
+            assert await uow.users.get(user_id) is None
+            assert (await uow.users.get_with_login(user_id, "any"))[0] is None
+
+
+async def test_owned_with_settings_carries_the_owners_settings(db: Persistence) -> None:
+    owner, other = await a_user(db), await a_user(db)
+    conversation = await a_conversation(db, owner)
+    assert conversation.id is not None
+    async with db.uow() as uow:
+        assert await uow.conversations.owned_with_settings(conversation.id, owner) == (
+            conversation,
+            None,
+        )
+        await uow.chat_settings.add(settings_of(other, "theirs"))
+        mine = await uow.chat_settings.add(settings_of(owner, "mine", temperature=1.25))
+        await uow.commit()
+
+    async with db.uow() as uow:
+        assert await uow.conversations.owned_with_settings(conversation.id, owner) == (
+            conversation,
+            mine,
+        )
+
+
+# ---- conversations: what save, touch and the active count change ---------------------------
+
+
+async def test_save_stores_title_model_status_and_updated_at_only(db: Persistence) -> None:
+    owner, other = await a_user(db), await a_user(db)
+    conversation = await a_conversation(db, owner)
+    assert conversation.id is not None
+    later = T0 + timedelta(hours=3)
+    async with db.uow() as uow:
+        await uow.conversations.save(
+            replace(
+                conversation,
+                owner_id=other,
+                title="renamed",
+                model="model-z",
+                status=ConversationStatus.CLOSED,
+                created_at=later,
+                updated_at=later,
+            )
+        )
+        await uow.commit()
+
+    expected = replace(
+        conversation,
+        title="renamed",
+        model="model-z",
+        status=ConversationStatus.CLOSED,
+        updated_at=later,
+    )
+    async with db.uow() as uow:
+        assert await uow.conversations.get_owned(conversation.id, owner) == expected
+        assert await uow.conversations.count_active_locked(owner) == 0
+
+
+async def test_touch_moves_updated_at_forward_only(db: Persistence) -> None:
+    owner = await a_user(db)
+    conversation = await a_conversation(db, owner, updated_at=T0 + timedelta(hours=1))
+    assert conversation.id is not None
+    async with db.uow() as uow:
+        await uow.conversations.touch(conversation.id, T0)
+        stored = await uow.conversations.get_owned(conversation.id, owner)
+        assert stored is not None
+        assert stored.updated_at == T0 + timedelta(hours=1)
+
+        await uow.conversations.touch(conversation.id, T0 + timedelta(hours=2))
+        stored = await uow.conversations.get_owned(conversation.id, owner)
+        assert stored == replace(conversation, updated_at=T0 + timedelta(hours=2))
+        await uow.conversations.touch(10**6, T0)  # names nothing: no error
+
+
+# ---- users ---------------------------------------------------------------------------------
+
+
+async def test_a_username_is_found_whatever_its_case_or_width(db: Persistence) -> None:
+    tag = uuid.uuid4().hex[:8]
+    user = new_user(f"alice_{tag}")
+    async with db.uow() as uow:
+        await uow.users.add(user)
+        await uow.commit()
+    full_width = "".join(chr(ord(c) + 0xFEE0) for c in "ALICE")
+
+    async with db.uow() as uow:
+        assert await uow.users.by_username(f"alice_{tag}") == user
+        assert await uow.users.by_username(f"ALICE_{tag}") == user
+        assert await uow.users.by_username(f"{full_width}_{tag}") == user
+        assert await uow.users.by_username(f"alice_{tag}x") is None
+        assert await uow.users.by_username(f"alic_{tag}") is None
+
+
+async def test_a_username_taken_in_another_case_is_refused(db: Persistence) -> None:
+    tag = uuid.uuid4().hex[:8]
+    await a_user(db, f"Bob_{tag}")
+    for taken in (f"Bob_{tag}", f"bOB_{tag}"):
+        with pytest.raises(UsernameTaken) as refused:
+            async with db.uow() as uow:
+                await uow.users.add(new_user(taken))
+        assert isinstance(refused.value, InvalidInput)
+        assert "username" in refused.value.field_errors
+
+    async with db.uow() as uow:
+        found = await uow.users.by_username(f"BOB_{tag}")
+    assert found is not None
+    assert found.username == f"Bob_{tag}"
+
+
+@pytest.mark.parametrize(
+    "backend",
+    backends(
+        postgresql_xfail="SqlUsers.add and SqlExternalIdentities.link turn an IntegrityError "
+        "into a domain error without a SAVEPOINT, and PostgreSQL has by then aborted the "
+        "whole transaction: the caller's earlier work and any next statement fail "
+        "(InFailedSQLTransactionError), where SQLite and the fake carry on"
+    ),
+    indirect=True,
+)
+async def test_a_refused_write_leaves_the_transaction_usable(db: Persistence) -> None:
+    """A domain error is the use case's to handle: it may try another name and commit."""
+    taken = new_user()
+    await a_user(db, taken.username)
+    linked = await a_user(db)
+    subject = f"openid-{uuid.uuid4().hex}"
+    async with db.uow() as uow:
+        await uow.identities.link(linked, "wechat", subject, T0)
+        await uow.commit()
+
+    instead = new_user()
+    async with db.uow() as uow:
+        with pytest.raises(UsernameTaken):
+            await uow.users.add(new_user(taken.username.upper()))
+        with pytest.raises(InvalidInput):
+            await uow.identities.link(linked, "wechat", subject, T0)
+        await uow.users.add(instead)
+        await uow.commit()
+
+    async with db.uow() as uow:
+        assert await uow.users.by_username(instead.username) == instead
+
+
+async def test_get_with_login_says_whether_that_login_was_revoked(db: Persistence) -> None:
+    user_id = await a_user(db)
+    async with db.uow() as uow:
+        for family in ("login-a", "login-b"):
+            await uow.refresh_tokens.add(
+                RefreshTokenRecord(
+                    jti=f"{family}-{user_id}",
+                    user_id=user_id,
+                    family_id=f"{family}-{user_id}",
+                    expires_at=T0 + timedelta(days=1),
+                )
+            )
+        await uow.commit()
+    async with db.uow() as uow:
+        user, revoked = await uow.users.get_with_login(user_id, f"login-a-{user_id}")
+        assert user is not None
+        assert user.id == user_id
+        assert revoked is False
+        await uow.refresh_tokens.revoke_family(f"login-a-{user_id}", T0)
+        await uow.commit()
+
+    async with db.uow() as uow:
+        assert (await uow.users.get_with_login(user_id, f"login-a-{user_id}"))[1] is True
+        assert (await uow.users.get_with_login(user_id, f"login-b-{user_id}"))[1] is False
+
+
+# ---- chat settings -------------------------------------------------------------------------
+
+
+async def test_a_second_first_settings_get_the_firsts(db: Persistence) -> None:
+    """What a request that lost the race to store a new user's defaults sees."""
+    user_id = await a_user(db)
+    async with db.uow() as uow:
+        first = await uow.chat_settings.add(settings_of(user_id, "first"))
+        again = await uow.chat_settings.add(settings_of(user_id, "same transaction"))
+        assert again == first
+        await uow.commit()
+    assert first.id is not None
+
+    async with db.uow() as uow:
+        assert await uow.chat_settings.add(settings_of(user_id, "later")) == first
+        assert await uow.chat_settings.for_user(user_id) == first
+
+
+async def test_saved_settings_are_read_back(db: Persistence) -> None:
+    user_id, other = await a_user(db), await a_user(db)
+    async with db.uow() as uow:
+        assert await uow.chat_settings.for_user(user_id) is None
+        stored = await uow.chat_settings.add(settings_of(user_id, "before"))
+        theirs = await uow.chat_settings.add(settings_of(other, "theirs"))
+        await uow.commit()
+    changed = replace(stored, settings=settings_of(user_id, "after", temperature=2.0).settings)
+    async with db.uow() as uow:
+        await uow.chat_settings.save(changed)
+        await uow.commit()
+
+    async with db.uow() as uow:
+        assert await uow.chat_settings.for_user(user_id) == changed
+        assert await uow.chat_settings.for_user(other) == theirs
+
+
+# ---- refresh tokens, API tokens, external identities ---------------------------------------
+
+
+def refresh_record(user_id: int, jti: str, family: str) -> RefreshTokenRecord:
+    return RefreshTokenRecord(
+        jti=jti, user_id=user_id, family_id=family, expires_at=T0 + timedelta(days=7)
+    )
+
+
+async def test_a_refresh_token_is_used_once(db: Persistence) -> None:
+    user_id = await a_user(db)
+    jti = f"jti-{uuid.uuid4().hex}"
+    record = refresh_record(user_id, jti, f"fam-{jti}")
+    async with db.uow() as uow:
+        await uow.refresh_tokens.add(record)
+        await uow.commit()
+
+    used_at = T0 + timedelta(minutes=5)
+    async with db.uow() as uow:
+        assert await uow.refresh_tokens.get(jti) == record
+        assert await uow.refresh_tokens.get(f"{jti}-unknown") is None
+        assert await uow.refresh_tokens.mark_used(jti, used_at) is True
+        assert await uow.refresh_tokens.mark_used(jti, used_at + timedelta(seconds=1)) is False
+        assert await uow.refresh_tokens.mark_used(f"{jti}-unknown", used_at) is False
+        await uow.commit()
+
+    async with db.uow() as uow:
+        assert await uow.refresh_tokens.get(jti) == replace(record, used_at=used_at)
+
+
+async def test_marking_a_token_used_is_rolled_back_with_its_transaction(
+    db: Persistence,
+) -> None:
+    user_id = await a_user(db)
+    jti = f"jti-{uuid.uuid4().hex}"
+    async with db.uow() as uow:
+        await uow.refresh_tokens.add(refresh_record(user_id, jti, f"fam-{jti}"))
+        await uow.commit()
+    async with db.uow() as uow:
+        assert await uow.refresh_tokens.mark_used(jti, T0) is True
+
+    async with db.uow() as uow:
+        assert await uow.refresh_tokens.mark_used(jti, T0) is True
+
+
+async def test_revoking_a_family_or_a_user_keeps_the_first_revocation(db: Persistence) -> None:
+    alice, bob = await a_user(db), await a_user(db)
+    tag = uuid.uuid4().hex[:8]
+    records = {
+        "a1": refresh_record(alice, f"a1-{tag}", f"fa-{tag}"),
+        "a2": refresh_record(alice, f"a2-{tag}", f"fa-{tag}"),
+        "a3": refresh_record(alice, f"a3-{tag}", f"fb-{tag}"),
+        "b1": refresh_record(bob, f"b1-{tag}", f"fc-{tag}"),
+    }
+    first, second, third = (T0 + timedelta(hours=n) for n in (1, 2, 3))
+    async with db.uow() as uow:
+        for record in records.values():
+            await uow.refresh_tokens.add(record)
+        await uow.refresh_tokens.revoke_family(f"fa-{tag}", first)
+        await uow.refresh_tokens.revoke_family(f"fa-{tag}", second)
+        await uow.refresh_tokens.revoke_all_of(alice, third)
+        await uow.commit()
+
+    async with db.uow() as uow:
+        revoked = {
+            name: (await uow.refresh_tokens.get(record.jti)) for name, record in records.items()
+        }
+    assert {name: r.revoked_at if r else "missing" for name, r in revoked.items()} == {
+        "a1": first,
+        "a2": first,
+        "a3": third,
+        "b1": None,
+    }
+
+
+async def test_api_tokens_name_their_user_until_revoked(db: Persistence) -> None:
+    alice, bob = await a_user(db), await a_user(db)
+    tag = uuid.uuid4().hex
+    async with db.uow() as uow:
+        for digest, owner in (("a1", alice), ("a2", alice), ("a3", alice), ("b1", bob)):
+            await uow.api_tokens.add(owner, f"{digest}-{tag}", T0)
+        await uow.commit()
+
+    async with db.uow() as uow:
+        assert await uow.api_tokens.user_id_for(f"a1-{tag}") == alice
+        assert await uow.api_tokens.user_id_for(f"b1-{tag}") == bob
+        assert await uow.api_tokens.user_id_for(f"zz-{tag}") is None
+        await uow.api_tokens.revoke(f"a1-{tag}")
+        await uow.api_tokens.revoke(f"zz-{tag}")  # unknown: no error
+        await uow.commit()
+    async with db.uow() as uow:
+        assert await uow.api_tokens.user_id_for(f"a1-{tag}") is None
+        assert await uow.api_tokens.user_id_for(f"a2-{tag}") == alice
+        await uow.api_tokens.revoke_all(alice)
+        await uow.commit()
+
+    async with db.uow() as uow:
+        assert await uow.api_tokens.user_id_for(f"a2-{tag}") is None
+        assert await uow.api_tokens.user_id_for(f"a3-{tag}") is None
+        assert await uow.api_tokens.user_id_for(f"b1-{tag}") == bob
+
+
+async def test_an_external_identity_links_to_one_user(db: Persistence) -> None:
+    alice, bob = await a_user(db), await a_user(db)
+    subject = f"openid-{uuid.uuid4().hex}"
+    async with db.uow() as uow:
+        assert await uow.identities.user_id_for("wechat", subject) is None
+        await uow.identities.link(alice, "wechat", subject, T0)
+        await uow.identities.link(bob, "other", subject, T0)  # another provider's subject
+        await uow.commit()
+
+    for anyone in (alice, bob):
+        with pytest.raises(InvalidInput) as refused:
+            async with db.uow() as uow:
+                await uow.identities.link(anyone, "wechat", subject, T0)
+        assert "wechat" in refused.value.field_errors
+    async with db.uow() as uow:
+        assert await uow.identities.user_id_for("wechat", subject) == alice
+        assert await uow.identities.user_id_for("other", subject) == bob
+
+
+# ---- idempotency keys: leases --------------------------------------------------------------
+
+LEASE = timedelta(seconds=30)
+FORGET = timedelta(days=1)
+
+
+async def claim(
+    db: Persistence, hold: KeyHold, fingerprint: str, now: datetime
+) -> tuple[str, bytes | None] | None:
+    record = await db.idempotency.claim(hold, fingerprint, now, now + LEASE, now - FORGET)
+    if record is None:
+        return None
+    return record.fingerprint, None if record.response is None else record.response.body
+
+
+async def test_an_idempotency_key_is_held_answered_and_released(db: Persistence) -> None:
+    user_id = await a_user(db)
+    key = f"key-{uuid.uuid4().hex}"
+    first, second = KeyHold(user_id=user_id, key=key, holder="h1"), replace_holder(key, user_id)
+
+    assert await claim(db, first, "fp", T0) is None
+    # Held and unanswered: whoever comes next learns the fingerprint, and waits.
+    assert await claim(db, second, "fp", T0 + timedelta(seconds=1)) == ("fp", None)
+    assert await claim(db, second, "other", T0 + timedelta(seconds=1)) == ("fp", None)
+    assert await db.idempotency.renew(first, T0 + 2 * LEASE) is True
+    assert await db.idempotency.renew(second, T0 + 2 * LEASE) is False
+
+    await db.idempotency.complete(second, StoredResponse(status_code=500, body=b"not mine"))
+    await db.idempotency.complete(first, StoredResponse(status_code=201, body=b'{"id": 1}'))
+    assert await claim(db, second, "fp", T0 + timedelta(seconds=2)) == ("fp", b'{"id": 1}')
+    assert await db.idempotency.renew(first, T0 + 3 * LEASE) is False  # answered: no lease
+    await db.idempotency.complete(first, StoredResponse(status_code=500, body=b"again"))
+    assert await claim(db, second, "fp", T0 + timedelta(seconds=3)) == ("fp", b'{"id": 1}')
+
+    await db.idempotency.release(second)  # not the holder: nothing happens
+    assert await claim(db, second, "fp", T0 + timedelta(seconds=4)) == ("fp", b'{"id": 1}')
+    await db.idempotency.release(first)
+    assert await claim(db, second, "new", T0 + timedelta(seconds=5)) is None
+
+
+def replace_holder(key: str, user_id: int) -> KeyHold:
+    return KeyHold(user_id=user_id, key=key, holder="h2")
+
+
+async def test_a_key_whose_lease_ended_unanswered_is_taken_over(db: Persistence) -> None:
+    user_id = await a_user(db)
+    key = f"key-{uuid.uuid4().hex}"
+    dead, retry = KeyHold(user_id=user_id, key=key, holder="h1"), replace_holder(key, user_id)
+    assert await claim(db, dead, "fp", T0) is None
+
+    after_lease = T0 + LEASE + timedelta(seconds=1)
+    assert await claim(db, retry, "different", after_lease) == ("fp", None)
+    assert await claim(db, retry, "fp", after_lease) is None
+    assert await db.idempotency.renew(dead, after_lease + LEASE) is False
+    await db.idempotency.complete(dead, StoredResponse(status_code=200, body=b"late"))
+    await db.idempotency.release(dead)
+    assert await db.idempotency.renew(retry, after_lease + LEASE) is True
+    await db.idempotency.complete(retry, StoredResponse(status_code=200, body=b"retried"))
+    assert await claim(db, dead, "fp", after_lease + 2 * LEASE) == ("fp", b"retried")
+
+
+async def test_an_answered_key_is_forgotten_once_expired(db: Persistence) -> None:
+    user_id, other = await a_user(db), await a_user(db)
+    key = f"key-{uuid.uuid4().hex}"
+    hold = KeyHold(user_id=user_id, key=key, holder="h1")
+    assert await claim(db, hold, "fp", T0) is None
+    await db.idempotency.complete(hold, StoredResponse(status_code=200, body=b"old"))
+    # The same key of another user is another key.
+    assert await claim(db, KeyHold(user_id=other, key=key, holder="h3"), "x", T0) is None
+
+    later = T0 + FORGET + timedelta(seconds=1)
+    assert await claim(db, replace_holder(key, user_id), "new", later) is None
