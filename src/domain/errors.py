@@ -79,7 +79,7 @@ def _summarise(field_errors: dict[str, list[str]]) -> str:
 
 
 class UsernameTaken(InvalidInput):
-    """Well-formed, but conflicts with an existing account (409)."""
+    """Well-formed, but the username belongs to an existing account."""
 
     code = "username_taken"
 

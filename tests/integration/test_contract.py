@@ -75,9 +75,10 @@ def _headers(server: RunningServer, *, staff: bool) -> dict[str, str]:
 
 
 # What JSON Schema cannot state, so a schema-valid request may still be refused for it:
-# whether an image URL's host is public and answers with an image the model takes, and
-# that `to` is not before `from`. Only these refusals are excused, by field and message; a
-# refusal of an image URL's form ("http://") still fails.
+# whether an image URL's host is public and answers with an image the model takes, that
+# `to` is not before `from`, and that a username is free (a 400, as DRF answers it). Only
+# these refusals are excused, by field and message; a refusal of an image URL's form
+# ("http://") still fails.
 BEYOND_THE_SCHEMA = {
     "image_url": (
         "Image URLs must point at a public host that answers.",
@@ -89,6 +90,7 @@ BEYOND_THE_SCHEMA = {
         "does not take",
     ),
     "to": ("Must not be before from.",),
+    "username": ("A user with that username already exists.",),
 }
 
 

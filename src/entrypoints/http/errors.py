@@ -58,7 +58,9 @@ STATUS_OF: dict[type[DomainError], int] = {
     NotFound: 404,
     ConversationClosed: 409,
     ActiveConversationLimit: 409,
-    UsernameTaken: 409,
+    # As DRF answers it, and as both documented dialects list request errors: a 400 with
+    # the field's message, not a 409.
+    UsernameTaken: 400,
     ModelFailure: 502,
     ProviderError: 502,
     ProviderAuthError: 502,

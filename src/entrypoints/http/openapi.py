@@ -64,7 +64,6 @@ _CONFLICTS = {
     "reopen_conversation",
     "update_conversation",
     "reopen_any_conversation",
-    "register",
     "complete_wechat_login",
 } | _MODEL_CALLS
 _CREDENTIALS = {"register", "login", "refresh_session", "issue_api_token", "verify_password"}
