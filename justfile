@@ -42,23 +42,24 @@ install:
         touch "$stamp"
     fi
 
-# Admin API benchmark: seed 100k/1M-message SQLite and PostgreSQL databases once, report p50/p95.
-bench-admin pg="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres" *args="": install
-    {{bin}}/python bench/admin_bench.py all --postgres {{pg}} {{args}}
+# Benchmarks (bench/README.md): thin aliases of `python -m bench run|workers|admin`, each writing
+# bench/results/<benchmark>-latest.md (--quick: a smoke run, written to <benchmark>-quick.md).
 
-# Benchmark Parley against a direct fake upstream (ceiling) and a minimal app (floor) and write
-# bench/results/<timestamp>.md and latest.md. Options: --quick, --postgres URL, --repetitions N,
-# --duration S (see bench/run.py --help).
+# Parley against the direct fake upstream (ceiling) and a minimal app (floor), SQL counts, RSS,
+# a py-spy profile. Options: --quick, --postgres URL, --repetitions N, --duration S.
 bench *args: install
     #!/usr/bin/env bash
     set -euo pipefail
-    if ! {{bin}}/python -c 'import pyinstrument' 2>/dev/null || [ ! -x {{bin}}/py-spy ]; then
-        {{bin}}/python -m pip install --quiet -e '.[dev,bench]'
-    fi
-    {{bin}}/python bench/run.py {{args}}
+    if [ ! -x {{bin}}/py-spy ]; then {{bin}}/python -m pip install --quiet -e '.[dev,bench]'; fi
+    {{bin}}/python -m bench run {{args}}
 
-# Chat throughput with the offline echo model: SQLite vs PostgreSQL, 1 vs 2 `parley serve`
-# workers; writes bench/results/workers-<timestamp>.md and workers-latest.md. Options: --quick,
-# --postgres URL, --no-postgres, --repetitions N, --duration S (see bench/workers.py --help).
+# Chat throughput on the offline echo model, `parley serve --workers 1` vs `2`, SQLite and
+# PostgreSQL. Options: --quick, --postgres URL, --no-postgres, --repetitions N, --duration S.
 bench-workers *args: install
-    {{bin}}/python bench/workers.py {{args}}
+    {{bin}}/python -m bench workers {{args}}
+
+# Admin API p50/p95 at 100k and 1M messages on SQLite and PostgreSQL (seeded once, kept in
+# $TMPDIR/parley-admin-bench and parley_admin_*). Options: --quick, --postgres URL, --no-postgres,
+# --reseed, --requests N.
+bench-admin *args: install
+    {{bin}}/python -m bench admin {{args}}

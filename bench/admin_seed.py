@@ -1,23 +1,15 @@
-"""Seed a database for the admin monitoring benchmark.
+"""Seeds a database for the admin benchmark (``bench.admin``), deterministically.
 
-    python bench/admin_seed.py --url sqlite+aiosqlite:///bench/data/admin-1m.db --messages 1000000
-    python bench/admin_seed.py --url postgresql+asyncpg://postgres@127.0.0.1:5432/parley_admin_1m \
-        --messages 1000000
-
-By default: messages/100 users, messages/10 conversations (10,000 users, 100,000
-conversations and 1,000,000 messages for ``--messages 1000000``). Text is a mix of English
-and Chinese (no spaces), with Zipf-distributed words; a few rare words are planted in a
-fixed number of messages whatever the size. The data is deterministic (``--seed``).
-
-The schema comes from Parley's own migrations. Loading is bulk: SQLite via executemany in
-one transaction, PostgreSQL via COPY; secondary indexes, the search triggers and the search
-index are dropped for the load and rebuilt from their stored definitions at the end.
-An existing database is replaced only with ``--replace``.
+``messages``/100 users and ``messages``/10 conversations: half English, half Chinese
+without spaces, Zipf-distributed words, token usage on every reply; two rare words planted
+in exactly 5 messages at any size. The schema comes from Parley's own migrations. Loading
+is bulk (SQLite: executemany in one transaction; PostgreSQL: COPY); secondary indexes, the
+search triggers and the search index are dropped for the load and rebuilt from their
+stored definitions at the end, and the stored counts recomputed once.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
 import random
@@ -177,6 +169,7 @@ class Generator:
                 status = "active"
                 active[owner] = active.get(owner, 0) + 1
             rows = []
+            row: tuple[Any, ...]
             for n in range(count):
                 message_id += 1
                 when = created + timedelta(seconds=30 * n + rnd.randint(0, 20))
@@ -370,7 +363,7 @@ async def seed_postgres(dsn: str, generator: Generator) -> None:
         await db.close()
 
 
-async def _recreate_postgres_database(url: str, replace: bool) -> None:
+async def _recreate_postgres_database(url: str) -> None:
     import asyncpg
 
     parsed = make_url(url)
@@ -379,11 +372,7 @@ async def _recreate_postgres_database(url: str, replace: bool) -> None:
     )
     db = await asyncpg.connect(admin_dsn)
     try:
-        exists = await db.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", parsed.database)
-        if exists and not replace:
-            raise SystemExit(f"database {parsed.database} exists; pass --replace to reseed it")
-        if exists:
-            await db.execute(f'DROP DATABASE "{parsed.database}" WITH (FORCE)')
+        await db.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
         await db.execute(f'CREATE DATABASE "{parsed.database}"')
     finally:
         await db.close()
@@ -397,49 +386,25 @@ async def _migrate(url: str) -> None:
         await engine.dispose()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", required=True, help="SQLAlchemy URL of the database to create")
-    parser.add_argument("--messages", type=int, default=1_000_000)
-    parser.add_argument("--conversations", type=int, help="default: messages / 10")
-    parser.add_argument("--users", type=int, help="default: messages / 100")
-    parser.add_argument("--seed", type=int, default=20250112)
-    parser.add_argument("--replace", action="store_true", help="replace an existing database")
-    args = parser.parse_args(argv)
-
-    size = Size(
-        users=args.users or max(2, args.messages // 100),
-        conversations=args.conversations or max(1, args.messages // 10),
-        messages=args.messages,
-    )
+def seed(url: str, messages: int, seed: int = 20250112) -> None:
+    """Creates (or replaces) the database at ``url`` and loads it."""
     from argon2 import PasswordHasher
 
-    generator = Generator(size, args.seed, PasswordHasher().hash(PASSWORD))
-    url = make_url(args.url)
-    print(
-        f"seeding {args.url}: {size.users:,} users, {size.conversations:,} conversations, "
-        f"{size.messages:,} messages"
+    size = Size(
+        users=max(2, messages // 100), conversations=max(1, messages // 10), messages=messages
     )
-    started = time.monotonic()
-    if url.get_backend_name() == "sqlite":
-        assert url.database
-        path = Path(url.database)
-        if path.exists():
-            if not args.replace:
-                raise SystemExit(f"{path} exists; pass --replace to reseed it")
-            for leftover in path.parent.glob(path.name + "*"):
-                leftover.unlink()
+    generator = Generator(size, seed, PasswordHasher().hash(PASSWORD))
+    parsed = make_url(url)
+    print(f"seeding {url}: {size.users:,} users, {size.conversations:,} conversations")
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(parsed.database or "")
+        for leftover in path.parent.glob(path.name + "*"):
+            leftover.unlink()
         path.parent.mkdir(parents=True, exist_ok=True)
-        asyncio.run(_migrate(args.url))
+        asyncio.run(_migrate(url))
         seed_sqlite(path, generator)
     else:
-        asyncio.run(_recreate_postgres_database(args.url, args.replace))
-        asyncio.run(_migrate(args.url))
-        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        asyncio.run(_recreate_postgres_database(url))
+        asyncio.run(_migrate(url))
+        dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         asyncio.run(seed_postgres(dsn, generator))
-    print(f"done in {time.monotonic() - started:.1f}s")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Parley's benchmark harness: ``python -m bench run | workers | admin`` (see bench/README.md)."""
