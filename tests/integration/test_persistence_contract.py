@@ -523,10 +523,7 @@ async def test_every_user_field_round_trips(db: Persistence) -> None:
 
 @pytest.mark.parametrize(
     "backend",
-    backends(
-        sql_xfail="SqlUsers.add leaves credentials_valid_after out of its INSERT: a new "
-        "user given one is stored without it (no use case does so yet)"
-    ),
+    backends(),
     indirect=True,
 )
 async def test_a_new_users_credentials_valid_after_is_stored_by_add(db: Persistence) -> None:
@@ -797,12 +794,7 @@ async def test_a_username_taken_in_another_case_is_refused(db: Persistence) -> N
 
 @pytest.mark.parametrize(
     "backend",
-    backends(
-        postgresql_xfail="SqlUsers.add and SqlExternalIdentities.link turn an IntegrityError "
-        "into a domain error without a SAVEPOINT, and PostgreSQL has by then aborted the "
-        "whole transaction: the caller's earlier work and any next statement fail "
-        "(InFailedSQLTransactionError), where SQLite and the fake carry on"
-    ),
+    backends(),
     indirect=True,
 )
 async def test_a_refused_write_leaves_the_transaction_usable(db: Persistence) -> None:

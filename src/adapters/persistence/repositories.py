@@ -132,19 +132,21 @@ class SqlUsers:
 
     async def add(self, user: User) -> User:
         try:
-            result = await self._db.execute(
-                t.users.insert()
-                .values(
-                    username=user.username,
-                    username_key=username_key(user.username),
-                    email=user.email,
-                    password_hash=user.password_hash,
-                    is_staff=user.is_staff,
-                    is_active=user.is_active,
-                    date_joined=user.date_joined,
+            async with self._db.begin_nested():  # a refusal leaves the transaction usable
+                result = await self._db.execute(
+                    t.users.insert()
+                    .values(
+                        username=user.username,
+                        username_key=username_key(user.username),
+                        email=user.email,
+                        password_hash=user.password_hash,
+                        is_staff=user.is_staff,
+                        is_active=user.is_active,
+                        date_joined=user.date_joined,
+                        credentials_valid_after=user.credentials_valid_after,
+                    )
+                    .returning(t.users.c.id)
                 )
-                .returning(t.users.c.id)
-            )
         except IntegrityError:
             raise UsernameTaken() from None
         user.id = result.scalar_one()
@@ -564,11 +566,14 @@ class SqlExternalIdentities:
 
     async def link(self, user_id: int, provider: str, subject: str, when: datetime) -> None:
         try:
-            await self._db.execute(
-                t.external_identities.insert().values(
-                    user_id=user_id, provider=provider, subject=subject, created_at=when
+            # A savepoint: on PostgreSQL a failed statement aborts the whole transaction,
+            # so the refusal must leave the transaction usable, as it does on SQLite.
+            async with self._db.begin_nested():
+                await self._db.execute(
+                    t.external_identities.insert().values(
+                        user_id=user_id, provider=provider, subject=subject, created_at=when
+                    )
                 )
-            )
         except IntegrityError:
             raise InvalidInput({provider: ["This account is already linked to a user."]}) from None
 
