@@ -21,7 +21,7 @@ BAD_REFRESH = "Token is invalid or expired."
 
 
 @dataclass(frozen=True, kw_only=True)
-class RegisterUser:
+class RegisterUserRequest:
     username: str
     email: str
     password: str
@@ -56,7 +56,7 @@ async def start_token_family(uow: UnitOfWork, tokens: TokenIssuer, user: User) -
     return SignedIn(user=user, access=issued.access, refresh=issued.refresh)
 
 
-class Register:
+class RegisterUser:
     """Create an account and sign it in.
 
     Username (letters/digits/@.+-_, NFKC-normalised, unique whatever its case), email and
@@ -72,7 +72,7 @@ class Register:
         self._tokens = tokens
         self._clock = clock
 
-    async def __call__(self, command: RegisterUser) -> SignedIn:
+    async def __call__(self, command: RegisterUserRequest) -> SignedIn:
         username = normalized_username(command.username)
         validate_registration(username, command.email, command.password)
         password_hash = await self._hasher.hash(command.password)
@@ -113,7 +113,7 @@ async def _check_credentials(
     return user
 
 
-class Login:
+class LogIn:
     """Exchange a username and password for an access and a refresh token.
 
     An unknown username and a wrong password get the same answer in similar time."""
@@ -137,7 +137,7 @@ class RefreshedTokens:
     refresh: str
 
 
-class RefreshSession:
+class RefreshAccessToken:
     """Trade a refresh token for a new access token and a new refresh token.
 
     Refresh tokens rotate: each works once. Presenting a used one again means it was
@@ -201,7 +201,7 @@ class IssueApiToken:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RevokeApiTokens:
+class RevokeApiTokenRequest:
     user_id: int
     presented_token: str | None = None
 
@@ -214,7 +214,7 @@ class RevokeApiToken:
         self._uow = uow
         self._codec = codec
 
-    async def __call__(self, command: RevokeApiTokens) -> None:
+    async def __call__(self, command: RevokeApiTokenRequest) -> None:
         async with self._uow as uow:
             if command.presented_token is None:
                 await uow.api_tokens.revoke_all(command.user_id)
@@ -284,7 +284,7 @@ class VerifyPassword:
         return await _check_credentials(self._uow, self._hasher, credentials)
 
 
-class LogoutEverywhere:
+class LogOutEverywhere:
     """Sign the user out on every device: every refresh token and API token is revoked,
     and access tokens and browser sessions issued until now stop working at once."""
 

@@ -42,7 +42,7 @@ SEARCH_COUNT_LIMIT = 200
 
 
 @dataclass(frozen=True, kw_only=True)
-class ConversationSearch:
+class ListAllConversationsRequest:
     actor: User
     username: str | None = None
     status: str | None = None
@@ -62,7 +62,7 @@ class AdminConversationDetail:
 
 
 @dataclass(frozen=True, kw_only=True)
-class UserSearch:
+class ListUsersRequest:
     actor: User
     username: str | None = None
 
@@ -74,7 +74,7 @@ class AdminUserRef:
 
 
 @dataclass(frozen=True, kw_only=True)
-class UsageQuery:
+class ReportUsageRequest:
     actor: User
     start: str | None = None
     end: str | None = None
@@ -84,7 +84,7 @@ class UsageQuery:
 
 
 @dataclass(frozen=True, kw_only=True)
-class AuditQuery:
+class ListAuditLogRequest:
     actor: User
     actor_username: str | None = None
     action: str | None = None
@@ -168,7 +168,7 @@ class ListAllConversations:
         self._count_limit = count_limit
 
     async def __call__(
-        self, query: ConversationSearch, page: PageRequest
+        self, query: ListAllConversationsRequest, page: PageRequest
     ) -> CountedPage[OwnedConversation]:
         require_staff(query.actor)
         status = parse_status(query.status)
@@ -312,7 +312,7 @@ class ListUsers:
     def __init__(self, uow: AdminUnitOfWork) -> None:
         self._uow = uow
 
-    async def __call__(self, query: UserSearch, page: PageRequest) -> Page[UserSummary]:
+    async def __call__(self, query: ListUsersRequest, page: PageRequest) -> Page[UserSummary]:
         require_staff(query.actor)
         username = _given(query.username, "username")
         async with self._uow as uow:
@@ -398,7 +398,7 @@ class ReportUsage:
     def __init__(self, uow: AdminUnitOfWork) -> None:
         self._uow = uow
 
-    async def __call__(self, query: UsageQuery, page: PageRequest) -> Page[UsageRow]:
+    async def __call__(self, query: ReportUsageRequest, page: PageRequest) -> Page[UsageRow]:
         require_staff(query.actor)
         period = TimeRange.parse(query.start, query.end)
         grouping = parse_grouping(query.group_by)
@@ -425,7 +425,7 @@ class ListAuditLog:
     def __init__(self, uow: AdminUnitOfWork) -> None:
         self._uow = uow
 
-    async def __call__(self, query: AuditQuery, page: PageRequest) -> Page[AuditEntry]:
+    async def __call__(self, query: ListAuditLogRequest, page: PageRequest) -> Page[AuditEntry]:
         require_staff(query.actor)
         criteria = AuditCriteria(
             actor_username=_given(query.actor_username, "actor"),

@@ -48,7 +48,7 @@ class GetChatSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ChangeChatSettings:
+class UpdateChatSettingsRequest:
     user_id: int
     settings_id: int
     ai_model: str | None = None
@@ -68,7 +68,7 @@ class UpdateChatSettings:
         self._catalog = catalog
         self._defaults = defaults
 
-    async def __call__(self, command: ChangeChatSettings) -> UserChatSettings:
+    async def __call__(self, command: UpdateChatSettingsRequest) -> UserChatSettings:
         async with self._uow as uow:
             current = await settings_of(uow, command.user_id, self._catalog, self._defaults)
             if current.id != command.settings_id:

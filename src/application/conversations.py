@@ -12,7 +12,7 @@ from domain.quota import QuotaPolicy
 
 
 @dataclass(frozen=True, kw_only=True)
-class NewConversation:
+class StartConversationRequest:
     owner_id: int
     title: str = ""
     model: str | None = None
@@ -53,7 +53,7 @@ class StartConversation:
         self._clock = clock
         self._catalog = catalog
 
-    async def __call__(self, command: NewConversation) -> Conversation:
+    async def __call__(self, command: StartConversationRequest) -> Conversation:
         errors = title_errors(command.title)
         if command.model is not None and self._catalog.get(command.model) is None:
             errors = {**errors, "model": [f'"{command.model}" is not an available model.']}
@@ -154,7 +154,7 @@ class ListMessages:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ConversationChanges:
+class UpdateConversationRequest:
     owner_id: int
     conversation_id: int
     title: str | None = None
@@ -178,7 +178,7 @@ class UpdateConversation:
         self._clock = clock
         self._catalog = catalog
 
-    async def __call__(self, changes: ConversationChanges) -> Conversation:
+    async def __call__(self, changes: UpdateConversationRequest) -> Conversation:
         errors = title_errors(changes.title) if changes.title is not None else {}
         if changes.model is not None and self._catalog.get(changes.model) is None:
             errors["model"] = [f'"{changes.model}" is not an available model.']

@@ -13,7 +13,7 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from application.accounts import RegisterUser
+from application.accounts import RegisterUserRequest
 from domain.errors import InvalidInput
 from entrypoints.http.app import build_container, configure_logging
 from entrypoints.settings import Settings, SettingsError, load_settings, with_secret_key
@@ -156,7 +156,7 @@ async def _create_superuser(settings: Settings, username: str, email: str) -> in
     container = build_container(settings)
     try:
         await container.register()(
-            RegisterUser(username=username, email=email, password=password, is_staff=True)
+            RegisterUserRequest(username=username, email=email, password=password, is_staff=True)
         )
     except InvalidInput as invalid:
         for field, messages in invalid.field_errors.items():

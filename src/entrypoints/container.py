@@ -141,11 +141,11 @@ class Container(containers.DeclarativeContainer):
     )
 
     register = providers.Factory(
-        accounts.Register, uow=uow, hasher=password_hasher, tokens=token_issuer, clock=clock
+        accounts.RegisterUser, uow=uow, hasher=password_hasher, tokens=token_issuer, clock=clock
     )
-    login = providers.Factory(accounts.Login, uow=uow, hasher=password_hasher, tokens=token_issuer)
+    login = providers.Factory(accounts.LogIn, uow=uow, hasher=password_hasher, tokens=token_issuer)
     refresh_session = providers.Factory(
-        accounts.RefreshSession, uow=uow, tokens=token_issuer, clock=clock
+        accounts.RefreshAccessToken, uow=uow, tokens=token_issuer, clock=clock
     )
     issue_api_token = providers.Factory(
         accounts.IssueApiToken,
@@ -206,7 +206,7 @@ class Container(containers.DeclarativeContainer):
     delete_conversation = providers.Factory(conversations.DeleteConversation, uow=uow)
     list_user_messages = providers.Factory(conversations.ListUserMessages, uow=uow)
     verify_password = providers.Factory(accounts.VerifyPassword, uow=uow, hasher=password_hasher)
-    logout_everywhere = providers.Factory(accounts.LogoutEverywhere, uow=uow, clock=clock)
+    logout_everywhere = providers.Factory(accounts.LogOutEverywhere, uow=uow, clock=clock)
 
     admin_uow = providers.Factory(SqlAdminUnitOfWork, engine)
     list_all_conversations = providers.Factory(admin.ListAllConversations, uow=admin_uow)

@@ -14,12 +14,12 @@ from application.accounts import (
     Authenticate,
     Credentials,
     IssueApiToken,
-    Login,
-    RefreshSession,
-    Register,
+    LogIn,
+    RefreshAccessToken,
     RegisterUser,
+    RegisterUserRequest,
     RevokeApiToken,
-    RevokeApiTokens,
+    RevokeApiTokenRequest,
     SignedIn,
 )
 from domain.errors import AuthenticationFailed, InvalidInput, UsernameTaken
@@ -31,18 +31,18 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 def register(
     uow: FakeUnitOfWork, hasher: FakePasswordHasher, tokens: FakeTokenIssuer, clock: FakeClock
-) -> Register:
-    return Register(uow, hasher, tokens, clock)
+) -> RegisterUser:
+    return RegisterUser(uow, hasher, tokens, clock)
 
 
 @pytest.fixture
-def login(uow: FakeUnitOfWork, hasher: FakePasswordHasher, tokens: FakeTokenIssuer) -> Login:
-    return Login(uow, hasher, tokens)
+def login(uow: FakeUnitOfWork, hasher: FakePasswordHasher, tokens: FakeTokenIssuer) -> LogIn:
+    return LogIn(uow, hasher, tokens)
 
 
 @pytest.fixture
-def refresh(uow: FakeUnitOfWork, tokens: FakeTokenIssuer, clock: FakeClock) -> RefreshSession:
-    return RefreshSession(uow, tokens, clock)
+def refresh(uow: FakeUnitOfWork, tokens: FakeTokenIssuer, clock: FakeClock) -> RefreshAccessToken:
+    return RefreshAccessToken(uow, tokens, clock)
 
 
 @pytest.fixture
@@ -71,14 +71,14 @@ def seed(uow: FakeUnitOfWork, username: str = "alice", *, is_active: bool = True
     return uow.seed_user(username, password_hash=fake_hash(PASSWORD), is_active=is_active)
 
 
-# ---- Register ------------------------------------------------------------------------------
+# ---- RegisterUser ------------------------------------------------------------------------------
 
 
 async def test_register_stores_the_user_with_a_hashed_password_and_signs_in(
-    register: Register, uow: FakeUnitOfWork, tokens: FakeTokenIssuer, clock: FakeClock
+    register: RegisterUser, uow: FakeUnitOfWork, tokens: FakeTokenIssuer, clock: FakeClock
 ) -> None:
     signed_in = await register(
-        RegisterUser(username="alice", email="alice@example.com", password=PASSWORD)
+        RegisterUserRequest(username="alice", email="alice@example.com", password=PASSWORD)
     )
 
     assert uow.commits == 1
@@ -99,9 +99,11 @@ async def test_register_stores_the_user_with_a_hashed_password_and_signs_in(
 
 
 async def test_the_plain_password_is_stored_nowhere(
-    register: Register, uow: FakeUnitOfWork
+    register: RegisterUser, uow: FakeUnitOfWork
 ) -> None:
-    await register(RegisterUser(username="alice", email="alice@example.com", password=PASSWORD))
+    await register(
+        RegisterUserRequest(username="alice", email="alice@example.com", password=PASSWORD)
+    )
 
     everything_stored = repr(uow.state)
     assert "alice@example.com" in everything_stored
@@ -109,12 +111,14 @@ async def test_the_plain_password_is_stored_nowhere(
 
 
 async def test_register_refuses_a_taken_username_and_stores_nothing_more(
-    register: Register, uow: FakeUnitOfWork
+    register: RegisterUser, uow: FakeUnitOfWork
 ) -> None:
     seed(uow, "alice")
 
     with pytest.raises(InvalidInput) as raised:
-        await register(RegisterUser(username="alice", email="other@example.com", password=PASSWORD))
+        await register(
+            RegisterUserRequest(username="alice", email="other@example.com", password=PASSWORD)
+        )
 
     assert set(raised.value.field_errors) == {"username"}
     assert [u.email for u in uow.state.users.values()] == ["alice@example.com"]
@@ -123,10 +127,10 @@ async def test_register_refuses_a_taken_username_and_stores_nothing_more(
 
 
 async def test_register_reports_every_invalid_field_and_stores_nothing(
-    register: Register, uow: FakeUnitOfWork
+    register: RegisterUser, uow: FakeUnitOfWork
 ) -> None:
     with pytest.raises(InvalidInput) as raised:
-        await register(RegisterUser(username="no spaces", email="nope", password="1234"))
+        await register(RegisterUserRequest(username="no spaces", email="nope", password="1234"))
 
     assert set(raised.value.field_errors) == {"username", "email", "password"}
     assert uow.state.users == {}
@@ -134,19 +138,21 @@ async def test_register_reports_every_invalid_field_and_stores_nothing(
     assert uow.commits == 0
 
 
-async def test_register_can_make_staff(register: Register, uow: FakeUnitOfWork) -> None:
+async def test_register_can_make_staff(register: RegisterUser, uow: FakeUnitOfWork) -> None:
     await register(
-        RegisterUser(username="root", email="root@example.com", password=PASSWORD, is_staff=True)
+        RegisterUserRequest(
+            username="root", email="root@example.com", password=PASSWORD, is_staff=True
+        )
     )
     [stored] = uow.state.users.values()
     assert stored.is_staff
 
 
-# ---- Login ---------------------------------------------------------------------------------
+# ---- LogIn ---------------------------------------------------------------------------------
 
 
 async def test_login_signs_in_with_a_new_token_family(
-    login: Login, uow: FakeUnitOfWork, tokens: FakeTokenIssuer
+    login: LogIn, uow: FakeUnitOfWork, tokens: FakeTokenIssuer
 ) -> None:
     alice = seed(uow)
 
@@ -162,7 +168,7 @@ async def test_login_signs_in_with_a_new_token_family(
 
 
 async def test_wrong_password_and_unknown_user_fail_alike(
-    login: Login, uow: FakeUnitOfWork
+    login: LogIn, uow: FakeUnitOfWork
 ) -> None:
     seed(uow)
 
@@ -177,7 +183,7 @@ async def test_wrong_password_and_unknown_user_fail_alike(
     assert uow.state.refresh_tokens == {}
 
 
-async def test_an_inactive_user_cannot_log_in(login: Login, uow: FakeUnitOfWork) -> None:
+async def test_an_inactive_user_cannot_log_in(login: LogIn, uow: FakeUnitOfWork) -> None:
     seed(uow, is_active=False)
 
     with pytest.raises(AuthenticationFailed) as raised:
@@ -187,16 +193,16 @@ async def test_an_inactive_user_cannot_log_in(login: Login, uow: FakeUnitOfWork)
     assert uow.state.refresh_tokens == {}
 
 
-# ---- RefreshSession ------------------------------------------------------------------------
+# ---- RefreshAccessToken ------------------------------------------------------------------------
 
 
-async def _signed_in(login: Login, uow: FakeUnitOfWork, username: str = "alice") -> SignedIn:
+async def _signed_in(login: LogIn, uow: FakeUnitOfWork, username: str = "alice") -> SignedIn:
     seed(uow, username)
     return await login(Credentials(username=username, password=PASSWORD))
 
 
 async def test_refresh_rotates_within_the_family(
-    login: Login, refresh: RefreshSession, uow: FakeUnitOfWork, tokens: FakeTokenIssuer
+    login: LogIn, refresh: RefreshAccessToken, uow: FakeUnitOfWork, tokens: FakeTokenIssuer
 ) -> None:
     signed_in = await _signed_in(login, uow)
 
@@ -214,7 +220,7 @@ async def test_refresh_rotates_within_the_family(
 
 
 async def test_a_used_refresh_token_is_refused(
-    login: Login, refresh: RefreshSession, uow: FakeUnitOfWork
+    login: LogIn, refresh: RefreshAccessToken, uow: FakeUnitOfWork
 ) -> None:
     signed_in = await _signed_in(login, uow)
     await refresh(signed_in.refresh)
@@ -224,8 +230,8 @@ async def test_a_used_refresh_token_is_refused(
 
 
 async def test_reusing_a_refresh_token_revokes_its_whole_family(
-    login: Login,
-    refresh: RefreshSession,
+    login: LogIn,
+    refresh: RefreshAccessToken,
     uow: FakeUnitOfWork,
     tokens: FakeTokenIssuer,
     clock: FakeClock,
@@ -248,7 +254,7 @@ async def test_reusing_a_refresh_token_revokes_its_whole_family(
 
 
 async def test_a_replayed_refresh_token_stops_that_logins_access_tokens_at_once(
-    login: Login, refresh: RefreshSession, authenticate: Authenticate, uow: FakeUnitOfWork
+    login: LogIn, refresh: RefreshAccessToken, authenticate: Authenticate, uow: FakeUnitOfWork
 ) -> None:
     stolen = await _signed_in(login, uow)
     laptop = await login(Credentials(username="alice", password=PASSWORD))
@@ -265,7 +271,7 @@ async def test_a_replayed_refresh_token_stops_that_logins_access_tokens_at_once(
 
 
 async def test_revoking_a_family_leaves_other_logins_working(
-    login: Login, refresh: RefreshSession, uow: FakeUnitOfWork
+    login: LogIn, refresh: RefreshAccessToken, uow: FakeUnitOfWork
 ) -> None:
     phone = await _signed_in(login, uow)
     laptop = await login(Credentials(username="alice", password=PASSWORD))
@@ -277,7 +283,7 @@ async def test_revoking_a_family_leaves_other_logins_working(
 
 
 async def test_refresh_refuses_unknown_or_garbage_tokens(
-    refresh: RefreshSession, uow: FakeUnitOfWork, tokens: FakeTokenIssuer
+    refresh: RefreshAccessToken, uow: FakeUnitOfWork, tokens: FakeTokenIssuer
 ) -> None:
     seed(uow)
     never_stored = tokens.issue(1, "family-x").refresh
@@ -288,7 +294,7 @@ async def test_refresh_refuses_unknown_or_garbage_tokens(
 
 
 async def test_refresh_refuses_an_expired_token(
-    login: Login, refresh: RefreshSession, uow: FakeUnitOfWork, clock: FakeClock
+    login: LogIn, refresh: RefreshAccessToken, uow: FakeUnitOfWork, clock: FakeClock
 ) -> None:
     signed_in = await _signed_in(login, uow)
     clock.advance(days=2)
@@ -297,7 +303,7 @@ async def test_refresh_refuses_an_expired_token(
 
 
 async def test_refresh_refuses_a_user_deactivated_since_login(
-    login: Login, refresh: RefreshSession, uow: FakeUnitOfWork, tokens: FakeTokenIssuer
+    login: LogIn, refresh: RefreshAccessToken, uow: FakeUnitOfWork, tokens: FakeTokenIssuer
 ) -> None:
     signed_in = await _signed_in(login, uow)
     assert signed_in.user.id is not None
@@ -371,7 +377,7 @@ async def test_revoking_the_presented_token_kills_only_that_token(
     presented = await issue_api_token(Credentials(username="alice", password=PASSWORD))
     other = await issue_api_token(Credentials(username="alice", password=PASSWORD))
 
-    await revoke_api_token(RevokeApiTokens(user_id=alice.id, presented_token=presented))
+    await revoke_api_token(RevokeApiTokenRequest(user_id=alice.id, presented_token=presented))
 
     with pytest.raises(AuthenticationFailed):
         await authenticate.with_api_token(presented)
@@ -389,7 +395,7 @@ async def test_revoking_without_a_presented_token_kills_all_of_the_users_tokens(
     alices = [await issue_api_token(Credentials(username="alice", password=PASSWORD)) for _ in "ab"]
     bobs = await issue_api_token(Credentials(username="bob", password=PASSWORD))
 
-    await revoke_api_token(RevokeApiTokens(user_id=alice.id))
+    await revoke_api_token(RevokeApiTokenRequest(user_id=alice.id))
 
     for token in alices:
         with pytest.raises(AuthenticationFailed):
@@ -404,7 +410,7 @@ async def test_an_unknown_api_token_fails(authenticate: Authenticate, uow: FakeU
 
 
 async def test_access_tokens_authenticate_active_users_only(
-    login: Login,
+    login: LogIn,
     authenticate: Authenticate,
     uow: FakeUnitOfWork,
     tokens: FakeTokenIssuer,
@@ -459,12 +465,12 @@ async def test_passwords_are_checked_outside_any_transaction(
     only write lock, so a login must not keep one open while the password is checked."""
     seed(uow)
     hasher = _WatchingHasher(uow)
-    await Login(uow, hasher, tokens)(Credentials(username="alice", password=PASSWORD))
+    await LogIn(uow, hasher, tokens)(Credentials(username="alice", password=PASSWORD))
     await IssueApiToken(uow, hasher, Sha256ApiTokenCodec(), clock)(
         Credentials(username="alice", password=PASSWORD)
     )
     with pytest.raises(AuthenticationFailed):
-        await Login(uow, hasher, tokens)(Credentials(username="nobody", password=PASSWORD))
+        await LogIn(uow, hasher, tokens)(Credentials(username="nobody", password=PASSWORD))
     assert hasher.checked_inside_a_transaction == [False, False, False]
     assert len(uow.state.refresh_tokens) == 1
     assert len(uow.state.api_tokens) == 1
@@ -472,19 +478,21 @@ async def test_passwords_are_checked_outside_any_transaction(
 
 @pytest.mark.parametrize("variant", ["ALICE", "Alice", "ａｌｉｃｅ"])
 async def test_a_username_is_taken_whatever_its_case_or_width(
-    register: Register, uow: FakeUnitOfWork, variant: str
+    register: RegisterUser, uow: FakeUnitOfWork, variant: str
 ) -> None:
     seed(uow, "alice")
 
     with pytest.raises(UsernameTaken):
-        await register(RegisterUser(username=variant, email="e@example.com", password=PASSWORD))
+        await register(
+            RegisterUserRequest(username=variant, email="e@example.com", password=PASSWORD)
+        )
 
 
 async def test_a_full_width_username_is_stored_normalised_and_logs_in_either_way(
-    register: Register, login: Login
+    register: RegisterUser, login: LogIn
 ) -> None:
     signed_in = await register(
-        RegisterUser(username="ｂｏｂ", email="bob@example.com", password=PASSWORD)
+        RegisterUserRequest(username="ｂｏｂ", email="bob@example.com", password=PASSWORD)
     )
 
     assert signed_in.user.username == "bob"

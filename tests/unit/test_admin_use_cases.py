@@ -16,20 +16,20 @@ from application.accounts import Authenticate
 from application.admin import (
     AdminConversationRef,
     AdminUserRef,
-    AuditQuery,
     CloseAnyConversation,
-    ConversationSearch,
     DeactivateUser,
     GetAnyConversation,
     GetConversationStats,
     ListAllConversations,
+    ListAllConversationsRequest,
     ListAuditLog,
+    ListAuditLogRequest,
     ListUsers,
+    ListUsersRequest,
     ReactivateUser,
     ReopenAnyConversation,
     ReportUsage,
-    UsageQuery,
-    UserSearch,
+    ReportUsageRequest,
 )
 from application.admin_ports import (
     AuditCriteria,
@@ -201,16 +201,16 @@ def _calls(uow: FakeAdminUnitOfWork, clock: FakeClock, actor: User) -> list[Call
     ref = AdminConversationRef(actor=actor, conversation_id=1)
     user_ref = AdminUserRef(actor=actor, user_id=1)
     return [
-        lambda: ListAllConversations(uow)(ConversationSearch(actor=actor), page),
+        lambda: ListAllConversations(uow)(ListAllConversationsRequest(actor=actor), page),
         lambda: GetAnyConversation(uow, clock)(ref),
         lambda: CloseAnyConversation(uow, clock)(ref),
         lambda: ReopenAnyConversation(uow, QuotaPolicy(), clock)(ref),
         lambda: GetConversationStats(uow)(ref),
-        lambda: ListUsers(uow)(UserSearch(actor=actor), page),
+        lambda: ListUsers(uow)(ListUsersRequest(actor=actor), page),
         lambda: DeactivateUser(uow, clock)(AdminUserRef(actor=actor, user_id=2)),
         lambda: ReactivateUser(uow, clock)(user_ref),
-        lambda: ReportUsage(uow)(UsageQuery(actor=actor), page),
-        lambda: ListAuditLog(uow)(AuditQuery(actor=actor), page),
+        lambda: ReportUsage(uow)(ReportUsageRequest(actor=actor), page),
+        lambda: ListAuditLog(uow)(ListAuditLogRequest(actor=actor), page),
     ]
 
 
@@ -238,7 +238,7 @@ async def test_only_active_staff_may_use_any_admin_use_case(
 async def test_invalid_status_is_a_field_error(uow: FakeAdminUnitOfWork, admin: User) -> None:
     with pytest.raises(InvalidInput) as raised:
         await ListAllConversations(uow)(
-            ConversationSearch(actor=admin, status="archived"), PageRequest()
+            ListAllConversationsRequest(actor=admin, status="archived"), PageRequest()
         )
     assert raised.value.field_errors == {"status": ['"archived" is not a valid choice.']}
 
@@ -248,7 +248,7 @@ async def test_unknown_username_gives_an_empty_page(
 ) -> None:
     uow.seed_conversation(alice.id or 0)
     page = await ListAllConversations(uow)(
-        ConversationSearch(actor=admin, username="nobody"), PageRequest()
+        ListAllConversationsRequest(actor=admin, username="nobody"), PageRequest()
     )
     assert (page.items, page.total, page.total_is_exact) == ([], 0, True)
 
@@ -261,7 +261,9 @@ async def test_filters_combine_and_owner_names_come_along(
     uow.seed_conversation(alice.id or 0, title="Machine learning")  # active
     uow.seed_conversation(bob.id or 0, status=CLOSED, title="machine LEARNING")
     page = await ListAllConversations(uow)(
-        ConversationSearch(actor=admin, username=" alice ", status="closed", search="learning"),
+        ListAllConversationsRequest(
+            actor=admin, username=" alice ", status="closed", search="learning"
+        ),
         PageRequest(),
     )
     assert [(c.conversation.id, c.owner_username) for c in page.items] == [(wanted.id, "alice")]
@@ -273,19 +275,21 @@ async def test_a_search_counts_up_to_200_or_just_past_the_page(
     for _ in range(230):
         conversation = uow.seed_conversation(alice.id or 0, status=CLOSED)
         uow.seed_message(conversation.id or 0, "a common word")
-    search = ConversationSearch(actor=admin, search="common")
+    search = ListAllConversationsRequest(actor=admin, search="common")
     first = await ListAllConversations(uow)(search, PageRequest(limit=50))
     assert (first.total, first.total_is_exact) == (201, False)
     deep = await ListAllConversations(uow)(search, PageRequest(limit=100, offset=200))
     assert (deep.total, deep.total_is_exact, len(deep.items)) == (230, True, 30)
-    unsearched = await ListAllConversations(uow)(ConversationSearch(actor=admin), PageRequest())
+    unsearched = await ListAllConversations(uow)(
+        ListAllConversationsRequest(actor=admin), PageRequest()
+    )
     assert (unsearched.total, unsearched.total_is_exact) == (230, True)
 
 
 async def test_too_many_search_words_are_refused(uow: FakeAdminUnitOfWork, admin: User) -> None:
     with pytest.raises(InvalidInput) as raised:
         await ListAllConversations(uow)(
-            ConversationSearch(actor=admin, search="a b c d e f g h i"), PageRequest()
+            ListAllConversationsRequest(actor=admin, search="a b c d e f g h i"), PageRequest()
         )
     assert list(raised.value.field_errors) == ["search"]
 
@@ -436,10 +440,10 @@ async def test_usage_parameters_are_validated_before_anything_is_read(
 ) -> None:
     report = ReportUsage(uow)
     with pytest.raises(InvalidInput) as raised:
-        await report(UsageQuery(actor=admin, start="2025-13-01", end="soon"), PageRequest())
+        await report(ReportUsageRequest(actor=admin, start="2025-13-01", end="soon"), PageRequest())
     assert set(raised.value.field_errors) == {"from", "to"}
     with pytest.raises(InvalidInput) as raised:
-        await report(UsageQuery(actor=admin, group_by="user,day"), PageRequest())
+        await report(ReportUsageRequest(actor=admin, group_by="user,day"), PageRequest())
     assert list(raised.value.field_errors) == ["group_by"]
 
 
@@ -448,7 +452,7 @@ async def test_usage_criteria_follow_the_query(
 ) -> None:
     report = ReportUsage(uow)
     await report(
-        UsageQuery(actor=admin, start="2025-01-01", end="2025-01-31", username="alice"),
+        ReportUsageRequest(actor=admin, start="2025-01-01", end="2025-01-31", username="alice"),
         PageRequest(),
     )
     criteria = uow.admin.last_usage
@@ -456,7 +460,7 @@ async def test_usage_criteria_follow_the_query(
     assert criteria.period.start == datetime(2025, 1, 1, tzinfo=UTC)
     assert criteria.period.end == datetime(2025, 2, 1, tzinfo=UTC)  # 'to' is a whole day
     assert (criteria.by_user, criteria.by_model) == (True, True)
-    nobody = await report(UsageQuery(actor=admin, username="nobody"), PageRequest())
+    nobody = await report(ReportUsageRequest(actor=admin, username="nobody"), PageRequest())
     assert nobody.total == 0
 
 
@@ -468,7 +472,9 @@ async def test_ids_no_database_can_hold_name_nothing(
             await GetConversationStats(uow)(AdminConversationRef(actor=admin, conversation_id=huge))
         with pytest.raises(NotFound):
             await DeactivateUser(uow, clock)(AdminUserRef(actor=admin, user_id=huge))
-    page = await ListAuditLog(uow)(AuditQuery(actor=admin, target_id=10**20), PageRequest())
+    page = await ListAuditLog(uow)(
+        ListAuditLogRequest(actor=admin, target_id=10**20), PageRequest()
+    )
     assert (page.items, page.total) == ([], 0)
 
 
@@ -483,5 +489,7 @@ async def test_null_characters_are_field_errors(
     uow: FakeAdminUnitOfWork, admin: User, query: dict[str, str], field: str
 ) -> None:
     with pytest.raises(InvalidInput) as raised:
-        await ListAllConversations(uow)(ConversationSearch(actor=admin, **query), PageRequest())
+        await ListAllConversations(uow)(
+            ListAllConversationsRequest(actor=admin, **query), PageRequest()
+        )
     assert raised.value.field_errors == {field: ["Null characters are not allowed."]}

@@ -9,10 +9,10 @@ from in_memory import FakeChatModel, FakeClock, FakeImageInspector, FakeModelCat
 
 from application.chat import SendMessage, SendMessageRequest, TurnRecorder
 from application.conversations import (
-    ConversationChanges,
-    NewConversation,
     StartConversation,
+    StartConversationRequest,
     UpdateConversation,
+    UpdateConversationRequest,
 )
 from domain.errors import InvalidInput
 from domain.quota import QuotaPolicy
@@ -39,7 +39,7 @@ def update(
 async def test_a_title_of_200_characters_is_kept_whole(
     start: StartConversation, uow: FakeUnitOfWork
 ) -> None:
-    conversation = await start(NewConversation(owner_id=ALICE, title="t" * 200))
+    conversation = await start(StartConversationRequest(owner_id=ALICE, title="t" * 200))
 
     assert conversation.id is not None
     assert uow.state.conversations[conversation.id].title == "t" * 200
@@ -49,7 +49,7 @@ async def test_starting_with_a_title_over_200_characters_is_refused_and_stores_n
     start: StartConversation, uow: FakeUnitOfWork
 ) -> None:
     with pytest.raises(InvalidInput) as raised:
-        await start(NewConversation(owner_id=ALICE, title=TOO_LONG))
+        await start(StartConversationRequest(owner_id=ALICE, title=TOO_LONG))
 
     assert raised.value.field_errors == {"title": [LIMIT_MESSAGE]}
     assert uow.state.conversations == {}
@@ -60,14 +60,14 @@ async def test_a_long_title_and_an_unknown_model_are_reported_together(
     start: StartConversation, update: UpdateConversation, uow: FakeUnitOfWork
 ) -> None:
     with pytest.raises(InvalidInput) as raised:
-        await start(NewConversation(owner_id=ALICE, title=TOO_LONG, model="no-such-model"))
+        await start(StartConversationRequest(owner_id=ALICE, title=TOO_LONG, model="no-such-model"))
     assert set(raised.value.field_errors) == {"title", "model"}
 
     conversation = uow.seed_conversation(ALICE, title="before")
     assert conversation.id is not None
     with pytest.raises(InvalidInput) as raised:
         await update(
-            ConversationChanges(
+            UpdateConversationRequest(
                 owner_id=ALICE,
                 conversation_id=conversation.id,
                 title=TOO_LONG,
@@ -86,7 +86,7 @@ async def test_renaming_over_200_characters_is_refused_and_changes_nothing(
 
     with pytest.raises(InvalidInput) as raised:
         await update(
-            ConversationChanges(
+            UpdateConversationRequest(
                 owner_id=ALICE, conversation_id=conversation.id, title=TOO_LONG, status="closed"
             )
         )
@@ -104,7 +104,7 @@ async def test_renaming_to_200_characters_is_stored(
     assert conversation.id is not None
 
     await update(
-        ConversationChanges(owner_id=ALICE, conversation_id=conversation.id, title="n" * 200)
+        UpdateConversationRequest(owner_id=ALICE, conversation_id=conversation.id, title="n" * 200)
     )
 
     assert uow.state.conversations[conversation.id].title == "n" * 200

@@ -13,9 +13,9 @@ from application.conversations import (
     GetConversation,
     ListConversations,
     ListMessages,
-    NewConversation,
     ReopenConversation,
     StartConversation,
+    StartConversationRequest,
 )
 from application.pagination import PageRequest
 from domain.conversation import ConversationStatus, MessageRole
@@ -53,7 +53,9 @@ def owned_by(uow: FakeUnitOfWork, owner_id: int) -> list[int]:
 async def test_start_stores_an_active_conversation(
     start: StartConversation, uow: FakeUnitOfWork, clock: FakeClock
 ) -> None:
-    conversation = await start(NewConversation(owner_id=ALICE, title="Plans", model="fake-large"))
+    conversation = await start(
+        StartConversationRequest(owner_id=ALICE, title="Plans", model="fake-large")
+    )
 
     assert conversation.id is not None
     stored = uow.state.conversations[conversation.id]
@@ -71,11 +73,11 @@ async def test_the_tenth_active_conversation_is_allowed_and_the_eleventh_refused
     start: StartConversation, uow: FakeUnitOfWork
 ) -> None:
     for _ in range(10):
-        await start(NewConversation(owner_id=ALICE))
+        await start(StartConversationRequest(owner_id=ALICE))
     assert uow.state.active_count(ALICE) == 10
 
     with pytest.raises(ActiveConversationLimit):
-        await start(NewConversation(owner_id=ALICE))
+        await start(StartConversationRequest(owner_id=ALICE))
 
     assert len(uow.state.conversations) == 10
     assert uow.commits == 10
@@ -89,11 +91,11 @@ async def test_closed_conversations_do_not_count_towards_the_limit(
     for _ in range(5):
         uow.seed_conversation(ALICE, status=CLOSED)
 
-    await start(NewConversation(owner_id=ALICE))
+    await start(StartConversationRequest(owner_id=ALICE))
 
     assert uow.state.active_count(ALICE) == 10
     with pytest.raises(ActiveConversationLimit):
-        await start(NewConversation(owner_id=ALICE))
+        await start(StartConversationRequest(owner_id=ALICE))
     assert len(owned_by(uow, ALICE)) == 15
 
 
@@ -103,7 +105,7 @@ async def test_other_users_conversations_do_not_count(
     for _ in range(10):
         uow.seed_conversation(BOB)
 
-    await start(NewConversation(owner_id=ALICE))
+    await start(StartConversationRequest(owner_id=ALICE))
 
     assert len(owned_by(uow, ALICE)) == 1
 
@@ -112,7 +114,7 @@ async def test_start_refuses_an_unavailable_model_and_stores_nothing(
     start: StartConversation, uow: FakeUnitOfWork
 ) -> None:
     with pytest.raises(InvalidInput) as raised:
-        await start(NewConversation(owner_id=ALICE, model="no-such-model"))
+        await start(StartConversationRequest(owner_id=ALICE, model="no-such-model"))
 
     assert set(raised.value.field_errors) == {"model"}
     assert uow.state.conversations == {}
@@ -122,10 +124,10 @@ async def test_start_honours_a_custom_policy(
     uow: FakeUnitOfWork, clock: FakeClock, catalog: FakeModelCatalog
 ) -> None:
     start = StartConversation(uow, QuotaPolicy(max_active_conversations=2), clock, catalog)
-    await start(NewConversation(owner_id=ALICE))
-    await start(NewConversation(owner_id=ALICE))
+    await start(StartConversationRequest(owner_id=ALICE))
+    await start(StartConversationRequest(owner_id=ALICE))
     with pytest.raises(ActiveConversationLimit):
-        await start(NewConversation(owner_id=ALICE))
+        await start(StartConversationRequest(owner_id=ALICE))
     assert len(uow.state.conversations) == 2
 
 

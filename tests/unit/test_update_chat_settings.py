@@ -10,10 +10,10 @@ import pytest
 from in_memory import FakeModelCatalog, FakeUnitOfWork
 
 from application.chat_settings import (
-    ChangeChatSettings,
     GetChatSettings,
     SettingsDefaults,
     UpdateChatSettings,
+    UpdateChatSettingsRequest,
 )
 from domain.chat_settings import ChatSettings, UserChatSettings
 from domain.errors import InvalidInput, NotFound
@@ -53,14 +53,16 @@ async def test_an_update_changes_only_the_given_fields_and_is_stored(
 ) -> None:
     assert alices.id is not None
 
-    result = await update(ChangeChatSettings(user_id=ALICE, settings_id=alices.id, temperature=0.0))
+    result = await update(
+        UpdateChatSettingsRequest(user_id=ALICE, settings_id=alices.id, temperature=0.0)
+    )
 
     expected = ChatSettings(ai_model="fake-small", temperature=0.0, max_tokens=1024)
     assert result.settings == expected
     assert uow.state.chat_settings[alices.id].settings == expected
 
     await update(
-        ChangeChatSettings(
+        UpdateChatSettingsRequest(
             user_id=ALICE, settings_id=alices.id, ai_model="fake-large", max_tokens=5
         )
     )
@@ -78,7 +80,7 @@ async def test_every_failing_field_is_reported_including_an_unknown_model(
 
     with pytest.raises(InvalidInput) as raised:
         await update(
-            ChangeChatSettings(
+            UpdateChatSettingsRequest(
                 user_id=ALICE,
                 settings_id=alices.id,
                 ai_model="no-such-model",
@@ -120,7 +122,7 @@ async def test_any_failure_saves_nothing(
     before = copy.deepcopy(uow.state.chat_settings)
 
     with pytest.raises(InvalidInput) as raised:
-        await update(ChangeChatSettings(user_id=ALICE, settings_id=alices.id, **change))
+        await update(UpdateChatSettingsRequest(user_id=ALICE, settings_id=alices.id, **change))
 
     assert set(raised.value.field_errors) == failing
     assert uow.state.chat_settings == before
@@ -133,7 +135,7 @@ async def test_a_model_withdrawn_from_the_catalogue_cannot_be_chosen(
     catalog.withdraw("fake-large")
     with pytest.raises(InvalidInput) as raised:
         await update(
-            ChangeChatSettings(user_id=ALICE, settings_id=alices.id, ai_model="fake-large")
+            UpdateChatSettingsRequest(user_id=ALICE, settings_id=alices.id, ai_model="fake-large")
         )
     assert set(raised.value.field_errors) == {"ai_model"}
 
@@ -149,9 +151,9 @@ async def test_another_users_settings_are_not_found(
     before = copy.deepcopy(uow.state.chat_settings)
 
     with pytest.raises(NotFound):
-        await update(ChangeChatSettings(user_id=ALICE, settings_id=bobs.id, temperature=1.9))
+        await update(UpdateChatSettingsRequest(user_id=ALICE, settings_id=bobs.id, temperature=1.9))
     with pytest.raises(NotFound):
-        await update(ChangeChatSettings(user_id=ALICE, settings_id=12345, temperature=1.9))
+        await update(UpdateChatSettingsRequest(user_id=ALICE, settings_id=12345, temperature=1.9))
 
     assert uow.state.chat_settings == before
     assert uow.state.chat_settings[bobs.id].settings.temperature == 0.7

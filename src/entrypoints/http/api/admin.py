@@ -15,20 +15,20 @@ from litestar.params import FromPath, QueryParameter
 from application.admin import (
     AdminConversationRef,
     AdminUserRef,
-    AuditQuery,
     CloseAnyConversation,
-    ConversationSearch,
     DeactivateUser,
     GetAnyConversation,
     GetConversationStats,
     ListAllConversations,
+    ListAllConversationsRequest,
     ListAuditLog,
+    ListAuditLogRequest,
     ListUsers,
+    ListUsersRequest,
     ReactivateUser,
     ReopenAnyConversation,
     ReportUsage,
-    UsageQuery,
-    UserSearch,
+    ReportUsageRequest,
 )
 from application.pagination import PageRequest
 from domain.monitoring import SEARCH_MAX_TERMS, SEARCH_TERM_MAX_CHARS, require_staff
@@ -115,7 +115,8 @@ class AdminConversationsController(Controller):
         spaces is found. A search counts at most 200 matches (or just past the page asked
         for); beyond that X-Total-Count is a lower bound and X-Total-Count-Capped is true."""
         result = await list_all_conversations(
-            ConversationSearch(actor=staff, username=owner, status=status, search=search), page
+            ListAllConversationsRequest(actor=staff, username=owner, status=status, search=search),
+            page,
         )
         response = paged(request, result, [owned_conversation_out(c) for c in result.items])
         if not result.total_is_exact:
@@ -202,7 +203,7 @@ class AdminUsersController(Controller):
         ] = None,
     ) -> Response[list[AdminUserOut]]:
         """Every account, newest first, with its conversation and message counts."""
-        result = await list_users(UserSearch(actor=staff, username=username), page)
+        result = await list_users(ListUsersRequest(actor=staff, username=username), page)
         return paged(request, result, [admin_user_out(u) for u in result.items])
 
     @post("/{user_id:int}/deactivate/", operation_id="api_admin_deactivate_user", status_code=200)
@@ -273,7 +274,7 @@ class AdminMonitoringController(Controller):
     ) -> Response[list[UsageOut]]:
         """Token usage of the models' replies per user and model, most tokens first."""
         result = await report_usage(
-            UsageQuery(
+            ReportUsageRequest(
                 actor=staff, start=start, end=end, username=owner, model=model, group_by=group_by
             ),
             page,
@@ -302,7 +303,7 @@ class AdminMonitoringController(Controller):
     ) -> Response[list[AuditEntryOut]]:
         """What admins did, newest first: who, what, to which target, when."""
         result = await list_audit_log(
-            AuditQuery(
+            ListAuditLogRequest(
                 actor=staff,
                 actor_username=actor,
                 action=action,

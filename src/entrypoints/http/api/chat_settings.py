@@ -6,7 +6,7 @@ from litestar import Controller, get, patch, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from application.chat_settings import ChangeChatSettings, GetChatSettings, UpdateChatSettings
+from application.chat_settings import GetChatSettings, UpdateChatSettings, UpdateChatSettingsRequest
 from domain.users import User
 from entrypoints.http.api.schemas import (
     ChatSettingOut,
@@ -45,7 +45,7 @@ class ChatSettingsController(Controller):
         """Replace all three settings. temperature 0-2, max_tokens >= 1, an available model."""
         assert user.id is not None
         updated = await update_chat_settings(
-            ChangeChatSettings(
+            UpdateChatSettingsRequest(
                 user_id=user.id,
                 settings_id=setting_id,
                 ai_model=data.ai_model,
@@ -71,7 +71,7 @@ class ChatSettingsController(Controller):
         """Change only the settings given; the same rules as PUT apply."""
         assert user.id is not None
         updated = await update_chat_settings(
-            ChangeChatSettings(
+            UpdateChatSettingsRequest(
                 user_id=user.id,
                 settings_id=setting_id,
                 ai_model=data.ai_model,

@@ -15,9 +15,9 @@ from application.conversations import (
     GetConversation,
     ListConversations,
     ListMessages,
-    NewConversation,
     ReopenConversation,
     StartConversation,
+    StartConversationRequest,
 )
 from application.idempotency import IdempotentRequests
 from application.pagination import PageRequest
@@ -66,7 +66,7 @@ class ConversationsController(Controller):
     ) -> ConversationOut:
         """Start a new active conversation (at most 10 active per user; 409 beyond)."""
         assert user.id is not None
-        conversation = await start_conversation(NewConversation(owner_id=user.id))
+        conversation = await start_conversation(StartConversationRequest(owner_id=user.id))
         return conversation_out(conversation, user)
 
     @get("/{conversation_id:int}/", operation_id="api_get_conversation")

@@ -12,7 +12,7 @@ from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from application.accounts import Credentials, LogoutEverywhere, VerifyPassword
+from application.accounts import Credentials, LogOutEverywhere, VerifyPassword
 from application.throttling import Throttle
 from domain.users import User
 from entrypoints.http.api.schemas import TokenCredentialsIn
@@ -88,7 +88,7 @@ class SessionController(Controller):
         self,
         request: Request[Any, Any, Any],
         user: NamedDependency[User],
-        logout_everywhere: NamedDependency[LogoutEverywhere],
+        logout_everywhere: NamedDependency[LogOutEverywhere],
     ) -> None:
         """Sign out on every device: all refresh tokens, API tokens, access tokens and
         browser sessions of your account stop working now."""

@@ -8,7 +8,7 @@ from litestar import Controller, Request, delete, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from application.accounts import Credentials, IssueApiToken, RevokeApiToken, RevokeApiTokens
+from application.accounts import Credentials, IssueApiToken, RevokeApiToken, RevokeApiTokenRequest
 from application.throttling import Throttle
 from domain.users import User
 from entrypoints.http.api.schemas import TokenCredentialsIn, TokenOut
@@ -50,5 +50,5 @@ class ApiTokenController(Controller):
         """Revoke the API token this request carries; with a JWT, revoke all your API tokens."""
         assert user.id is not None
         await revoke_api_token(
-            RevokeApiTokens(user_id=user.id, presented_token=presented_api_token(request))
+            RevokeApiTokenRequest(user_id=user.id, presented_token=presented_api_token(request))
         )

@@ -8,7 +8,13 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from application.accounts import Credentials, Login, RefreshSession, Register, RegisterUser
+from application.accounts import (
+    Credentials,
+    LogIn,
+    RefreshAccessToken,
+    RegisterUser,
+    RegisterUserRequest,
+)
 from application.throttling import Throttle
 from entrypoints.http.api_v1.schemas import (
     LoginIn,
@@ -37,13 +43,13 @@ class AccountsController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[RegisterIn],
-        register: NamedDependency[Register],
+        register: NamedDependency[RegisterUser],
         throttle: NamedDependency[Throttle],
     ) -> SignedInOut:
         """Create an account and receive tokens. Every failing field is reported."""
         await throttle.credentials(data.username, client_address(request))
         signed_in = await register(
-            RegisterUser(username=data.username, email=data.email, password=data.password)
+            RegisterUserRequest(username=data.username, email=data.email, password=data.password)
         )
         return signed_in_out(signed_in)
 
@@ -58,7 +64,7 @@ class AccountsController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[LoginIn],
-        login: NamedDependency[Login],
+        login: NamedDependency[LogIn],
         throttle: NamedDependency[Throttle],
     ) -> SignedInOut:
         """Exchange username and password for an access token (15 min) and a refresh token."""
@@ -78,7 +84,7 @@ class AccountsController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[RefreshIn],
-        refresh_session: NamedDependency[RefreshSession],
+        refresh_session: NamedDependency[RefreshAccessToken],
         throttle: NamedDependency[Throttle],
     ) -> TokenPairOut:
         """A new access token and a new refresh token; each refresh token works once."""

@@ -9,7 +9,6 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from application.conversations import (
-    ConversationChanges,
     ConversationRef,
     DeleteConversation,
     GetConversation,
@@ -17,9 +16,10 @@ from application.conversations import (
     ListMessages,
     ListUserMessages,
     MessageQuery,
-    NewConversation,
     StartConversation,
+    StartConversationRequest,
     UpdateConversation,
+    UpdateConversationRequest,
 )
 from application.pagination import PageRequest
 from domain.users import User
@@ -72,7 +72,7 @@ class ConversationsV1Controller(Controller):
     ) -> ConversationV1Out:
         """Start a conversation with an optional title and model (10 active at most)."""
         conversation = await start_conversation(
-            NewConversation(owner_id=_owner(user), title=data.title, model=data.model)
+            StartConversationRequest(owner_id=_owner(user), title=data.title, model=data.model)
         )
         return conversation_v1_out(conversation)
 
@@ -104,7 +104,7 @@ class ConversationsV1Controller(Controller):
     ) -> ConversationV1Out:
         """Set the title (required), and optionally the model and status (active/closed)."""
         updated = await update_conversation(
-            ConversationChanges(
+            UpdateConversationRequest(
                 owner_id=_owner(user),
                 conversation_id=conversation_id,
                 title=data.title,
@@ -129,7 +129,7 @@ class ConversationsV1Controller(Controller):
     ) -> ConversationV1Out:
         """Change only the fields given: title, model, status (active/closed)."""
         updated = await update_conversation(
-            ConversationChanges(
+            UpdateConversationRequest(
                 owner_id=_owner(user),
                 conversation_id=conversation_id,
                 title=data.title,
