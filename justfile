@@ -42,24 +42,25 @@ install:
         touch "$stamp"
     fi
 
-# Benchmarks (bench/README.md): thin aliases of `python -m bench run|workers|admin`, each writing
-# bench/results/<benchmark>-latest.md (--quick: a smoke run, written to <benchmark>-quick.md).
+# Benchmarks (bench/README.md): aliases of `python -m bench run|workers|admin`. A full run writes
+# bench/results/<benchmark>-latest.md, --quick a smoke run to <benchmark>-quick.md.
 
-# Parley against the direct fake upstream (ceiling) and a minimal app (floor), SQL counts, RSS,
-# a py-spy profile. Options: --quick, --postgres URL, --repetitions N, --duration S.
+# Also SQL counts, RSS and a py-spy profile. Options: --quick, --postgres URL, --repetitions N,
+# --duration S.
+# Benchmark Parley against the direct fake upstream (ceiling) and a minimal app (floor).
 bench *args: install
     #!/usr/bin/env bash
     set -euo pipefail
     if [ ! -x {{bin}}/py-spy ]; then {{bin}}/python -m pip install --quiet -e '.[dev,bench]'; fi
     {{bin}}/python -m bench run {{args}}
 
-# Chat throughput on the offline echo model, `parley serve --workers 1` vs `2`, SQLite and
-# PostgreSQL. Options: --quick, --postgres URL, --no-postgres, --repetitions N, --duration S.
+# Options: --quick, --postgres URL, --no-postgres, --repetitions N, --duration S.
+# Benchmark `parley serve --workers 1` vs `2` on the offline echo model, SQLite and PostgreSQL.
 bench-workers *args: install
     {{bin}}/python -m bench workers {{args}}
 
-# Admin API p50/p95 at 100k and 1M messages on SQLite and PostgreSQL (seeded once, kept in
-# $TMPDIR/parley-admin-bench and parley_admin_*). Options: --quick, --postgres URL, --no-postgres,
-# --reseed, --requests N.
+# Seeded once into $TMPDIR/parley-admin-bench and parley_admin_* databases. Options: --quick,
+# --postgres URL, --no-postgres, --reseed, --requests N.
+# Benchmark the admin API's p50/p95 at 100k and 1M messages on SQLite and PostgreSQL.
 bench-admin *args: install
     {{bin}}/python -m bench admin {{args}}
