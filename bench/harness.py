@@ -287,7 +287,9 @@ async def measure(
         ttft_p99=percentile(result.ttft_ns, 99) if first_token else None,
         server_cpu_ms=delta["server"] * per_request,
         database_cpu_ms=delta["database"] * per_request if database else None,
-        worker_split=tuple(100 * w / sum(split) for w in split) if len(split) > 1 else (),
+        worker_split=tuple(100 * w / sum(split) for w in split)
+        if len(split) > 1 and sum(split) > 0
+        else (),
         generator_cpu_pct=100 * result.generator_cpu_s / duration,
         rss_max_mb=max(rss) if rss else None,
         other_load=max(0.0, (delta["machine"] - delta["ours"] - delta["database"]) / duration),
@@ -304,8 +306,9 @@ def median(samples: list[Sample]) -> dict[str, Any]:
             out[f.name] = sum(values)
         elif f.name == "first_error":
             out[f.name] = next((v for v in values if v), "")
-        elif f.name == "worker_split":
-            out[f.name] = [statistics.median(p) for p in zip(*values, strict=True)]
+        elif f.name == "worker_split":  # per worker, if every repetition saw the same workers
+            same = len({len(v) for v in values}) == 1
+            out[f.name] = [statistics.median(p) for p in zip(*values, strict=True)] if same else []
         else:
             present = [v for v in values if v is not None and v == v]
             out[f.name] = statistics.median(present) if present else None
