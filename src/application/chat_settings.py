@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from application.model_choice import unavailable_model
 from application.ports import ModelCatalog, UnitOfWork
 from domain.chat_settings import ChatSettings, UserChatSettings
 from domain.errors import InvalidInput, NotFound
@@ -73,9 +74,7 @@ class UpdateChatSettings:
             current = await settings_of(uow, command.user_id, self._catalog, self._defaults)
             if current.id != command.settings_id:
                 raise NotFound("Chat settings not found.")
-            errors: dict[str, list[str]] = {}
-            if command.ai_model is not None and self._catalog.get(command.ai_model) is None:
-                errors["ai_model"] = [f'"{command.ai_model}" is not an available model.']
+            errors = unavailable_model(self._catalog, "ai_model", command.ai_model)
             try:
                 changed = current.settings.changed(
                     ai_model=command.ai_model,

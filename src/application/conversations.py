@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from application.model_choice import unavailable_model
 from application.pagination import Page, PageRequest
 from application.ports import Clock, ModelCatalog, UnitOfWork
 from domain.conversation import Conversation, Message, title_errors
@@ -54,9 +55,10 @@ class StartConversation:
         self._catalog = catalog
 
     async def __call__(self, command: StartConversationRequest) -> Conversation:
-        errors = title_errors(command.title)
-        if command.model is not None and self._catalog.get(command.model) is None:
-            errors = {**errors, "model": [f'"{command.model}" is not an available model.']}
+        errors = {
+            **title_errors(command.title),
+            **unavailable_model(self._catalog, "model", command.model),
+        }
         if errors:
             raise InvalidInput(errors)
         async with self._uow as uow:
@@ -180,8 +182,7 @@ class UpdateConversation:
 
     async def __call__(self, changes: UpdateConversationRequest) -> Conversation:
         errors = title_errors(changes.title) if changes.title is not None else {}
-        if changes.model is not None and self._catalog.get(changes.model) is None:
-            errors["model"] = [f'"{changes.model}" is not an available model.']
+        errors |= unavailable_model(self._catalog, "model", changes.model)
         if changes.status is not None and changes.status not in ("active", "closed"):
             errors["status"] = ['Must be "active" or "closed".']
         if errors:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from application.chat.turns import HistoryBudget, PreparedTurn, SendMessageRequest, model_request
 from application.chat_settings import SettingsDefaults, settings_of
 from application.errors import ProviderUnavailable
+from application.model_choice import unavailable_model
 from application.ports import (
     Clock,
     FetchedImage,
@@ -58,8 +59,8 @@ class TurnPreparation:
 
     async def _prepare(self, command: SendMessageRequest, *, store_message: bool) -> PreparedTurn:
         self._policy.check_message(command.text)
-        if command.model is not None and self._catalog.get(command.model) is None:
-            raise InvalidInput({"model": [f'"{command.model}" is not an available model.']})
+        if errors := unavailable_model(self._catalog, "model", command.model):
+            raise InvalidInput(errors)
         image = await self._images.fetch(command.image_url) if command.image_url else None
         async with self._uow as uow:
             conversation, stored_settings = await self._conversation(uow, command)
