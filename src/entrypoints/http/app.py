@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from dependency_injector import providers
 from litestar import Litestar, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
@@ -44,43 +45,6 @@ from entrypoints.http.security_headers import add_security_headers, cors_config
 from entrypoints.http.sessions import SESSION_COOKIE, LazySessionConfig
 from entrypoints.settings import Settings, load_settings, with_secret_key
 
-USE_CASES = (
-    "register",
-    "login",
-    "refresh_session",
-    "issue_api_token",
-    "revoke_api_token",
-    "authenticate",
-    "start_conversation",
-    "list_conversations",
-    "get_conversation",
-    "close_conversation",
-    "reopen_conversation",
-    "list_messages",
-    "send_message",
-    "stream_message",
-    "get_chat_settings",
-    "update_chat_settings",
-    "check_health",
-    "update_conversation",
-    "delete_conversation",
-    "list_user_messages",
-    "verify_password",
-    "logout_everywhere",
-    "begin_wechat_login",
-    "complete_wechat_login",
-    "list_all_conversations",
-    "get_any_conversation",
-    "close_any_conversation",
-    "reopen_any_conversation",
-    "get_conversation_stats",
-    "list_users",
-    "deactivate_user",
-    "reactivate_user",
-    "report_usage",
-    "list_audit_log",
-)
-
 
 def _from_container(provider: Callable[[], Any]) -> Provide:
     def build() -> Any:
@@ -89,8 +53,19 @@ def _from_container(provider: Callable[[], Any]) -> Provide:
     return Provide(build, sync_to_thread=False)
 
 
+def use_cases(container: Container) -> dict[str, Provide]:
+    """Every use case the container builds, by its provider's name: what handlers ask for
+    by parameter name. Adding a use case is one provider in container.py."""
+    return {
+        name: _from_container(provider)
+        for name, provider in container.providers.items()
+        if isinstance(provider, providers.Factory)
+        and getattr(provider.provides, "__module__", "").startswith("application.")
+    }
+
+
 def create_app(container: Container) -> Litestar:
-    dependencies = {name: _from_container(getattr(container, name)) for name in USE_CASES}
+    dependencies = use_cases(container)
     dependencies["catalog"] = _from_container(container.catalog)
     dependencies["throttle"] = _from_container(container.throttle)
     dependencies["idempotent_requests"] = _from_container(container.idempotent_requests)
