@@ -36,6 +36,7 @@ from entrypoints.http.api_v1.health import health, ready
 from entrypoints.http.api_v1.wechat import WeChatController
 from entrypoints.http.auth import authenticated_user, limit_anonymous_requests, optional_user
 from entrypoints.http.csrf import CSRF_COOKIE, CSRF_HEADER, SessionCSRFMiddleware
+from entrypoints.http.dialects import DRF_STYLE, V1
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.interrupted_turns import mark_interrupted_turns
 from entrypoints.http.openapi import allowed_methods, list_models
@@ -75,6 +76,7 @@ def create_app(container: Container) -> Litestar:
 
     api = Router(
         path="/api",
+        opt={"dialect": DRF_STYLE},
         route_handlers=[
             ConversationsController,
             ChatSettingsController,
@@ -87,6 +89,7 @@ def create_app(container: Container) -> Litestar:
     )
     api_v1 = Router(
         path="/api/v1",
+        opt={"dialect": V1},
         route_handlers=[
             AccountsController,
             ChatController,

@@ -1,11 +1,5 @@
-"""Errors to HTTP responses, in one place. Handlers contain no try/except.
-
-Each dialect has its error shape:
-- ``/api/...`` (the DRF-style dialect): validation ``{"field": ["msg", ...]}``, other
-  errors ``{"detail": "...", "code": "..."}``.
-- ``/api/v1/...``: ``{"error": "...", "code": "..."}`` plus
-  ``"fields": {...}`` for validation details.
-"""
+"""Errors to HTTP responses, in one place. Handlers contain no try/except; each dialect
+presents the body its own way (``dialects.py``)."""
 
 from __future__ import annotations
 
@@ -48,6 +42,7 @@ from domain.errors import (
     UsernameTaken,
 )
 from entrypoints.http.bodies import UnsupportedMediaType
+from entrypoints.http.dialects import dialect_of
 
 log = logging.getLogger("parley.http")
 
@@ -102,13 +97,8 @@ def status_of(error: DomainError) -> int:
     return 400
 
 
-def is_v1(request: Request[Any, Any, Any]) -> bool:
-    path = request.url.path
-    return path == "/api/v1" or path.startswith("/api/v1/")
-
-
 class ErrorBody:
-    """Builds an error body in the request's dialect."""
+    """Builds an error response in the request's dialect."""
 
     @staticmethod
     def render(
@@ -120,17 +110,11 @@ class ErrorBody:
         fields: dict[str, list[str]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Response[Any]:
+        dialect = dialect_of(request)
         if status == 401:
-            scheme = "Bearer" if is_v1(request) else "Token"
+            scheme = dialect.auth_scheme
             headers = {"WWW-Authenticate": f'{scheme} realm="api"', **(headers or {})}
-        if is_v1(request):
-            body: dict[str, Any] = {"error": message, "code": code}
-            if fields:
-                body["fields"] = fields
-        elif fields:
-            body = dict(fields)
-        else:
-            body = {"detail": message, "code": code}
+        body = dialect.error_body(message, code, fields)
         return Response(body, status_code=status, headers=headers)
 
 

@@ -17,26 +17,10 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Schema
 
+from entrypoints.http.dialects import DRF_STYLE
+
 SECURITY: list[dict[str, list[str]]] = [{"BearerJWT": []}, {"ApiToken": []}, {"Session": []}]
 
-
-class ApiError(msgspec.Struct):
-    """An error on ``/api/...``."""
-
-    detail: str
-    code: str
-
-
-class V1Error(msgspec.Struct):
-    """An error on ``/api/v1/...``; ``fields`` lists every failing field (validation)."""
-
-    error: str
-    code: str
-    fields: dict[str, list[str]] = msgspec.field(default_factory=dict)
-
-
-# On /api/... a validation error is the DRF shape {"field": ["message", ...]}.
-ApiValidationError = dict[str, list[str]] | ApiError
 
 DESCRIPTIONS = {
     400: "Invalid input: every failing field is reported.",
@@ -140,12 +124,13 @@ def document(app: Litestar) -> None:
         for handler in getattr(route, "route_handlers", ()):
             if not isinstance(handler, HTTPRouteHandler) or not handler.include_in_schema:
                 continue
-            v1 = route.path.startswith("/api/v1")
+            dialect = handler.opt.get("dialect", DRF_STYLE)
             responses: dict[int, ResponseSpec] = {}
             for status in sorted(_statuses(handler, route.path)):
-                container: Any = V1Error if v1 else ApiError  # ResponseSpec takes unions too
-                if status == 400 and not v1:
-                    container = ApiValidationError
+                # ResponseSpec takes unions too (the DRF-style validation body).
+                container: Any = (
+                    dialect.validation_schema if status == 400 else dialect.error_schema
+                )
                 responses[status] = ResponseSpec(
                     data_container=container, description=DESCRIPTIONS[status]
                 )

@@ -17,9 +17,8 @@ from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
 from application.chat import ReplyEnded, ReplyStream
-from application.errors import ModelFailure
 from domain.conversation import Message
-from entrypoints.http.errors import is_v1
+from entrypoints.http.dialects import dialect_of
 
 _encode = msgspec.json.Encoder().encode
 
@@ -33,14 +32,17 @@ def sse_reply(
     stream: ReplyStream,
     done_body: Callable[[Message, Message], dict[str, Any]],
 ) -> ServerSentEvent:
-    v1 = is_v1(request)
+    dialect = dialect_of(request)
 
     async def events() -> AsyncIterator[ServerSentEventMessage]:
         async for event in stream.events:
             if isinstance(event, ReplyEnded):
                 if event.failure is not None:
                     yield ServerSentEventMessage(
-                        event="error", data=_encode(_error_body(event.failure, v1)).decode()
+                        event="error",
+                        data=_encode(
+                            dialect.error_body(event.failure.message, event.failure.code)
+                        ).decode(),
                     )
                 body = done_body(stream.user_message, event.ai_message)
                 body["status"] = event.ai_message.status.value
@@ -173,9 +175,3 @@ def stream_response(events: ServerSentEvent) -> Response[Any]:
     """The streamed alternative of a route whose documented body is JSON: Litestar sends
     any Response instance as it is, so only the static type needs this adjustment."""
     return cast("Response[Any]", events)
-
-
-def _error_body(failure: ModelFailure, v1: bool) -> dict[str, str]:
-    if v1:
-        return {"error": failure.message, "code": failure.code}
-    return {"detail": failure.message, "code": failure.code}
