@@ -9,7 +9,7 @@ import logging
 import os
 import secrets
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -192,37 +192,65 @@ _FALSE = {"0", "false", "no", "off", ""}
 def _parse(name: str, raw: Any, kind: Any) -> Any:
     kind_name = kind if isinstance(kind, str) else kind.__name__
     try:
-        if kind_name.startswith("dict"):
-            if not isinstance(raw, dict) or not all(
-                isinstance(v, dict | list) for v in raw.values()
-            ):
-                raise ValueError
-            return raw
-        if kind_name.startswith("tuple"):
-            items = raw.split(",") if isinstance(raw, str) else raw
-            if not isinstance(items, list | tuple):
-                raise ValueError
-            return tuple(str(item).strip() for item in items if str(item).strip())
-        if kind_name == "bool":
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text not in _TRUE | _FALSE:
-                raise ValueError
-            return text in _TRUE
-        if kind_name == "int":
-            if isinstance(raw, bool):
-                raise ValueError
-            return int(raw)
-        if kind_name == "float":
-            if isinstance(raw, bool):
-                raise ValueError
-            return float(raw)
-        if not isinstance(raw, str | int | float):
-            raise ValueError
-        return str(raw)
+        return _parser(kind_name)(raw)
     except (TypeError, ValueError):
         raise SettingsError(f"setting {name}: {raw!r} is not a valid {kind_name}") from None
+
+
+def _parser(kind_name: str) -> Callable[[Any], Any]:
+    """The parser for a field's type; each raises TypeError or ValueError on a bad value."""
+    if kind_name.startswith("dict"):
+        return _parse_table
+    if kind_name.startswith("tuple"):
+        return _parse_list
+    return _SCALAR_PARSERS.get(kind_name, _parse_text)
+
+
+def _parse_table(raw: Any) -> Any:
+    if not isinstance(raw, dict) or not all(isinstance(v, dict | list) for v in raw.values()):
+        raise ValueError
+    return raw
+
+
+def _parse_list(raw: Any) -> tuple[str, ...]:
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple):
+        raise ValueError
+    return tuple(str(item).strip() for item in items if str(item).strip())
+
+
+def _parse_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text not in _TRUE | _FALSE:
+        raise ValueError
+    return text in _TRUE
+
+
+def _parse_int(raw: Any) -> int:
+    if isinstance(raw, bool):
+        raise ValueError
+    return int(raw)
+
+
+def _parse_float(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise ValueError
+    return float(raw)
+
+
+def _parse_text(raw: Any) -> str:
+    if not isinstance(raw, str | int | float):
+        raise ValueError
+    return str(raw)
+
+
+_SCALAR_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "bool": _parse_bool,
+    "int": _parse_int,
+    "float": _parse_float,
+}
 
 
 def with_secret_key(settings: Settings) -> Settings:

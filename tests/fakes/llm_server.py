@@ -542,17 +542,7 @@ class FakeLLMServer:
         elif isinstance(behaviour, Overloaded):
             self._send_error(exchange, wire.overloaded(call))
         elif isinstance(behaviour, Malformed):
-            if behaviour.body is not None:
-                payload = behaviour.body
-            elif behaviour.kind == "shape":
-                payload = _WRONG_SHAPE
-            else:
-                payload = wire.not_json
-            body, events = wire.malformed(call, payload)
-            if call.stream:
-                await exchange.stream(events, _stream_type(call))
-            else:
-                exchange.respond(200, body)
+            await self._malformed(exchange, wire, call, behaviour)
         elif isinstance(behaviour, CutStream):
             plan = wire.stream(call, self._answer(call, Reply()))
             await exchange.stream(
@@ -574,18 +564,41 @@ class FakeLLMServer:
             event = wire.stream_error_event(call, behaviour.message, behaviour.kind)
             await exchange.stream([*sent, event], _stream_type(call), close=True)
         else:
-            answer = self._answer(call, behaviour)
-            chunk_delay = behaviour.chunk_delay if isinstance(behaviour, Reply) else 0.0
-            if call.stream:
-                plan = wire.stream(call, answer)
-                events = plan.events
-                if isinstance(behaviour, NoDone) and plan.terminator:
-                    events = events[: -plan.terminator]
-                await exchange.stream(events, _stream_type(call), chunk_delay)
-            else:
-                if chunk_delay:
-                    await asyncio.sleep(chunk_delay * (len(pieces(answer.text)) + 1))
-                exchange.respond(200, wire.completion(call, answer))
+            await self._reply(exchange, wire, call, behaviour)
+
+    @staticmethod
+    async def _malformed(exchange: _Exchange, wire: Wire, call: Call, behaviour: Malformed) -> None:
+        if behaviour.body is not None:
+            payload = behaviour.body
+        elif behaviour.kind == "shape":
+            payload = _WRONG_SHAPE
+        else:
+            payload = wire.not_json
+        body, events = wire.malformed(call, payload)
+        if call.stream:
+            await exchange.stream(events, _stream_type(call))
+        else:
+            exchange.respond(200, body)
+
+    async def _reply(
+        self,
+        exchange: _Exchange,
+        wire: Wire,
+        call: Call,
+        behaviour: Reply | Refusal | SafetyBlock | PromptBlock | NoDone,
+    ) -> None:
+        answer = self._answer(call, behaviour)
+        chunk_delay = behaviour.chunk_delay if isinstance(behaviour, Reply) else 0.0
+        if call.stream:
+            plan = wire.stream(call, answer)
+            events = plan.events
+            if isinstance(behaviour, NoDone) and plan.terminator:
+                events = events[: -plan.terminator]
+            await exchange.stream(events, _stream_type(call), chunk_delay)
+        else:
+            if chunk_delay:
+                await asyncio.sleep(chunk_delay * (len(pieces(answer.text)) + 1))
+            exchange.respond(200, wire.completion(call, answer))
 
     @staticmethod
     def _send_error(exchange: _Exchange, failure: HttpError) -> None:

@@ -87,6 +87,33 @@ def error_body(status: int, message: str | None, kind: str | None = None) -> byt
     )
 
 
+def _envelope(request: RecordedRequest) -> tuple[dict[str, Any], str, int, list[Any]]:
+    """The request's body, model, max_tokens and messages, each checked as the API does."""
+    if not request.headers.get("anthropic-version"):
+        raise _invalid("anthropic-version: header is required")
+    body = request.json
+    if not isinstance(body, dict):
+        raise _invalid("The request body is not valid JSON.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _invalid("model: Field required")
+    if "max_tokens" not in body:
+        raise Rejected(HttpError(400, dumps(_MAX_TOKENS_REQUIRED.body)))
+    max_tokens = body["max_tokens"]
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
+        raise _invalid("max_tokens: Input should be a valid integer")
+    if max_tokens < 1:
+        raise _invalid("max_tokens: Input should be greater than or equal to 1")
+    messages = body.get("messages")
+    if "messages" not in body:
+        raise _invalid("messages: Field required")
+    if not isinstance(messages, list):
+        raise _invalid("messages: Input should be a valid list")
+    if not messages:
+        raise _invalid("messages: at least one message is required")
+    return body, model, max_tokens, messages
+
+
 def _invalid(message: str) -> Rejected:
     return Rejected(HttpError(400, error_body(400, message)))
 
@@ -163,28 +190,7 @@ class AnthropicWire:
     def parse(
         self, flavour: str, request: RecordedRequest, lookup: Lookup, serial: int, **extra: str
     ) -> Call:
-        if not request.headers.get("anthropic-version"):
-            raise _invalid("anthropic-version: header is required")
-        body = request.json
-        if not isinstance(body, dict):
-            raise _invalid("The request body is not valid JSON.")
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise _invalid("model: Field required")
-        if "max_tokens" not in body:
-            raise Rejected(HttpError(400, dumps(_MAX_TOKENS_REQUIRED.body)))
-        max_tokens = body["max_tokens"]
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
-            raise _invalid("max_tokens: Input should be a valid integer")
-        if max_tokens < 1:
-            raise _invalid("max_tokens: Input should be greater than or equal to 1")
-        messages = body.get("messages")
-        if "messages" not in body:
-            raise _invalid("messages: Field required")
-        if not isinstance(messages, list):
-            raise _invalid("messages: Input should be a valid list")
-        if not messages:
-            raise _invalid("messages: at least one message is required")
+        body, model, max_tokens, messages = _envelope(request)
         info = lookup("anthropic", model)
         if info is None:
             raise Rejected(HttpError(404, error_body(404, f"model: {model}")))
@@ -194,7 +200,31 @@ class AnthropicWire:
                 f"number of output tokens for {model}"
             )
 
-        prompt_words = len(self._text("system", body.get("system")).split())
+        prompt_words, last_user = self._prompt(body.get("system"), messages)
+        thinking = body.get("thinking")
+        thinking_on = isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+        self._check_sampling(body, thinking_on, max_tokens)
+        if info.get("fixed_sampling"):
+            # Opus 4.7 and later, Sonnet 5 and later (the Sonnet 5 migration guide): any
+            # sampling parameter is a 400. Wording approximated.
+            for name in ("temperature", "top_p", "top_k"):
+                if name in body:
+                    raise _invalid(
+                        f"{name}: is not supported on {model}; remove temperature, top_p and top_k"
+                    )
+        return Call(
+            flavour="anthropic",
+            model=model,
+            stream=body.get("stream") is True,
+            last_user_text=last_user,
+            prompt_words=prompt_words,
+            response_id=f"msg_fake{serial:020d}",
+            show_reasoning=thinking_on,
+        )
+
+    def _prompt(self, system: Any, messages: list[Any]) -> tuple[int, str]:
+        """The prompt's word count and the last user message's text."""
+        prompt_words = len(self._text("system", system).split())
         last_user = ""
         for i, message in enumerate(messages):
             if not isinstance(message, dict):
@@ -217,27 +247,7 @@ class AnthropicWire:
             prompt_words += len(text.split())
             if role == "user":
                 last_user = text
-
-        thinking = body.get("thinking")
-        thinking_on = isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
-        self._check_sampling(body, thinking_on, max_tokens)
-        if info.get("fixed_sampling"):
-            # Opus 4.7 and later, Sonnet 5 and later (the Sonnet 5 migration guide): any
-            # sampling parameter is a 400. Wording approximated.
-            for name in ("temperature", "top_p", "top_k"):
-                if name in body:
-                    raise _invalid(
-                        f"{name}: is not supported on {model}; remove temperature, top_p and top_k"
-                    )
-        return Call(
-            flavour="anthropic",
-            model=model,
-            stream=body.get("stream") is True,
-            last_user_text=last_user,
-            prompt_words=prompt_words,
-            response_id=f"msg_fake{serial:020d}",
-            show_reasoning=thinking_on,
-        )
+        return prompt_words, last_user
 
     @staticmethod
     def _text(where: str, content: Any) -> str:

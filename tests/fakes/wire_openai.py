@@ -551,6 +551,9 @@ class OpenAIWire:
                     "invalid_type",
                 )
             self._check_temperature(flavour, float(temperature), temperature)
+        self._check_limits(flavour, info, body)
+
+    def _check_limits(self, flavour: str, info: Any, body: dict[str, Any]) -> None:
         for name in ("max_completion_tokens", "max_tokens"):
             limit = body.get(name)
             if limit is None:

@@ -335,6 +335,10 @@ class Storm:
                     if hang_up:
                         outcome.hung_up = True  # after the first event
                         return
+        self._check_stream(outcome, events, v1)
+
+    @staticmethod
+    def _check_stream(outcome: Outcome, events: list[tuple[str, Any]], v1: bool) -> None:
         names = [name for name, _ in events]
         if not names or names[-1] != "done" or names.count("done") != 1:
             outcome.problems.append(f"stream did not end with one done event: {names}")
@@ -386,6 +390,37 @@ def _rows(parley: RunningServer, owners: list[int]) -> list[tuple[Any, ...]]:
         "FROM messages m JOIN conversations c ON c.id = m.conversation_id "
         f"WHERE c.owner_id IN ({ids}) ORDER BY m.conversation_id, m.id",
     )
+
+
+def _check_reply_rows(
+    by_conversation: dict[int, list[tuple[Any, ...]]],
+) -> tuple[list[tuple[Any, ...]], list[tuple[int, list[str]]], list[tuple[Any, ...]]]:
+    """Each conversation's rows: (bad replies, conversations not user/assistant pairs,
+    replies completed with something other than the answer)."""
+    bad_replies: list[tuple[Any, ...]] = []
+    orphans: list[tuple[int, list[str]]] = []
+    completed_but_wrong: list[tuple[Any, ...]] = []
+    for conversation, messages in by_conversation.items():
+        roles = [row[2] for row in messages]
+        expected_roles = ["user", "assistant"] * (len(messages) // 2)
+        if roles != expected_roles or len(messages) % 2:
+            orphans.append((conversation, roles))
+        for previous, row in itertools.pairwise(messages):
+            if row[2] != "assistant" or previous[2] != "user":
+                continue
+            _, _, _, content, status, error_code = row
+            if status == "completed":
+                if error_code is not None or not _is_answer(content, previous[3]):
+                    completed_but_wrong.append((row[0], content, previous[3]))
+            elif status == "failed":
+                if not error_code or content != "":
+                    bad_replies.append(row)
+            elif status == "partial":
+                if not error_code or not (ECHO.startswith(content) or content.startswith(ECHO)):
+                    bad_replies.append(row)
+            else:
+                bad_replies.append(row)
+    return bad_replies, orphans, completed_but_wrong
 
 
 def _wait_for_late_replies(parley: RunningServer, owners: list[int], deadline: float) -> None:
@@ -448,27 +483,7 @@ def test_random_provider_faults_never_lose_a_message(
     by_conversation: dict[int, list[tuple[Any, ...]]] = {}
     for row in rows:
         by_conversation.setdefault(row[1], []).append(row)
-    bad_replies, orphans, completed_but_wrong = [], [], []
-    for conversation, messages in by_conversation.items():
-        roles = [row[2] for row in messages]
-        expected_roles = ["user", "assistant"] * (len(messages) // 2)
-        if roles != expected_roles or len(messages) % 2:
-            orphans.append((conversation, roles))
-        for previous, row in itertools.pairwise(messages):
-            if row[2] != "assistant" or previous[2] != "user":
-                continue
-            _, _, _, content, status, error_code = row
-            if status == "completed":
-                if error_code is not None or not _is_answer(content, previous[3]):
-                    completed_but_wrong.append((row[0], content, previous[3]))
-            elif status == "failed":
-                if not error_code or content != "":
-                    bad_replies.append(row)
-            elif status == "partial":
-                if not error_code or not (ECHO.startswith(content) or content.startswith(ECHO)):
-                    bad_replies.append(row)
-            else:
-                bad_replies.append(row)
+    bad_replies, orphans, completed_but_wrong = _check_reply_rows(by_conversation)
     empty_conversations = query(
         parley.settings.database_url,
         "SELECT c.id FROM conversations c WHERE c.owner_id IN ("
@@ -501,7 +516,7 @@ def test_random_provider_faults_never_lose_a_message(
     kinds_seen = Counter(o.kind + ("+stream" if o.stream else "") for o in outcomes)
     reply_states = Counter(row[4] for row in rows if row[2] == "assistant")
     problems = [(o.text, o.kind, o.status, o.problems) for o in outcomes if o.problems]
-    print(
+    print(  # noqa: T201 (the run's summary, shown with pytest -s)
         f"\n[fault injection, {backend}, seed {SEED}] {len(outcomes)} exchanges in "
         f"{elapsed:.1f}s with {WORKERS} clients; upstream requests {consumed}; "
         f"faults injected {dict(sorted(faults.items()))}; "

@@ -172,11 +172,9 @@ class AnthropicClient:
                     event = _event(self.name, line[5:].strip())
                     kind = event.get("type")
                     if kind == "content_block_delta":
-                        delta = event.get("delta") or {}
-                        if delta.get("type") == "text_delta" and delta.get("text"):
-                            yield ChatDelta(text=str(delta["text"]))
-                        elif delta.get("type") == "thinking_delta" and delta.get("thinking"):
-                            yield ChatDelta(reasoning=str(delta["thinking"]))
+                        piece = _content_delta(event.get("delta") or {})
+                        if piece is not None:
+                            yield piece
                     elif kind == "message_start":
                         prompt_tokens = _usage(
                             (event.get("message") or {}).get("usage")
@@ -202,6 +200,15 @@ class AnthropicClient:
             model=model.name,
             provider=self.name,
         )
+
+
+def _content_delta(delta: dict[str, Any]) -> ChatDelta | None:
+    """A content block delta's text or thinking, or None when it carries neither."""
+    if delta.get("type") == "text_delta" and delta.get("text"):
+        return ChatDelta(text=str(delta["text"]))
+    if delta.get("type") == "thinking_delta" and delta.get("thinking"):
+        return ChatDelta(reasoning=str(delta["thinking"]))
+    return None
 
 
 def _event(provider: str, payload: str) -> dict[str, Any]:

@@ -165,20 +165,11 @@ class OpenAICompatibleClient:
                     if "error" in chunk:
                         raise from_stream_error(self.name, chunk["error"], self._key)
                     usage = _usage(chunk.get("usage")) or usage
-                    choices = chunk.get("choices")
-                    if not isinstance(choices, list):
-                        raise malformed(self.name, "a stream chunk has no choices list")
-                    for choice in choices:
-                        if not isinstance(choice, dict):
-                            raise malformed(self.name, "a stream choice is not an object")
-                        delta = choice.get("delta") or {}
-                        reasoning = _text(delta.get("reasoning_content"))
+                    for choice in _choices(self.name, chunk):
+                        reasoning, piece, refusal = _choice_text(self.name, choice)
                         if reasoning:
                             yield ChatDelta(reasoning=reasoning)
-                        piece = _text(delta.get("content"))
-                        refusal = _text(delta.get("refusal"))
-                        if refusal:
-                            refused, piece = True, piece + refusal
+                        refused = refused or refusal
                         if piece:
                             yield ChatDelta(text=piece)
                         usage = _usage(choice.get("usage")) or usage  # Moonshot
@@ -197,6 +188,24 @@ class OpenAICompatibleClient:
             model=model.name,
             provider=self.name,
         )
+
+
+def _choices(provider: str, chunk: dict[str, Any]) -> list[Any]:
+    choices = chunk.get("choices")
+    if not isinstance(choices, list):
+        raise malformed(provider, "a stream chunk has no choices list")
+    return choices
+
+
+def _choice_text(provider: str, choice: Any) -> tuple[str, str, bool]:
+    """A stream choice's reasoning, its text (a refusal's text included) and whether it
+    refuses."""
+    if not isinstance(choice, dict):
+        raise malformed(provider, "a stream choice is not an object")
+    delta = choice.get("delta") or {}
+    refusal = _text(delta.get("refusal"))
+    text = _text(delta.get("content")) + refusal
+    return _text(delta.get("reasoning_content")), text, bool(refusal)
 
 
 def _chunk(provider: str, payload: str) -> dict[str, Any]:
