@@ -35,6 +35,12 @@ class FakeWeChatServer:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
+    def issued_tokens(self) -> list[str]:
+        """The access tokens handed out so far, oldest first."""
+        with self._lock:
+            return list(self._tokens)
+
+    @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"

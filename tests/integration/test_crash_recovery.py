@@ -344,7 +344,7 @@ def test_kill_9_mid_load_keeps_every_answered_exchange(tmp_path: Path) -> None:
         or (row[2] == "assistant" and row[4] == "completed" and not row[3].startswith(ECHO))
     ]
     interrupted_shown = [(m["sender"], m["status"], m["content"][:12]) for m in shown]
-    print(
+    print(  # noqa: T201 (the run's summary, shown with pytest -s)
         f"\n[crash recovery] killed after {killed_at - started_at:.2f}s of load with "
         f"{CLIENTS} clients: {len(load.turns)} turns, answered {len(answered)}, "
         f"in flight at the kill {len(in_flight)}, refused {len(refused)}; "
@@ -528,7 +528,7 @@ def test_kill_9_then_retries_with_the_same_key_get_one_answer_and_lost_turns_are
                 process.kill()
                 process.wait(10)
 
-    print(
+    print(  # noqa: T201 (the run's summary, shown with pytest -s)
         f"\n[crash recovery, {backend}] retries with the same key answered "
         f"{answered_after:.1f}s after the restart: {[r.status_code for r in retries]}; "
         f"turns lost without a key marked {marked_after:.1f}s after it"

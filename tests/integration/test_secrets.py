@@ -230,7 +230,7 @@ def test_no_secret_in_logs_or_error_bodies(
         assert callback.status_code == 200, callback.text
         secrets["WeChat login access token"] = callback.json()["access"]
         secrets.update(
-            {f"WeChat access token {i}": token for i, token in enumerate(wechat._tokens)}
+            {f"WeChat access token {i}": token for i, token in enumerate(wechat.issued_tokens)}
         )
         again = http.get("/api/v1/auth/wechat/url/")
         wechat.fail_next(40001, f"invalid credential, secret {WECHAT_SECRET} rid: 1")

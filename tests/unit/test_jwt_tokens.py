@@ -77,4 +77,4 @@ def test_memory_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for token in tokens:
         issuer.access_claims(token)
     assert [issuer.access_claims(t).user_id for t in tokens] == [1, 2, 3, 4, 5]
-    assert len(issuer._verified_access) <= 3
+    assert issuer.verified_tokens_remembered <= 3

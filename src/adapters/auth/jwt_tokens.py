@@ -33,6 +33,11 @@ class JwtTokenIssuer:
         self._clock = clock
         self._verified_access: dict[str, tuple[AccessClaims, float]] = {}
 
+    @property
+    def verified_tokens_remembered(self) -> int:
+        """How many verified access tokens are kept (at most VERIFIED_TOKENS_KEPT)."""
+        return len(self._verified_access)
+
     def issue(self, user_id: int, family_id: str) -> IssuedTokens:
         now = self._clock.now()
         jti = secrets.token_hex(16)

@@ -114,7 +114,7 @@ def inline_connector(database: str, busy_timeout_s: float) -> Callable[[], Any]:
             )
 
         connection = InlineConnection(connect, busy_timeout_s)
-        await connection._connect()
+        await connection  # connects on this loop (InlineConnection.__await__)
         return connection
 
     return create
