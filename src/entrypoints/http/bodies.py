@@ -10,7 +10,6 @@ import functools
 from typing import Any, TypeVar
 
 import msgspec
-from litestar._openapi.schema_generation import SchemaCreator
 from litestar.dto import MsgspecDTO
 from litestar.openapi.spec import Reference, Schema
 from litestar.typing import FieldDefinition
@@ -116,7 +115,11 @@ class CheckedBody(MsgspecDTO[T]):
 
     @classmethod
     def create_openapi_schema(
-        cls, field_definition: FieldDefinition, handler_id: str, schema_creator: SchemaCreator
+        # Any: Litestar passes its SchemaCreator, whose class lives in a private module.
+        cls,
+        field_definition: FieldDefinition,
+        handler_id: str,
+        schema_creator: Any,
     ) -> Reference | Schema:
         # Document the Struct itself (with its field constraints), as that is what is
         # decoded, rather than the DTO's transfer model.
