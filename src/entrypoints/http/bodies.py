@@ -123,4 +123,7 @@ class CheckedBody(MsgspecDTO[T]):
     ) -> Reference | Schema:
         # Document the Struct itself (with its field constraints), as that is what is
         # decoded, rather than the DTO's transfer model.
-        return schema_creator.for_field_definition(FieldDefinition.from_annotation(cls.model_type))
+        schema: Reference | Schema = schema_creator.for_field_definition(
+            FieldDefinition.from_annotation(cls.model_type)
+        )
+        return schema
