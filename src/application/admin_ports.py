@@ -144,6 +144,11 @@ class AuditLog(Protocol):
 class AdminUnitOfWork(UnitOfWork, Protocol):
     """The unit of work with the admin ports on the same transaction."""
 
-    admin: AdminQueries
-    activation: UserActivation
-    audit: AuditLog
+    @property
+    def admin(self) -> AdminQueries: ...
+
+    @property
+    def activation(self) -> UserActivation: ...
+
+    @property
+    def audit(self) -> AuditLog: ...

@@ -152,13 +152,26 @@ class UnitOfWork(Protocol):
 
     Can be entered again after it exits, starting a new transaction."""
 
-    users: Users
-    conversations: Conversations
-    messages: Messages
-    chat_settings: ChatSettingsStore
-    refresh_tokens: RefreshTokens
-    api_tokens: ApiTokens
-    identities: ExternalIdentities
+    @property
+    def users(self) -> Users: ...
+
+    @property
+    def conversations(self) -> Conversations: ...
+
+    @property
+    def messages(self) -> Messages: ...
+
+    @property
+    def chat_settings(self) -> ChatSettingsStore: ...
+
+    @property
+    def refresh_tokens(self) -> RefreshTokens: ...
+
+    @property
+    def api_tokens(self) -> ApiTokens: ...
+
+    @property
+    def identities(self) -> ExternalIdentities: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from in_memory import (
+
+from adapters.auth.api_tokens import Sha256ApiTokenCodec
+from application.chat import BackgroundWrites, HistoryBudget, TurnPreparation, TurnRecorder
+from application.chat_settings import SettingsDefaults
+from domain.quota import QuotaPolicy
+from tests.unit.in_memory import (
     FakeChatModel,
     FakeClock,
     FakeImageInspector,
@@ -12,11 +17,6 @@ from in_memory import (
     FakeTokenIssuer,
     FakeUnitOfWork,
 )
-
-from adapters.auth.api_tokens import Sha256ApiTokenCodec
-from application.chat import BackgroundWrites, HistoryBudget, TurnPreparation, TurnRecorder
-from application.chat_settings import SettingsDefaults
-from domain.quota import QuotaPolicy
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import hashlib
 from dataclasses import replace
 
 import pytest
-from in_memory import FakeClock, FakePasswordHasher, FakeTokenIssuer, FakeUnitOfWork, fake_hash
 
 from adapters.auth.api_tokens import Sha256ApiTokenCodec
 from application.accounts import (
@@ -24,6 +23,13 @@ from application.accounts import (
 )
 from domain.errors import AuthenticationFailed, InvalidInput, UsernameTaken
 from domain.users import User
+from tests.unit.in_memory import (
+    FakeClock,
+    FakePasswordHasher,
+    FakeTokenIssuer,
+    FakeUnitOfWork,
+    fake_hash,
+)
 
 PASSWORD = "correct horse battery"
 

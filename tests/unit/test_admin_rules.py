@@ -24,9 +24,15 @@ from domain.users import User
 T0 = datetime(2025, 1, 12, 10, 15, tzinfo=UTC)
 
 
-def _user(**flags: bool) -> User:
+def _user(*, is_staff: bool = False, is_active: bool = True) -> User:
     return User(
-        id=1, username="u", email="u@example.com", password_hash="x", date_joined=T0, **flags
+        id=1,
+        username="u",
+        email="u@example.com",
+        password_hash="x",
+        date_joined=T0,
+        is_staff=is_staff,
+        is_active=is_active,
     )
 
 

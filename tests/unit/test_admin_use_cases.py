@@ -7,10 +7,9 @@ import copy
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypedDict
 
 import pytest
-from in_memory import EPOCH, FakeClock, FakeUnitOfWork
 
 from application.accounts import Authenticate
 from application.admin import (
@@ -54,8 +53,14 @@ from domain.errors import (
 from domain.monitoring import CannotDeactivateSelf, ConversationStats
 from domain.quota import QuotaPolicy
 from domain.users import User
+from tests.unit.in_memory import EPOCH, FakeClock, FakeUnitOfWork
 
 CLOSED = ConversationStatus.CLOSED
+
+
+class _Flags(TypedDict, total=False):
+    is_staff: bool
+    is_active: bool
 
 
 class FakeAdminUnitOfWork(FakeUnitOfWork):
@@ -219,7 +224,7 @@ def _calls(uow: FakeAdminUnitOfWork, clock: FakeClock, actor: User) -> list[Call
     "who", [{"is_staff": False}, {"is_staff": True, "is_active": False}], ids=["user", "inactive"]
 )
 async def test_only_active_staff_may_use_any_admin_use_case(
-    uow: FakeAdminUnitOfWork, clock: FakeClock, index: int, who: dict[str, bool]
+    uow: FakeAdminUnitOfWork, clock: FakeClock, index: int, who: _Flags
 ) -> None:
     actor = uow.seed_user("someone", **who)
     conversation = uow.seed_conversation(actor.id or 0, status=CLOSED)

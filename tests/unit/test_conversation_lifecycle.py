@@ -17,11 +17,11 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from in_memory import EPOCH, FakeClock
 
 from domain.conversation import Conversation, ConversationStatus
 from domain.errors import ActiveConversationLimit, ConversationClosed, TitleTooLong
 from domain.quota import QuotaPolicy
+from tests.unit.in_memory import EPOCH, FakeClock
 
 OWNER = 7
 

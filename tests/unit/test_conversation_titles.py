@@ -4,8 +4,6 @@ the first message is made to fit, so sending a long first message still works.""
 from __future__ import annotations
 
 import pytest
-from conftest import turn_preparation
-from in_memory import FakeChatModel, FakeClock, FakeImageInspector, FakeModelCatalog, FakeUnitOfWork
 
 from application.chat import SendMessage, SendMessageRequest, TurnRecorder
 from application.conversations import (
@@ -16,6 +14,14 @@ from application.conversations import (
 )
 from domain.errors import InvalidInput
 from domain.quota import QuotaPolicy
+from tests.unit.conftest import turn_preparation
+from tests.unit.in_memory import (
+    FakeChatModel,
+    FakeClock,
+    FakeImageInspector,
+    FakeModelCatalog,
+    FakeUnitOfWork,
+)
 
 ALICE = 1
 TOO_LONG = "t" * 201

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from in_memory import EPOCH, FakeClock, FakeModelCatalog, FakeUnitOfWork
 
 from application.conversations import (
     CloseConversation,
@@ -21,6 +20,7 @@ from application.pagination import PageRequest
 from domain.conversation import ConversationStatus, MessageRole
 from domain.errors import ActiveConversationLimit, InvalidInput, NotFound
 from domain.quota import QuotaPolicy
+from tests.unit.in_memory import EPOCH, FakeClock, FakeModelCatalog, FakeUnitOfWork
 
 ALICE, BOB = 1, 2
 CLOSED = ConversationStatus.CLOSED

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from in_memory import EPOCH
 
 from domain.conversation import Message, MessageRole, MessageStatus
 from domain.history import fit_history
+from tests.unit.in_memory import EPOCH
 
 
 def message(content: str, status: MessageStatus = MessageStatus.COMPLETED, n: int = 0) -> Message:

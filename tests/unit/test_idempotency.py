@@ -7,7 +7,6 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from in_memory import FakeClock, FakeIdempotencyStore
 
 from application.idempotency import (
     IdempotencyInProgress,
@@ -16,6 +15,7 @@ from application.idempotency import (
     IdempotentRequests,
 )
 from application.ports import KeyHold, StoredResponse
+from tests.unit.in_memory import FakeClock, FakeIdempotencyStore
 
 ALICE = 1
 ANSWER = StoredResponse(status_code=201, body=b'{"ai_message": "hi"}')

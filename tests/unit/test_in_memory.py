@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from in_memory import EPOCH, FakeClock, FakeUnitOfWork
 
 from domain.conversation import ConversationStatus
 from domain.users import User
+from tests.unit.in_memory import EPOCH, FakeClock, FakeUnitOfWork
 
 
 def _user(name: str) -> User:

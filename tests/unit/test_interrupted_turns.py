@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from in_memory import EPOCH, FakeClock, FakeUnansweredTurns, FakeUnitOfWork
 
 from application.interrupted_turns import (
     MarkInterruptedTurns,
@@ -14,6 +13,7 @@ from application.interrupted_turns import (
     TurnBound,
 )
 from domain.conversation import MessageRole, MessageStatus
+from tests.unit.in_memory import EPOCH, FakeClock, FakeUnansweredTurns, FakeUnitOfWork
 
 ALICE = 1
 BOUND = TurnBound(seconds=165)

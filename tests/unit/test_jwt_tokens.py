@@ -46,7 +46,7 @@ def test_a_remembered_token_is_refused_once_it_expires(monkeypatch: pytest.Monke
             return cls.fromtimestamp(later, tz)
 
     # Two minutes pass, for the adapter and for PyJWT alike.
-    monkeypatch.setattr(jwt_tokens.time, "time", lambda: later)
+    monkeypatch.setattr(time, "time", lambda: later)  # the adapter reads time.time()
     monkeypatch.setattr(jwt.api_jwt, "datetime", Later)
     with pytest.raises(AuthenticationFailed):
         issuer.access_claims(token)

@@ -6,14 +6,6 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from conftest import turn_preparation
-from in_memory import (
-    FakeChatModel,
-    FakeClock,
-    FakeImageInspector,
-    FakeModelCatalog,
-    FakeUnitOfWork,
-)
 
 from application.chat import HistoryBudget, SendMessage, SendMessageRequest, TurnRecorder
 from application.chat_settings import SettingsDefaults
@@ -30,6 +22,14 @@ from domain.chat_settings import ChatSettings, UserChatSettings
 from domain.conversation import ConversationStatus, MessageRole, MessageStatus
 from domain.errors import ConversationClosed, InvalidInput, MessageTooLong, NotFound
 from domain.quota import QuotaPolicy
+from tests.unit.conftest import turn_preparation
+from tests.unit.in_memory import (
+    FakeChatModel,
+    FakeClock,
+    FakeImageInspector,
+    FakeModelCatalog,
+    FakeUnitOfWork,
+)
 
 ALICE, BOB = 1, 2
 

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+
 import pytest
-from conftest import turn_preparation
-from in_memory import (
-    FakeChatModel,
-    FakeClock,
-    FakeImageInspector,
-    FakeModelCatalog,
-    FakeUnitOfWork,
-)
 
 from application.chat import (
     BackgroundWrites,
@@ -22,6 +16,14 @@ from application.chat import (
 )
 from application.errors import ProviderUnavailable
 from domain.conversation import MessageRole, MessageStatus
+from tests.unit.conftest import turn_preparation
+from tests.unit.in_memory import (
+    FakeChatModel,
+    FakeClock,
+    FakeImageInspector,
+    FakeModelCatalog,
+    FakeUnitOfWork,
+)
 
 ALICE = 1
 
@@ -116,6 +118,7 @@ async def test_a_client_leaving_after_the_first_token_stores_the_message_once(
 ) -> None:
     stream = await stream_message(_says("one two", conversation_id))
     await anext(stream.events)
+    assert isinstance(stream.events, AsyncGenerator)
     await stream.events.aclose()  # the client hangs up
     await stream.settle()
     await background.drain()
@@ -138,7 +141,9 @@ async def test_a_new_conversation_and_its_message_are_written_before_the_stream(
     assert len(uow.committed.messages_of(conversation_id)) == 2
 
 
-async def _drain(stream_message: StreamMessage, conversation_id: int) -> list[object]:
+async def _drain(
+    stream_message: StreamMessage, conversation_id: int
+) -> list[TextChunk | ReplyEnded]:
     stream = await stream_message(_says("hello", conversation_id))
     events = [event async for event in stream.events]
     await stream.settle()

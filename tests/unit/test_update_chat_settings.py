@@ -7,7 +7,6 @@ import math
 from typing import Any
 
 import pytest
-from in_memory import FakeModelCatalog, FakeUnitOfWork
 
 from application.chat_settings import (
     GetChatSettings,
@@ -17,6 +16,7 @@ from application.chat_settings import (
 )
 from domain.chat_settings import ChatSettings, UserChatSettings
 from domain.errors import InvalidInput, NotFound
+from tests.unit.in_memory import FakeModelCatalog, FakeUnitOfWork
 
 ALICE, BOB = 1, 2
 DEFAULTS = SettingsDefaults(temperature=0.7, max_tokens=1024)
