@@ -29,18 +29,25 @@ fmt: install
 migrate: install
     {{bin}}/parley migrate
 
-# Create .venv and install Parley with its dev tools; reinstalls only when pyproject.toml changes.
+# Create .venv and install Parley with its dev tools at the versions in requirements-dev.lock;
+# reinstalls only when pyproject.toml or the lock file changes.
 install:
     #!/usr/bin/env bash
     set -euo pipefail
     if [ ! -x {{bin}}/python ]; then {{python}} -m venv {{venv}}; fi
-    stamp="{{venv}}/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+    stamp="{{venv}}/.installed-$(cat pyproject.toml requirements-dev.lock | sha256sum | cut -c1-16)"
     if [ ! -f "$stamp" ]; then
         {{bin}}/python -m pip install --quiet --upgrade pip
-        {{bin}}/python -m pip install --quiet -e '.[dev]'
+        {{bin}}/python -m pip install --quiet -r requirements-dev.lock
+        {{bin}}/python -m pip install --quiet --no-deps -e .
         rm -f {{venv}}/.installed-*
         touch "$stamp"
     fi
+
+# Re-resolve requirements-dev.lock from pyproject.toml (after changing a dependency).
+lock: install
+    {{bin}}/python -m pip install --quiet pip-tools
+    {{bin}}/pip-compile --quiet --extra dev --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-dev.lock pyproject.toml
 
 # Benchmarks (bench/README.md): aliases of `python -m bench run|workers|admin`. A full run writes
 # bench/results/<benchmark>-latest.md, --quick a smoke run to <benchmark>-quick.md.
