@@ -13,17 +13,17 @@ their default (Claude 4.7 and later). A stream is a sequence of events: ``messag
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import httpx
-import msgspec
 
+from adapters.llm.endpoint import Endpoint
 from adapters.llm.upstream import (
     Dialect,
     FailureKind,
     UpstreamFailure,
     UpstreamModel,
-    from_status,
     from_stream_error,
     from_transport,
     malformed,
@@ -92,13 +92,13 @@ class AnthropicClient:
         self.name = name
         self._url = base_url.rstrip("/") + "/v1/messages"
         self._key = api_key
-        self._http = http
         self._dialect = dialect
-        self._headers = {
+        headers = {
             "x-api-key": api_key,
             "anthropic-version": API_VERSION,
             "Content-Type": "application/json",
         }
+        self._endpoint = Endpoint(name, http, headers, api_key)
 
     def _body(self, model: UpstreamModel, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []
@@ -126,23 +126,15 @@ class AnthropicClient:
         return body
 
     async def complete(self, model: UpstreamModel, request: ChatRequest) -> ChatCompletion:
+        document = await self._endpoint.post_json(
+            self._url, self._body(model, request, stream=False)
+        )
         try:
-            response = await self._http.post(
-                self._url,
-                content=msgspec.json.encode(self._body(model, request, stream=False)),
-                headers=self._headers,
-            )
-        except httpx.TransportError as error:
-            raise from_transport(self.name, error) from None
-        if response.status_code != 200:
-            raise from_status(self.name, response, response.text, self._key)
-        try:
-            document = msgspec.json.decode(response.content)
             blocks = document["content"]
             text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
             thinking = "".join(b.get("thinking", "") for b in blocks if b.get("type") == "thinking")
             stop = normalised_finish(document.get("stop_reason") or "end_turn", STOP_REASONS)
-        except (msgspec.DecodeError, KeyError, TypeError, AttributeError):
+        except (KeyError, TypeError, AttributeError):
             raise malformed(self.name, "no content blocks") from None
         return ChatCompletion(
             text=text,
@@ -160,25 +152,20 @@ class AnthropicClient:
         stop: str | None = None
         finished = False
         try:
-            async with self._http.stream(
-                "POST", self._url, content=msgspec.json.encode(body), headers=self._headers
-            ) as response:
-                if response.status_code != 200:
-                    text = (await response.aread()).decode("utf-8", "replace")
-                    raise from_status(self.name, response, text, self._key)
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue  # "event:" lines repeat the data's own "type"
-                    event = _event(self.name, line[5:].strip())
+            # "event:" lines repeat the data's own "type": the data lines are enough.
+            async with aclosing(self._endpoint.data_lines(self._url, body)) as payloads:
+                async for payload in payloads:
+                    event = self._endpoint.decoded(payload, "a stream event")
                     kind = event.get("type")
                     if kind == "content_block_delta":
-                        piece = _content_delta(event.get("delta") or {})
-                        if piece is not None:
-                            yield piece
+                        delta = event.get("delta") or {}
+                        if delta.get("type") == "text_delta" and delta.get("text"):
+                            yield ChatDelta(text=str(delta["text"]))
+                        elif delta.get("type") == "thinking_delta" and delta.get("thinking"):
+                            yield ChatDelta(reasoning=str(delta["thinking"]))
                     elif kind == "message_start":
-                        prompt_tokens = _usage(
-                            (event.get("message") or {}).get("usage")
-                        ).prompt_tokens
+                        started = _usage((event.get("message") or {}).get("usage"))
+                        prompt_tokens = started.prompt_tokens
                     elif kind == "message_delta":
                         reason = (event.get("delta") or {}).get("stop_reason")
                         stop = normalised_finish(reason, STOP_REASONS) or stop
@@ -200,22 +187,3 @@ class AnthropicClient:
             model=model.name,
             provider=self.name,
         )
-
-
-def _content_delta(delta: dict[str, Any]) -> ChatDelta | None:
-    """A content block delta's text or thinking, or None when it carries neither."""
-    if delta.get("type") == "text_delta" and delta.get("text"):
-        return ChatDelta(text=str(delta["text"]))
-    if delta.get("type") == "thinking_delta" and delta.get("thinking"):
-        return ChatDelta(reasoning=str(delta["thinking"]))
-    return None
-
-
-def _event(provider: str, payload: str) -> dict[str, Any]:
-    try:
-        event = msgspec.json.decode(payload)
-    except msgspec.DecodeError:
-        raise malformed(provider, "a stream event is not JSON") from None
-    if not isinstance(event, dict):
-        raise malformed(provider, "a stream event is not an object")
-    return event

@@ -12,18 +12,18 @@ finish reason ``content_filter``."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import msgspec
 
+from adapters.llm.endpoint import Endpoint
 from adapters.llm.upstream import (
     Dialect,
     FailureKind,
     UpstreamFailure,
     UpstreamModel,
-    from_status,
     from_stream_error,
     from_transport,
     malformed,
@@ -82,10 +82,9 @@ class GeminiClient:
         self.name = name
         self._base = base_url.rstrip("/") + "/v1beta/models/"
         self._key = api_key
-        self._http = http
         self._dialect = dialect or Dialect()
-        # msgspec for bodies, as in openai_compatible.py.
-        self._headers = {"x-goog-api-key": api_key, "Content-Type": "application/json"}
+        headers = {"x-goog-api-key": api_key, "Content-Type": "application/json"}
+        self._endpoint = Endpoint(name, http, headers, api_key)
 
     def _body(self, model: UpstreamModel, request: ChatRequest) -> dict[str, Any]:
         contents: list[dict[str, Any]] = []
@@ -109,20 +108,9 @@ class GeminiClient:
         return body
 
     async def complete(self, model: UpstreamModel, request: ChatRequest) -> ChatCompletion:
-        try:
-            response = await self._http.post(
-                f"{self._base}{model.name}:generateContent",
-                content=msgspec.json.encode(self._body(model, request)),
-                headers=self._headers,
-            )
-        except httpx.TransportError as error:
-            raise from_transport(self.name, error) from None
-        if response.status_code != 200:
-            raise from_status(self.name, response, response.text, self._key)
-        try:
-            document = msgspec.json.decode(response.content)
-        except msgspec.DecodeError:
-            raise malformed(self.name, "body is not JSON") from None
+        document = await self._endpoint.post_json(
+            f"{self._base}{model.name}:generateContent", self._body(model, request)
+        )
         piece = self._piece(document)
         return ChatCompletion(
             text=piece.text,
@@ -138,23 +126,10 @@ class GeminiClient:
         usage: TokenUsage | None = None
         finish: str | None = None
         try:
-            async with self._http.stream(
-                "POST",
-                url,
-                params={"alt": "sse"},
-                content=msgspec.json.encode(self._body(model, request)),
-                headers=self._headers,
-            ) as response:
-                if response.status_code != 200:
-                    text = (await response.aread()).decode("utf-8", "replace")
-                    raise from_status(self.name, response, text, self._key)
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    try:
-                        chunk = msgspec.json.decode(line[5:].strip())
-                    except msgspec.DecodeError:
-                        raise malformed(self.name, "a stream chunk is not JSON") from None
+            lines = self._endpoint.data_lines(url, self._body(model, request), {"alt": "sse"})
+            async with aclosing(lines) as payloads:
+                async for payload in payloads:
+                    chunk = self._endpoint.decoded(payload, "a stream chunk")
                     piece = self._piece(chunk)
                     usage = _usage(chunk) or usage
                     finish = piece.finish or finish

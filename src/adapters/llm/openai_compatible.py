@@ -17,17 +17,17 @@ What the servers send beyond OpenAI's own shape, and how it is read:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import httpx
-import msgspec
 
+from adapters.llm.endpoint import Endpoint
 from adapters.llm.upstream import (
     Dialect,
     FailureKind,
     UpstreamFailure,
     UpstreamModel,
-    from_status,
     from_stream_error,
     from_transport,
     malformed,
@@ -79,13 +79,11 @@ class OpenAICompatibleClient:
         self.name = name
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._key = api_key
-        self._http = http
         self._dialect = dialect or Dialect()
-        # Bodies are encoded and decoded with msgspec: several times faster than the
-        # stdlib json httpx would use, and a chat request carries the whole history.
-        self._headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json"}
         if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._endpoint = Endpoint(name, http, headers, api_key)
 
     def _body(self, model: UpstreamModel, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -104,20 +102,9 @@ class OpenAICompatibleClient:
         return body
 
     async def complete(self, model: UpstreamModel, request: ChatRequest) -> ChatCompletion:
-        try:
-            response = await self._http.post(
-                self._url,
-                content=msgspec.json.encode(self._body(model, request, stream=False)),
-                headers=self._headers,
-            )
-        except httpx.TransportError as error:
-            raise from_transport(self.name, error) from None
-        if response.status_code != 200:
-            raise from_status(self.name, response, response.text, self._key)
-        try:
-            document = msgspec.json.decode(response.content)
-        except msgspec.DecodeError:
-            raise malformed(self.name, "body is not JSON") from None
+        document = await self._endpoint.post_json(
+            self._url, self._body(model, request, stream=False)
+        )
         if isinstance(document, dict) and "error" in document and not document.get("choices"):
             raise from_stream_error(self.name, document["error"], self._key)
         try:
@@ -143,76 +130,63 @@ class OpenAICompatibleClient:
 
     async def stream(self, model: UpstreamModel, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         body = self._body(model, request, stream=True)
-        usage: TokenUsage | None = None
-        finish: str | None = None
-        refused = False
+        state = _StreamState(self.name, self._key)
         done = False
         try:
-            async with self._http.stream(
-                "POST", self._url, content=msgspec.json.encode(body), headers=self._headers
-            ) as response:
-                if response.status_code != 200:
-                    text = (await response.aread()).decode("utf-8", "replace")
-                    raise from_status(self.name, response, text, self._key)
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    payload = line[5:].strip()
+            async with aclosing(self._endpoint.data_lines(self._url, body)) as payloads:
+                async for payload in payloads:
                     if payload == "[DONE]":
                         done = True
                         break
-                    chunk = _chunk(self.name, payload)
-                    if "error" in chunk:
-                        raise from_stream_error(self.name, chunk["error"], self._key)
-                    usage = _usage(chunk.get("usage")) or usage
-                    for choice in _choices(self.name, chunk):
-                        reasoning, piece, refusal = _choice_text(self.name, choice)
-                        if reasoning:
-                            yield ChatDelta(reasoning=reasoning)
-                        refused = refused or refusal
-                        if piece:
-                            yield ChatDelta(text=piece)
-                        usage = _usage(choice.get("usage")) or usage  # Moonshot
-                        finish = choice.get("finish_reason") or finish
+                    for delta in state.read(self._endpoint.decoded(payload, "a stream chunk")):
+                        yield delta
         except httpx.TransportError as error:
-            if finish is None:
+            if state.finish is None:
                 raise from_transport(self.name, error) from None
             # Finished, then the connection went (no [DONE]): the answer is complete.
-        if not done and finish is None:
+        if not done and state.finish is None:
             raise UpstreamFailure(
                 FailureKind.TRANSPORT, self.name, "the stream ended before it was complete"
             )
         yield ChatDelta(
-            usage=usage or TokenUsage(),
-            finish_reason="refusal" if refused else (finish or "stop"),
+            usage=state.usage or TokenUsage(),
+            finish_reason="refusal" if state.refused else (state.finish or "stop"),
             model=model.name,
             provider=self.name,
         )
 
 
-def _choices(provider: str, chunk: dict[str, Any]) -> list[Any]:
-    choices = chunk.get("choices")
-    if not isinstance(choices, list):
-        raise malformed(provider, "a stream chunk has no choices list")
-    return choices
+class _StreamState:
+    """What a stream's chunks have said so far, and the deltas each one adds."""
 
+    def __init__(self, provider: str, secret: str) -> None:
+        self._provider = provider
+        self._secret = secret
+        self.usage: TokenUsage | None = None
+        self.finish: str | None = None
+        self.refused = False
 
-def _choice_text(provider: str, choice: Any) -> tuple[str, str, bool]:
-    """A stream choice's reasoning, its text (a refusal's text included) and whether it
-    refuses."""
-    if not isinstance(choice, dict):
-        raise malformed(provider, "a stream choice is not an object")
-    delta = choice.get("delta") or {}
-    refusal = _text(delta.get("refusal"))
-    text = _text(delta.get("content")) + refusal
-    return _text(delta.get("reasoning_content")), text, bool(refusal)
-
-
-def _chunk(provider: str, payload: str) -> dict[str, Any]:
-    try:
-        chunk = msgspec.json.decode(payload)
-    except msgspec.DecodeError:
-        raise malformed(provider, "a stream chunk is not JSON") from None
-    if not isinstance(chunk, dict):
-        raise malformed(provider, "a stream chunk is not an object")
-    return chunk
+    def read(self, chunk: dict[str, Any]) -> list[ChatDelta]:
+        if "error" in chunk:
+            raise from_stream_error(self._provider, chunk["error"], self._secret)
+        self.usage = _usage(chunk.get("usage")) or self.usage
+        choices = chunk.get("choices")
+        if not isinstance(choices, list):
+            raise malformed(self._provider, "a stream chunk has no choices list")
+        deltas: list[ChatDelta] = []
+        for choice in choices:
+            if not isinstance(choice, dict):
+                raise malformed(self._provider, "a stream choice is not an object")
+            delta = choice.get("delta") or {}
+            reasoning = _text(delta.get("reasoning_content"))
+            if reasoning:
+                deltas.append(ChatDelta(reasoning=reasoning))
+            piece = _text(delta.get("content"))
+            refusal = _text(delta.get("refusal"))
+            if refusal:
+                self.refused, piece = True, piece + refusal
+            if piece:
+                deltas.append(ChatDelta(text=piece))
+            self.usage = _usage(choice.get("usage")) or self.usage  # Moonshot
+            self.finish = choice.get("finish_reason") or self.finish
+        return deltas
