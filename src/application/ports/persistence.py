@@ -1,0 +1,187 @@
+"""Persistence ports: the repositories and the unit of work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from application.pagination import Page, PageRequest
+from domain.chat_settings import UserChatSettings
+from domain.conversation import Conversation, Message
+from domain.users import User
+
+
+class Users(Protocol):
+    async def add(self, user: User) -> User:
+        """Store a new user and return it with its id; a taken username is InvalidInput."""
+        ...
+
+    async def revoke_credentials(self, user_id: int, when: datetime) -> None:
+        """Set credentials_valid_after: tokens and sessions issued earlier stop working."""
+        ...
+
+    async def get(self, user_id: int) -> User | None: ...
+
+    async def get_with_login(self, user_id: int, family_id: str) -> tuple[User | None, bool]:
+        """The user, and whether the login (refresh-token family) ``family_id`` was revoked,
+        in one query: what every request with an access token reads."""
+        ...
+
+    async def by_username(self, username: str) -> User | None: ...
+
+
+class Conversations(Protocol):
+    async def add(self, conversation: Conversation) -> Conversation: ...
+
+    async def get_owned(self, conversation_id: int, owner_id: int) -> Conversation | None:
+        """The conversation if it exists and belongs to ``owner_id``; otherwise None."""
+        ...
+
+    async def owned_with_settings(
+        self, conversation_id: int, owner_id: int
+    ) -> tuple[Conversation, UserChatSettings | None] | None:
+        """The owner's conversation and the owner's chat settings, in one query: what
+        every chat turn reads first."""
+        ...
+
+    async def save(self, conversation: Conversation) -> None:
+        """Store title, model, status and updated_at."""
+        ...
+
+    async def touch(self, conversation_id: int, when: datetime) -> None:
+        """Move updated_at forward only, so a concurrent close is never undone."""
+        ...
+
+    async def count_active_locked(self, owner_id: int) -> int:
+        """Count the owner's active conversations, serialising concurrent callers for
+        the same owner until the transaction ends (the active limit depends on it)."""
+        ...
+
+    async def list_owned(self, owner_id: int, page: PageRequest) -> Page[Conversation]:
+        """Newest first."""
+        ...
+
+    async def delete(self, conversation_id: int) -> None:
+        """Delete a conversation and its messages."""
+        ...
+
+
+class Messages(Protocol):
+    async def add(self, message: Message) -> Message: ...
+
+    async def list_page(self, conversation_id: int, page: PageRequest) -> Page[Message]:
+        """Oldest first."""
+        ...
+
+    async def list_for_owner(
+        self, owner_id: int, conversation_id: int | None, page: PageRequest
+    ) -> Page[Message]:
+        """The owner's messages across conversations (or in one), oldest first."""
+        ...
+
+    async def all_of(self, conversation_id: int) -> list[Message]:
+        """Oldest first."""
+        ...
+
+    async def latest(self, conversation_id: int, limit: int) -> list[Message]:
+        """The newest ``limit`` messages, returned oldest first: one bounded query."""
+        ...
+
+
+class ChatSettingsStore(Protocol):
+    async def for_user(self, user_id: int) -> UserChatSettings | None: ...
+
+    async def add(self, settings: UserChatSettings) -> UserChatSettings:
+        """Store the user's first settings; if a concurrent request stored some first,
+        return those instead."""
+        ...
+
+    async def save(self, settings: UserChatSettings) -> None: ...
+
+
+@dataclass(frozen=True)
+class RefreshTokenRecord:
+    jti: str
+    user_id: int
+    family_id: str
+    expires_at: datetime
+    used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class RefreshTokens(Protocol):
+    async def add(self, record: RefreshTokenRecord) -> None: ...
+
+    async def get(self, jti: str) -> RefreshTokenRecord | None: ...
+
+    async def mark_used(self, jti: str, when: datetime) -> bool:
+        """Mark an unused token used; False if it was already used (a concurrent refresh)."""
+        ...
+
+    async def revoke_family(self, family_id: str, when: datetime) -> None: ...
+
+    async def revoke_all_of(self, user_id: int, when: datetime) -> None: ...
+
+
+class ApiTokens(Protocol):
+    async def add(self, user_id: int, token_digest: str, created_at: datetime) -> None: ...
+
+    async def user_id_for(self, token_digest: str) -> int | None: ...
+
+    async def revoke(self, token_digest: str) -> None: ...
+
+    async def revoke_all(self, user_id: int) -> None: ...
+
+
+class ExternalIdentities(Protocol):
+    async def user_id_for(self, provider: str, subject: str) -> int | None: ...
+
+    async def link(self, user_id: int, provider: str, subject: str, when: datetime) -> None:
+        """A subject already linked (to anyone) is InvalidInput."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Rolls back on exit unless ``commit()`` was called.
+
+    Can be entered again after it exits, starting a new transaction."""
+
+    @property
+    def users(self) -> Users: ...
+
+    @property
+    def conversations(self) -> Conversations: ...
+
+    @property
+    def messages(self) -> Messages: ...
+
+    @property
+    def chat_settings(self) -> ChatSettingsStore: ...
+
+    @property
+    def refresh_tokens(self) -> RefreshTokens: ...
+
+    @property
+    def api_tokens(self) -> ApiTokens: ...
+
+    @property
+    def identities(self) -> ExternalIdentities: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+class DatabaseProbe(Protocol):
+    async def ping(self) -> None:
+        """Raise if the database cannot answer a trivial query."""
+        ...
