@@ -1,0 +1,70 @@
+"""Admins' reports: token usage and the audit log."""
+
+from __future__ import annotations
+
+from application.admin.requests import ListAuditLogRequest, ReportUsageRequest
+from application.admin.steps import IDS, UnknownUser, given_filter, owner_id_of
+from application.admin_ports import (
+    AdminUnitOfWork,
+    AuditCriteria,
+    AuditEntry,
+    UsageCriteria,
+    UsageRow,
+)
+from application.pagination import Page, PageRequest
+from domain.monitoring import (
+    TimeRange,
+    UsageGrouping,
+    parse_grouping,
+    require_staff,
+)
+
+
+class ReportUsage:
+    """Token usage of the models' replies (failed replies count as requests with their
+    tokens, usually 0), grouped by user, by model or both (the default), most tokens
+    first. ``from``/``to`` are inclusive dates or datetimes (400 when malformed or
+    reversed); ``user`` (exact username) and ``model`` narrow it down."""
+
+    def __init__(self, uow: AdminUnitOfWork) -> None:
+        self._uow = uow
+
+    async def __call__(self, query: ReportUsageRequest, page: PageRequest) -> Page[UsageRow]:
+        require_staff(query.actor)
+        period = TimeRange.parse(query.start, query.end)
+        grouping = parse_grouping(query.group_by)
+        username, model = given_filter(query.username, "user"), given_filter(query.model, "model")
+        async with self._uow as uow:
+            try:
+                owner_id = await owner_id_of(uow, username)
+            except UnknownUser:
+                return Page([], 0, page)
+            criteria = UsageCriteria(
+                period=period,
+                owner_id=owner_id,
+                model=model,
+                by_user=UsageGrouping.USER in grouping,
+                by_model=UsageGrouping.MODEL in grouping,
+            )
+            return await uow.admin.usage(criteria, page)
+
+
+class ListAuditLog:
+    """The audit log, newest first: who did what to which conversation or user, when.
+    Filters (exact) combine: actor username, action, target type and id."""
+
+    def __init__(self, uow: AdminUnitOfWork) -> None:
+        self._uow = uow
+
+    async def __call__(self, query: ListAuditLogRequest, page: PageRequest) -> Page[AuditEntry]:
+        require_staff(query.actor)
+        criteria = AuditCriteria(
+            actor_username=given_filter(query.actor_username, "actor"),
+            action=given_filter(query.action, "action"),
+            target_type=given_filter(query.target_type, "target_type"),
+            target_id=query.target_id,
+        )
+        if query.target_id is not None and query.target_id not in IDS:
+            return Page([], 0, page)
+        async with self._uow as uow:
+            return await uow.audit.entries(criteria, page)
