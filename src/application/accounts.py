@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from application.ports import (
     ApiTokenCodec,
@@ -221,56 +220,6 @@ class RevokeApiToken:
             else:
                 await uow.api_tokens.revoke(self._codec.digest(command.presented_token))
             await uow.commit()
-
-
-class Authenticate:
-    """Resolve a request's credentials to an active user, or fail with 401.
-
-    A deactivated user fails at once, and so does anything issued before the user
-    logged out everywhere."""
-
-    def __init__(self, uow: UnitOfWork, tokens: TokenIssuer, codec: ApiTokenCodec) -> None:
-        self._uow = uow
-        self._tokens = tokens
-        self._codec = codec
-
-    async def with_access_token(self, token: str) -> User:
-        claims = self._tokens.access_claims(token)
-        if claims.family_id is None:
-            return await self._user(claims.user_id, claims.issued_at)
-        # A replayed refresh token revokes its login: that login's access tokens stop now,
-        # not when they expire.
-        async with self._uow as uow:
-            found, login_revoked = await uow.users.get_with_login(claims.user_id, claims.family_id)
-        user = _active(found)
-        if login_revoked or not user.accepts_credentials_issued_at(claims.issued_at):
-            raise AuthenticationFailed("This session was signed out; log in again.")
-        return user
-
-    async def with_session(self, user_id: int, started_at: datetime) -> User:
-        return await self._user(user_id, started_at)
-
-    async def with_api_token(self, token: str) -> User:
-        async with self._uow as uow:
-            user_id = await uow.api_tokens.user_id_for(self._codec.digest(token))
-            if user_id is None:
-                raise AuthenticationFailed("Invalid token.")
-            return _active(await uow.users.get(user_id))
-
-    async def _user(self, user_id: int, issued_at: datetime) -> User:
-        async with self._uow as uow:
-            user = _active(await uow.users.get(user_id))
-        if not user.accepts_credentials_issued_at(issued_at):
-            raise AuthenticationFailed("This session was signed out; log in again.")
-        return user
-
-
-def _active(user: User | None) -> User:
-    if user is None:
-        raise AuthenticationFailed("User not found.")
-    if not user.is_active:
-        raise AuthenticationFailed("User inactive or deleted.")
-    return user
 
 
 class VerifyPassword:

@@ -31,6 +31,7 @@ from adapters.persistence.unit_of_work import SqlUnitOfWork
 from application import (
     accounts,
     admin,
+    authentication,
     chat,
     chat_settings,
     conversations,
@@ -156,7 +157,7 @@ class Container(containers.DeclarativeContainer):
     )
     revoke_api_token = providers.Factory(accounts.RevokeApiToken, uow=uow, codec=api_token_codec)
     authenticate = providers.Factory(
-        accounts.Authenticate, uow=uow, tokens=token_issuer, codec=api_token_codec
+        authentication.Authenticate, uow=uow, tokens=token_issuer, codec=api_token_codec
     )
 
     start_conversation = providers.Factory(

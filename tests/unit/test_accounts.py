@@ -10,7 +10,6 @@ import pytest
 from adapters.auth.api_tokens import Sha256ApiTokenCodec
 from application.accounts import (
     BAD_CREDENTIALS,
-    Authenticate,
     Credentials,
     IssueApiToken,
     LogIn,
@@ -21,6 +20,7 @@ from application.accounts import (
     RevokeApiTokenRequest,
     SignedIn,
 )
+from application.authentication import Authenticate
 from domain.errors import AuthenticationFailed, InvalidInput, UsernameTaken
 from domain.users import User
 from tests.unit.in_memory import (

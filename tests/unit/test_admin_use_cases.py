@@ -11,7 +11,6 @@ from typing import Any, Self, TypedDict
 
 import pytest
 
-from application.accounts import Authenticate
 from application.admin import (
     AdminConversationRef,
     AdminUserRef,
@@ -40,6 +39,7 @@ from application.admin_ports import (
     UsageRow,
     UserSummary,
 )
+from application.authentication import Authenticate
 from application.pagination import Page, PageRequest
 from application.ports import RefreshTokenRecord
 from domain.conversation import ConversationStatus

@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Request
 from litestar.di import NamedDependency
 
-from application.accounts import Authenticate
+from application.authentication import Authenticate
 from application.throttling import Throttle
 from domain.errors import AuthenticationFailed, NotAuthenticated
 from domain.users import User
