@@ -28,6 +28,7 @@ from adapters.persistence.counts import POSTGRESQL_BULK_RECOUNT, POSTGRESQL_TRIG
 from adapters.persistence.database import create_engine
 from adapters.persistence.migrate import upgrade
 from adapters.persistence.search import SQLITE_REBUILD
+from bench.harness import log
 
 ADMIN_USERNAME = "bench_admin"
 ADMIN_TOKEN = "bench0admin0token0000000000000000000000"
@@ -241,7 +242,7 @@ def _batches(
 
 
 def _progress(done: int, total: int, started: float) -> None:
-    print(f"\r  messages {done:,}/{total:,}  {time.monotonic() - started:6.1f}s", end="")
+    sys.stdout.write(f"\r  messages {done:,}/{total:,}  {time.monotonic() - started:6.1f}s")
     sys.stdout.flush()
 
 
@@ -287,8 +288,8 @@ def seed_sqlite(path: Path, generator: Generator) -> None:
         insert("messages", MESSAGE_COLUMNS, messages)
         done += len(messages)
         _progress(done, generator.size.messages, started)
-    print()
-    print("  rebuilding indexes and the search index ...")
+    sys.stdout.write("\n")
+    log("  rebuilding indexes and the search index ...")
     for kind, _, sql in saved:
         if kind == "index":
             db.execute(sql)
@@ -301,7 +302,7 @@ def seed_sqlite(path: Path, generator: Generator) -> None:
     db.execute("ANALYZE")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
-    print(f"  loaded in {time.monotonic() - started:.1f}s")
+    log(f"  loaded in {time.monotonic() - started:.1f}s")
 
 
 # ---- PostgreSQL ---------------------------------------------------------------------------
@@ -340,8 +341,8 @@ async def seed_postgres(dsn: str, generator: Generator) -> None:
             )
             done += len(messages)
             _progress(done, generator.size.messages, started)
-        print()
-        print("  the stored counts, then the indexes (pg_trgm GIN included) ...")
+        sys.stdout.write("\n")
+        log("  the stored counts, then the indexes (pg_trgm GIN included) ...")
         # Counted before the secondary indexes exist, and the two tables rewritten
         # compactly afterwards: the UPDATE leaves a dead version of every row behind.
         for statement in POSTGRESQL_BULK_RECOUNT:
@@ -358,7 +359,7 @@ async def seed_postgres(dsn: str, generator: Generator) -> None:
                 f"(SELECT max(id) FROM {table}))"
             )
         await db.execute("VACUUM ANALYZE")
-        print(f"  loaded in {time.monotonic() - started:.1f}s")
+        log(f"  loaded in {time.monotonic() - started:.1f}s")
     finally:
         await db.close()
 
@@ -395,7 +396,7 @@ def seed(url: str, messages: int, seed: int = 20250112) -> None:
     )
     generator = Generator(size, seed, PasswordHasher().hash(PASSWORD))
     parsed = make_url(url)
-    print(f"seeding {url}: {size.users:,} users, {size.conversations:,} conversations")
+    log(f"seeding {url}: {size.users:,} users, {size.conversations:,} conversations")
     if parsed.get_backend_name() == "sqlite":
         path = Path(parsed.database or "")
         for leftover in path.parent.glob(path.name + "*"):

@@ -50,6 +50,9 @@ messages = Table(
 )
 
 
+MODEL = "fake-model"
+
+
 class ChatIn(msgspec.Struct):
     message: str
     conversation_id: int = 0
@@ -67,7 +70,43 @@ class MessageOut(msgspec.Struct):
     model: str | None
 
 
-def create_app(database_url: str, upstream: str, model: str = "fake-model") -> Litestar:
+def upstream_body(data: ChatIn) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": data.message}],
+        "temperature": 0.7,
+        "max_tokens": 1024,
+    }
+    if data.stream:
+        body |= {"stream": True, "stream_options": {"include_usage": True}}
+    return body
+
+
+def reply(data: ChatIn, content: str, usage: dict[str, Any], started: float) -> dict[str, Any]:
+    return {
+        "conversation_id": data.conversation_id,
+        "role": "assistant",
+        "content": content,
+        "status": "completed",
+        "model": MODEL,
+        "provider": "local",
+        "prompt_tokens": int(usage.get("prompt_tokens", 0)),
+        "completion_tokens": int(usage.get("completion_tokens", 0)),
+        "finish_reason": "stop",
+        "latency_ms": round((time.perf_counter() - started) * 1000),
+    }
+
+
+def answer(user: MessageOut, ai: MessageOut) -> dict[str, Any]:
+    return {
+        "conversation_id": user.conversation,
+        "user_message": msgspec.to_builtins(user),
+        "ai_message": msgspec.to_builtins(ai),
+        "status": "completed",
+    }
+
+
+def create_app(database_url: str, upstream: str) -> Litestar:
     engine = create_engine(database_url)
     http = provider_http_client(httpx.Timeout(60.0, connect=5.0))
     url = upstream.rstrip("/") + "/chat/completions"
@@ -90,39 +129,6 @@ def create_app(database_url: str, upstream: str, model: str = "fake-model") -> L
             row["status"],
             row.get("model"),
         )
-
-    def upstream_body(data: ChatIn) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": model,
-            "messages": [{"role": "user", "content": data.message}],
-            "temperature": 0.7,
-            "max_tokens": 1024,
-        }
-        if data.stream:
-            body |= {"stream": True, "stream_options": {"include_usage": True}}
-        return body
-
-    def reply(data: ChatIn, content: str, usage: dict[str, Any], started: float) -> dict[str, Any]:
-        return {
-            "conversation_id": data.conversation_id,
-            "role": "assistant",
-            "content": content,
-            "status": "completed",
-            "model": model,
-            "provider": "local",
-            "prompt_tokens": int(usage.get("prompt_tokens", 0)),
-            "completion_tokens": int(usage.get("completion_tokens", 0)),
-            "finish_reason": "stop",
-            "latency_ms": round((time.perf_counter() - started) * 1000),
-        }
-
-    def answer(user: MessageOut, ai: MessageOut) -> dict[str, Any]:
-        return {
-            "conversation_id": user.conversation,
-            "user_message": msgspec.to_builtins(user),
-            "ai_message": msgspec.to_builtins(ai),
-            "status": "completed",
-        }
 
     @post("/chat/", status_code=201)
     async def chat(data: ChatIn) -> Response[Any]:

@@ -219,7 +219,8 @@ class _Connection(asyncio.Protocol):
         if pattern is not None and not self.ttft and pattern.search(data):
             self.ttft = time.perf_counter_ns()
 
-    def _parse(self) -> None:
+    # One state machine in one loop, on the generator's hot path: not split into calls.
+    def _parse(self) -> None:  # noqa: C901
         buffer = self.buffer
         while True:
             state = self.state

@@ -104,8 +104,26 @@ async def _timed(call: Callable[[], Awaitable[None]], repeat: int = 31) -> float
 
 
 async def _bulk(engine: AsyncEngine, table: Any, rows: list[dict[str, Any]]) -> None:
-    async with engine.begin() as connection:
-        await connection.execute(insert(table), rows)
+    if rows:
+        async with engine.begin() as connection:
+            await connection.execute(insert(table), rows)
+
+
+def _messages(conversation: int, count: int, now: datetime) -> list[dict[str, Any]]:
+    return [
+        {"conversation_id": conversation, "role": ("user", "assistant")[i % 2]}
+        | {"content": f"{MESSAGE} #{i}", "status": "completed", "prompt_tokens": 0}
+        | {"completion_tokens": 0, "created_at": now + timedelta(microseconds=i)}
+        for i in range(count)
+    ]
+
+
+def _conversations(owner: int, count: int, now: datetime) -> list[dict[str, Any]]:
+    return [
+        {"owner_id": owner, "title": f"c{i}", "status": "closed"}
+        | {"created_at": now, "updated_at": now}
+        for i in range(count)
+    ]
 
 
 @contextlib.asynccontextmanager
@@ -184,13 +202,7 @@ async def count(postgres: str | None) -> dict[str, Any]:
         now = datetime.now(UTC)
         for size in (200, 20_000):
             conversation = await new_conversation(alice)
-            rows = [
-                {"conversation_id": conversation, "role": ("user", "assistant")[i % 2]}
-                | {"content": f"{MESSAGE} #{i}", "status": "completed", "prompt_tokens": 0}
-                | {"completion_tokens": 0, "created_at": now + timedelta(microseconds=i)}
-                for i in range(size)
-            ]
-            await _bulk(engine, tables.messages, rows)
+            await _bulk(engine, tables.messages, _messages(conversation, size, now))
             path = f"/api/conversations/{conversation}/messages/?limit=50"
 
             async def history(path: str = path) -> None:
@@ -206,13 +218,7 @@ async def count(postgres: str | None) -> dict[str, Any]:
         for _ in range(12):
             await new_conversation(bob)
         for size, more in ((12, 0), (2_012, 2_000)):
-            rows = [
-                {"owner_id": bob_id, "title": f"c{i}", "status": "closed"}
-                | {"created_at": now, "updated_at": now}
-                for i in range(more)
-            ]
-            if rows:
-                await _bulk(engine, tables.conversations, rows)
+            await _bulk(engine, tables.conversations, _conversations(bob_id, more, now))
             with counter.counting() as tally:
                 await listing()
             out[f"list_{size}"] = tally.per() | {"ms": await _timed(listing)}
