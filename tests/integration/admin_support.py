@@ -25,7 +25,11 @@ def _run(database_url: str, statement: Any) -> Any:
         try:
             async with engine.begin() as connection:
                 result = await connection.execute(statement)
-                return result.inserted_primary_key[0] if result.is_insert else None
+                if not result.is_insert:
+                    return None
+                key = result.inserted_primary_key
+                assert key is not None  # a single-row INSERT always has one
+                return key[0]
         finally:
             await engine.dispose()
 
@@ -128,7 +132,9 @@ def add_conversations(
                             updated_at=when,
                         )
                     )
-                    ids.append(int(result.inserted_primary_key[0]))
+                    key = result.inserted_primary_key
+                    assert key is not None  # a single-row INSERT always has one
+                    ids.append(int(key[0]))
                 await connection.execute(
                     t.messages.insert(),
                     [

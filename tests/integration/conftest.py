@@ -31,7 +31,9 @@ POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES_URL")
         ),
     ],
 )
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("db") / "parley.db"
         yield f"sqlite+aiosqlite:///{path}"

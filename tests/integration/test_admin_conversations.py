@@ -28,7 +28,7 @@ def staff(server: RunningServer) -> Account:
         return make_staff(server, client)
 
 
-def _list(client: httpx.Client, staff: Account, **params: object) -> httpx.Response:
+def _list(client: httpx.Client, staff: Account, **params: str | int) -> httpx.Response:
     response = client.get("/api/admin/conversations/", params=params, headers=staff.bearer)
     assert response.status_code == 200, response.text
     return response

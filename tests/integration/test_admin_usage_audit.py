@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -18,14 +19,15 @@ def staff(server: RunningServer) -> Account:
         return make_staff(server, client)
 
 
-def _usage(client: httpx.Client, staff: Account, **params: object) -> list[dict]:
+def _usage(client: httpx.Client, staff: Account, **params: str | int) -> list[dict[str, Any]]:
     response = client.get("/api/admin/usage/", params=params, headers=staff.bearer)
     assert response.status_code == 200, response.text
     assert response.headers["X-Total-Count"] == str(len(response.json()))
-    return response.json()
+    rows: list[dict[str, Any]] = response.json()
+    return rows
 
 
-def _tokens(rows: list[dict]) -> list[tuple]:
+def _tokens(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [
         (r["username"], r["model"], r["requests"], r["prompt_tokens"], r["completion_tokens"])
         for r in rows
@@ -96,19 +98,20 @@ def test_usage_is_aggregated_per_user_and_model_over_a_date_range(
     ],
 )
 def test_bad_usage_parameters_are_field_errors(
-    client: httpx.Client, staff: Account, params: dict, field: str
+    client: httpx.Client, staff: Account, params: dict[str, str], field: str
 ) -> None:
     response = client.get("/api/admin/usage/", params=params, headers=staff.bearer)
     assert response.status_code == 400
     assert list(response.json()) == [field]
 
 
-def _audit(client: httpx.Client, staff: Account, **params: object) -> list[dict]:
+def _audit(client: httpx.Client, staff: Account, **params: str | int) -> list[dict[str, Any]]:
     response = client.get(
         "/api/admin/audit-log/", params={"actor": staff.username, **params}, headers=staff.bearer
     )
     assert response.status_code == 200, response.text
-    return response.json()
+    entries: list[dict[str, Any]] = response.json()
+    return entries
 
 
 def test_every_admin_action_is_audited(

@@ -19,7 +19,7 @@ def staff(server: RunningServer) -> Account:
         return make_staff(server, client)
 
 
-def _users(client: httpx.Client, staff: Account, **params: object) -> httpx.Response:
+def _users(client: httpx.Client, staff: Account, **params: str | int) -> httpx.Response:
     response = client.get("/api/admin/users/", params=params, headers=staff.bearer)
     assert response.status_code == 200, response.text
     return response

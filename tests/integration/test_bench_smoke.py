@@ -13,7 +13,10 @@ from tests.fakes.llm_server import FakeLLMServer
 
 
 def _chat(port: int, *, stream: bool) -> bytes:
-    body = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]}
+    body: dict[str, object] = {
+        "model": "fake-model",
+        "messages": [{"role": "user", "content": "hi"}],
+    }
     if stream:
         body["stream"] = True
     headers = [("Content-Type", "application/json"), ("Authorization", "Bearer bench")]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from tests.integration.conftest import Account
 
 
-def _settings(client: httpx.Client, who: Account) -> dict:
+def _settings(client: httpx.Client, who: Account) -> dict[str, Any]:
     response = client.get("/api/chat-setting/", headers=who.bearer)
     assert response.status_code == 200
-    return response.json()
+    settings: dict[str, Any] = response.json()
+    return settings
 
 
 def test_defaults_follow_the_seed_shape(client: httpx.Client, alice: Account) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -15,10 +16,11 @@ from tests.integration.servers import RunningServer, query
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
-def _create(client: httpx.Client, who: Account) -> dict:
+def _create(client: httpx.Client, who: Account) -> dict[str, Any]:
     response = client.post("/api/conversations/", headers=who.bearer)
     assert response.status_code == 201, response.text
-    return response.json()
+    conversation: dict[str, Any] = response.json()
+    return conversation
 
 
 def _close_all(client: httpx.Client, who: Account) -> None:

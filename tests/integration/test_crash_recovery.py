@@ -310,7 +310,7 @@ def test_kill_9_mid_load_keeps_every_answered_exchange(tmp_path: Path) -> None:
     for row in rows:
         by_conversation.setdefault(row[1], []).append(row)
     outcome_of_interrupted: Counter[str] = Counter()
-    broken = []
+    broken: list[tuple[str, str | tuple[Any, ...]]] = []
     for turn in in_flight:
         copies = user_rows[turn.text]
         if copies == 0:

@@ -665,7 +665,8 @@ def anthropic(llm: FakeLLMServer) -> Iterator[httpx.Client]:
         yield client
 
 
-def messages(text: str = "hello there", **extra: Any) -> dict[str, Any]:
+def messages(content: str | list[dict[str, Any]] = "hello there", **extra: Any) -> dict[str, Any]:
+    """An Anthropic Messages body whose last user turn is ``content`` (a string or blocks)."""
     return {
         "model": ANTHROPIC_MODEL,
         "max_tokens": 256,
@@ -673,7 +674,7 @@ def messages(text: str = "hello there", **extra: Any) -> dict[str, Any]:
         "messages": [
             {"role": "user", "content": "first question"},
             {"role": "assistant", "content": [{"type": "text", "text": "first answer"}]},
-            {"role": "user", "content": text},
+            {"role": "user", "content": content},
         ],
         **extra,
     }

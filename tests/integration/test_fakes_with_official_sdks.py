@@ -16,9 +16,11 @@ import anthropic
 import httpx
 import openai
 import pytest
+from anthropic.types import MessageParam
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.fakes import (
     FakeLLMServer,
@@ -37,7 +39,11 @@ KEY = "test-key"
 OPENAI_MODEL = "gpt-6-luna"  # a current (reasoning) model
 ANTHROPIC_MODEL = "claude-sonnet-4-5-20250929"
 GEMINI_MODEL = "gemini-3.5-flash-lite"
-QUESTION = [{"role": "user", "content": "capital of France"}]
+# The same question, typed as each SDK's own message parameter (a TypedDict union apiece).
+OPENAI_QUESTION: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "capital of France"}
+]
+ANTHROPIC_QUESTION: list[MessageParam] = [{"role": "user", "content": "capital of France"}]
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +96,7 @@ def test_openai_completion_parses_with_reasoning_usage(
 ) -> None:
     server.script(reply("Paris.", reasoning="the user wants a capital", prompt_tokens=12))
     completion = oai.chat.completions.create(
-        model=OPENAI_MODEL, messages=QUESTION, max_completion_tokens=512
+        model=OPENAI_MODEL, messages=OPENAI_QUESTION, max_completion_tokens=512
     )
 
     assert completion.object == "chat.completion"
@@ -117,7 +123,7 @@ def test_openai_completion_parses_with_reasoning_usage(
 def test_openai_stream_with_include_usage(oai: openai.OpenAI) -> None:
     stream = oai.chat.completions.create(
         model=OPENAI_MODEL,
-        messages=QUESTION,
+        messages=OPENAI_QUESTION,
         stream=True,
         stream_options={"include_usage": True},
     )
@@ -140,7 +146,7 @@ def test_openai_stream_with_include_usage(oai: openai.OpenAI) -> None:
 
 def test_openai_stream_helper_accumulates_a_final_completion(oai: openai.OpenAI) -> None:
     with oai.chat.completions.stream(
-        model=OPENAI_MODEL, messages=QUESTION, stream_options={"include_usage": True}
+        model=OPENAI_MODEL, messages=OPENAI_QUESTION, stream_options={"include_usage": True}
     ) as stream:
         deltas = [e.delta for e in stream if e.type == "content.delta"]
         final = stream.get_final_completion()
@@ -154,11 +160,13 @@ def test_openai_stream_helper_accumulates_a_final_completion(oai: openai.OpenAI)
 
 def test_openai_refusal_plain_and_streamed(server: FakeLLMServer, oai: openai.OpenAI) -> None:
     server.script(refusal(), refusal("No, I won't."))
-    message = oai.chat.completions.create(model=OPENAI_MODEL, messages=QUESTION).choices[0].message
+    message = (
+        oai.chat.completions.create(model=OPENAI_MODEL, messages=OPENAI_QUESTION).choices[0].message
+    )
     assert message.content is None
     assert message.refusal == "I'm sorry, I can't help with that."
 
-    with oai.chat.completions.stream(model=OPENAI_MODEL, messages=QUESTION) as stream:
+    with oai.chat.completions.stream(model=OPENAI_MODEL, messages=OPENAI_QUESTION) as stream:
         kinds = {e.type for e in stream}
         final = stream.get_final_completion()
     assert "refusal.done" in kinds
@@ -171,7 +179,7 @@ def test_openai_safety_block_is_a_content_filter_finish(
     server: FakeLLMServer, oai: openai.OpenAI
 ) -> None:
     server.script(safety_block())
-    choice = oai.chat.completions.create(model=OPENAI_MODEL, messages=QUESTION).choices[0]
+    choice = oai.chat.completions.create(model=OPENAI_MODEL, messages=OPENAI_QUESTION).choices[0]
     assert (choice.finish_reason, choice.message.content) == ("content_filter", None)
 
 
@@ -180,7 +188,7 @@ def test_openai_rate_limit_and_quota_are_rate_limit_errors(
 ) -> None:
     server.script(error(429, retry_after=1, retry_after_ms=250), quota_exhausted())
     with pytest.raises(openai.RateLimitError) as limited:
-        oai.chat.completions.create(model=OPENAI_MODEL, messages=QUESTION)
+        oai.chat.completions.create(model=OPENAI_MODEL, messages=OPENAI_QUESTION)
     assert limited.value.status_code == 429
     assert limited.value.code == "rate_limit_exceeded"
     assert limited.value.type == "requests"
@@ -188,7 +196,7 @@ def test_openai_rate_limit_and_quota_are_rate_limit_errors(
     assert "Rate limit reached for gpt-6-luna" in limited.value.message
 
     with pytest.raises(openai.RateLimitError) as quota:
-        oai.chat.completions.create(model=OPENAI_MODEL, messages=QUESTION)
+        oai.chat.completions.create(model=OPENAI_MODEL, messages=OPENAI_QUESTION)
     assert quota.value.code == "insufficient_quota"
     assert quota.value.type == "insufficient_quota"
     assert "retry-after" not in quota.value.response.headers
@@ -202,7 +210,7 @@ def test_openai_sdk_retries_honour_retry_after_ms(server: FakeLLMServer) -> None
     with openai.OpenAI(
         base_url=server.openai_base_url, api_key=KEY, max_retries=2, timeout=5
     ) as client:
-        completion = client.chat.completions.create(model=OPENAI_MODEL, messages=QUESTION)
+        completion = client.chat.completions.create(model=OPENAI_MODEL, messages=OPENAI_QUESTION)
     assert completion.choices[0].message.content == "third time lucky"
     assert server.hits == 3
     assert [r.headers.get("x-stainless-retry-count") for r in server.requests] == ["0", "1", "2"]
@@ -227,7 +235,7 @@ def test_openai_rejections_map_to_sdk_exceptions(
     param: str | None,
 ) -> None:
     key = kwargs.pop("api_key", KEY)
-    body: dict[str, Any] = {"model": OPENAI_MODEL, "messages": QUESTION, **kwargs}
+    body: dict[str, Any] = {"model": OPENAI_MODEL, "messages": OPENAI_QUESTION, **kwargs}
     with (
         openai.OpenAI(base_url=server.openai_base_url, api_key=key, max_retries=0) as client,
         pytest.raises(exception) as caught,
@@ -243,10 +251,10 @@ def test_openai_rejections_map_to_sdk_exceptions(
 def test_openai_server_errors(server: FakeLLMServer, oai: openai.OpenAI) -> None:
     server.script(error(500), overloaded())
     with pytest.raises(openai.InternalServerError) as broken:
-        oai.chat.completions.create(model=OPENAI_MODEL, messages=QUESTION)
+        oai.chat.completions.create(model=OPENAI_MODEL, messages=OPENAI_QUESTION)
     assert (broken.value.status_code, broken.value.type) == (500, "server_error")
     with pytest.raises(openai.InternalServerError) as busy:
-        oai.chat.completions.create(model=OPENAI_MODEL, messages=QUESTION)
+        oai.chat.completions.create(model=OPENAI_MODEL, messages=OPENAI_QUESTION)
     assert busy.value.status_code == 503
 
 
@@ -255,7 +263,7 @@ def test_openai_mid_stream_error_raises_api_error(
 ) -> None:
     server.script(stream_error(after_chunks=2, message="upstream fell over"))
     received: list[str] = []
-    stream = oai.chat.completions.create(model=OPENAI_MODEL, messages=QUESTION, stream=True)
+    stream = oai.chat.completions.create(model=OPENAI_MODEL, messages=OPENAI_QUESTION, stream=True)
     with pytest.raises(openai.APIError) as caught:
         received.extend(chunk.choices[0].delta.content or "" for chunk in stream)
     # The SDK raises the base APIError (not an APIStatusError: the HTTP status was 200).
@@ -269,7 +277,9 @@ def test_openai_stream_without_done_still_ends_cleanly(
     server: FakeLLMServer, oai: openai.OpenAI
 ) -> None:
     server.script(no_done("ok then"))
-    chunks = list(oai.chat.completions.create(model=OPENAI_MODEL, messages=QUESTION, stream=True))
+    chunks = list(
+        oai.chat.completions.create(model=OPENAI_MODEL, messages=OPENAI_QUESTION, stream=True)
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "ok then"
     assert chunks[-1].choices[0].finish_reason == "stop"
 
@@ -284,7 +294,7 @@ def test_openai_models_list(oai: openai.OpenAI) -> None:
 
 def test_anthropic_message(server: FakeLLMServer, claude: anthropic.Anthropic) -> None:
     message = claude.messages.create(
-        model=ANTHROPIC_MODEL, max_tokens=256, system="be brief", messages=QUESTION
+        model=ANTHROPIC_MODEL, max_tokens=256, system="be brief", messages=ANTHROPIC_QUESTION
     )
     assert message.type == "message"
     assert message.role == "assistant"
@@ -306,7 +316,7 @@ def test_anthropic_message(server: FakeLLMServer, claude: anthropic.Anthropic) -
 def test_anthropic_stream_events_and_final_message(claude: anthropic.Anthropic) -> None:
     events = list(
         claude.messages.create(
-            model=ANTHROPIC_MODEL, max_tokens=256, messages=QUESTION, stream=True
+            model=ANTHROPIC_MODEL, max_tokens=256, messages=ANTHROPIC_QUESTION, stream=True
         )
     )
     # The SDK swallows ping events; the rest arrive parsed in the documented order.
@@ -319,7 +329,9 @@ def test_anthropic_stream_events_and_final_message(claude: anthropic.Anthropic) 
         "message_stop",
     ]
 
-    with claude.messages.stream(model=ANTHROPIC_MODEL, max_tokens=256, messages=QUESTION) as stream:
+    with claude.messages.stream(
+        model=ANTHROPIC_MODEL, max_tokens=256, messages=ANTHROPIC_QUESTION
+    ) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
     assert text == "fake reply to: capital of France"
@@ -333,7 +345,7 @@ def test_anthropic_thinking_blocks(server: FakeLLMServer, claude: anthropic.Anth
     server.script(*[reply("Paris.", reasoning="they ask for a capital")] * 2)
     thinking: Any = {"type": "enabled", "budget_tokens": 1024}
     message = claude.messages.create(
-        model=ANTHROPIC_MODEL, max_tokens=2048, messages=QUESTION, thinking=thinking
+        model=ANTHROPIC_MODEL, max_tokens=2048, messages=ANTHROPIC_QUESTION, thinking=thinking
     )
     assert [b.type for b in message.content] == ["thinking", "text"]
     block = message.content[0]
@@ -343,7 +355,7 @@ def test_anthropic_thinking_blocks(server: FakeLLMServer, claude: anthropic.Anth
     assert message.usage.output_tokens == 1 + 5
 
     with claude.messages.stream(
-        model=ANTHROPIC_MODEL, max_tokens=2048, messages=QUESTION, thinking=thinking
+        model=ANTHROPIC_MODEL, max_tokens=2048, messages=ANTHROPIC_QUESTION, thinking=thinking
     ) as stream:
         kinds = [e.type for e in stream]
         final = stream.get_final_message()
@@ -358,9 +370,13 @@ def test_anthropic_thinking_blocks(server: FakeLLMServer, claude: anthropic.Anth
 
 def test_anthropic_refusal(server: FakeLLMServer, claude: anthropic.Anthropic) -> None:
     server.script(refusal(), refusal())
-    message = claude.messages.create(model=ANTHROPIC_MODEL, max_tokens=256, messages=QUESTION)
+    message = claude.messages.create(
+        model=ANTHROPIC_MODEL, max_tokens=256, messages=ANTHROPIC_QUESTION
+    )
     assert (message.stop_reason, message.content) == ("refusal", [])
-    with claude.messages.stream(model=ANTHROPIC_MODEL, max_tokens=256, messages=QUESTION) as stream:
+    with claude.messages.stream(
+        model=ANTHROPIC_MODEL, max_tokens=256, messages=ANTHROPIC_QUESTION
+    ) as stream:
         final = stream.get_final_message()
     assert (final.stop_reason, final.content) == ("refusal", [])
 
@@ -370,7 +386,7 @@ def test_anthropic_rate_limit_overloaded_and_credit(
 ) -> None:
     server.script(error(429, retry_after=15), overloaded(), error(500), quota_exhausted())
     with pytest.raises(anthropic.RateLimitError) as limited:
-        claude.messages.create(model=ANTHROPIC_MODEL, max_tokens=256, messages=QUESTION)
+        claude.messages.create(model=ANTHROPIC_MODEL, max_tokens=256, messages=ANTHROPIC_QUESTION)
     assert limited.value.status_code == 429
     assert limited.value.response.headers["retry-after"] == "15"
     assert limited.value.request_id == "req_fake"
@@ -378,23 +394,23 @@ def test_anthropic_rate_limit_overloaded_and_credit(
     assert limited.value.body["error"]["type"] == "rate_limit_error"
 
     with pytest.raises(anthropic.InternalServerError) as busy:
-        claude.messages.create(model=ANTHROPIC_MODEL, max_tokens=256, messages=QUESTION)
+        claude.messages.create(model=ANTHROPIC_MODEL, max_tokens=256, messages=ANTHROPIC_QUESTION)
     assert isinstance(busy.value, anthropic.OverloadedError)
     assert busy.value.status_code == 529
 
     with pytest.raises(anthropic.InternalServerError) as broken:
-        claude.messages.create(model=ANTHROPIC_MODEL, max_tokens=256, messages=QUESTION)
+        claude.messages.create(model=ANTHROPIC_MODEL, max_tokens=256, messages=ANTHROPIC_QUESTION)
     assert broken.value.status_code == 500
 
     with pytest.raises(anthropic.BadRequestError) as credit:
-        claude.messages.create(model=ANTHROPIC_MODEL, max_tokens=256, messages=QUESTION)
+        claude.messages.create(model=ANTHROPIC_MODEL, max_tokens=256, messages=ANTHROPIC_QUESTION)
     assert "credit balance is too low" in credit.value.message
 
 
 def test_anthropic_rejections(server: FakeLLMServer, claude: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.NotFoundError) as retired:
         claude.messages.create(
-            model="claude-3-5-sonnet-20240620", max_tokens=256, messages=QUESTION
+            model="claude-3-5-sonnet-20240620", max_tokens=256, messages=ANTHROPIC_QUESTION
         )
     assert isinstance(retired.value.body, dict)
     assert retired.value.body["error"] == {
@@ -407,7 +423,7 @@ def test_anthropic_rejections(server: FakeLLMServer, claude: anthropic.Anthropic
         claude.post(
             "/v1/messages",
             cast_to=anthropic.types.Message,
-            body={"model": ANTHROPIC_MODEL, "messages": QUESTION},
+            body={"model": ANTHROPIC_MODEL, "messages": ANTHROPIC_QUESTION},
         )
     assert "max_tokens: Field required" in no_max.value.message
 
@@ -417,7 +433,7 @@ def test_anthropic_rejections(server: FakeLLMServer, claude: anthropic.Anthropic
         ) as wrong,
         pytest.raises(anthropic.AuthenticationError),
     ):
-        wrong.messages.create(model=ANTHROPIC_MODEL, max_tokens=256, messages=QUESTION)
+        wrong.messages.create(model=ANTHROPIC_MODEL, max_tokens=256, messages=ANTHROPIC_QUESTION)
     assert server.hits == 3
 
 
@@ -427,7 +443,9 @@ def test_anthropic_mid_stream_error_event(
     server.script(stream_error(after_chunks=1, message="Overloaded", kind="overloaded"))
     seen: list[str] = []
     with (
-        claude.messages.stream(model=ANTHROPIC_MODEL, max_tokens=256, messages=QUESTION) as s,
+        claude.messages.stream(
+            model=ANTHROPIC_MODEL, max_tokens=256, messages=ANTHROPIC_QUESTION
+        ) as s,
         pytest.raises(anthropic.APIStatusError) as caught,
     ):
         seen.extend(s.text_stream)
@@ -594,7 +612,7 @@ async def test_async_clients_stream(server: FakeLLMServer) -> None:
         base_url=server.openai_base_url, api_key=KEY, max_retries=0
     ) as oai:
         stream = await oai.chat.completions.create(
-            model=OPENAI_MODEL, messages=QUESTION, stream=True
+            model=OPENAI_MODEL, messages=OPENAI_QUESTION, stream=True
         )
         pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
     assert "".join(pieces) == expected
@@ -603,7 +621,9 @@ async def test_async_clients_stream(server: FakeLLMServer) -> None:
         anthropic.AsyncAnthropic(
             base_url=server.anthropic_base_url, api_key=KEY, max_retries=0
         ) as claude,
-        claude.messages.stream(model=ANTHROPIC_MODEL, max_tokens=256, messages=QUESTION) as s,
+        claude.messages.stream(
+            model=ANTHROPIC_MODEL, max_tokens=256, messages=ANTHROPIC_QUESTION
+        ) as s,
     ):
         assert "".join([t async for t in s.text_stream]) == expected
         assert (await s.get_final_message()).stop_reason == "end_turn"

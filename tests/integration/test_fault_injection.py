@@ -27,9 +27,9 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -493,12 +493,15 @@ def test_random_provider_faults_never_lose_a_message(
 
     # What the clients were told must match what is stored.
     by_id = {row[0]: row for row in rows}
-    mismatched = []
+    mismatched: list[tuple[object, ...]] = []
     for outcome in outcomes:
         if outcome.reply is not None:
-            row = by_id.get(outcome.reply["id"])
-            if row is None or (row[3], row[4]) != (outcome.reply["content"], outcome.reply_status):
-                mismatched.append((outcome.text, outcome.reply, row))
+            reply_row = by_id.get(outcome.reply["id"])
+            if reply_row is None or (reply_row[3], reply_row[4]) != (
+                outcome.reply["content"],
+                outcome.reply_status,
+            ):
+                mismatched.append((outcome.text, outcome.reply, reply_row))
         elif outcome.status in PROVIDER_CODES and outcome.stored_expected:
             matches = [
                 nxt
@@ -645,8 +648,9 @@ def test_a_client_that_hangs_up_while_the_reply_is_written_still_leaves_a_reply_
             assert response.status_code == 200
             with _writes_blocked(parley.settings.database_url):
                 received = ""
-                # Kept referenced: closing this iterator would close the connection.
-                lines = response.iter_lines()
+                # Kept referenced: closing this iterator would close the connection. httpx
+                # declares iter_lines() an Iterator, but it is a generator: it has close().
+                lines = cast("Generator[str, None, None]", response.iter_lines())
                 for line in lines:
                     if line.startswith("data:"):
                         received += json.loads(line[5:]).get("text", "")

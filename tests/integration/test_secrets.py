@@ -178,7 +178,7 @@ def test_no_secret_in_logs_or_error_bodies(
 
         # Providers that fail and quote the key back.
         conversation = http.post("/api/conversations/", headers=auth).json()["id"]
-        quoting = [
+        quoting: list[tuple[FakeLLMServer, str, fake.Behaviour]] = [
             (
                 upstream,
                 "gpt-6.1-sol",

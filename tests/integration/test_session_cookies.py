@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -34,7 +35,8 @@ def sessions_server(
     database_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningServer]:
-    overrides = {"redis_url": REDIS_URL} if request.param == "redis" else {}
+    # Any: running_server takes any Settings field as a keyword (its **overrides: Any).
+    overrides: dict[str, Any] = {"redis_url": REDIS_URL} if request.param == "redis" else {}
     with running_server(database_url, tmp_path_factory.mktemp("sessions"), **overrides) as running:
         yield running
 
