@@ -11,6 +11,7 @@ from application.admin.requests import (
 from application.admin.steps import (
     UnknownUser,
     audit,
+    audit_status_change,
     existing_id,
     given_filter,
     owned_conversation,
@@ -110,16 +111,8 @@ class CloseAnyConversation:
             if conversation.is_active:
                 conversation.close(self._clock.now())
                 await uow.conversations.save(conversation)
-            await audit(
-                uow,
-                self._clock,
-                ref.actor,
-                AuditAction.CONVERSATION_CLOSE,
-                "conversation",
-                ref.conversation_id,
-                owner_id=conversation.owner_id,
-                status_before=before.value,
-                status_after=conversation.status.value,
+            await audit_status_change(
+                uow, self._clock, ref.actor, AuditAction.CONVERSATION_CLOSE, conversation, before
             )
             await uow.commit()
         return found
@@ -154,16 +147,8 @@ class ReopenAnyConversation:
                         "one must be closed before another is reopened."
                     ) from None
                 await uow.conversations.save(conversation)
-            await audit(
-                uow,
-                self._clock,
-                ref.actor,
-                AuditAction.CONVERSATION_REOPEN,
-                "conversation",
-                ref.conversation_id,
-                owner_id=conversation.owner_id,
-                status_before=before.value,
-                status_after=conversation.status.value,
+            await audit_status_change(
+                uow, self._clock, ref.actor, AuditAction.CONVERSATION_REOPEN, conversation, before
             )
             await uow.commit()
         return found

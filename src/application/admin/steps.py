@@ -9,6 +9,7 @@ from application.admin_ports import (
     OwnedConversation,
 )
 from application.ports import Clock
+from domain.conversation import Conversation, ConversationStatus
 from domain.errors import InvalidInput, NotFound
 from domain.monitoring import (
     AuditAction,
@@ -74,3 +75,27 @@ async def owned_conversation(uow: AdminUnitOfWork, conversation_id: int) -> Owne
     if found is None:
         raise NotFound("Conversation not found.")
     return found
+
+
+async def audit_status_change(
+    uow: AdminUnitOfWork,
+    clock: Clock,
+    actor: User,
+    action: AuditAction,
+    conversation: Conversation,
+    before: ConversationStatus,
+) -> None:
+    """Audit an admin's close or reopen, with the status before and after (the same when
+    the action changed nothing: it is idempotent, and still audited)."""
+    assert conversation.id is not None
+    await audit(
+        uow,
+        clock,
+        actor,
+        action,
+        "conversation",
+        conversation.id,
+        owner_id=conversation.owner_id,
+        status_before=before.value,
+        status_after=conversation.status.value,
+    )
