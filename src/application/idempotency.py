@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-from application.ports import Clock, IdempotencyStore, KeyHold, StoredResponse
+from application.ports import Clock, IdempotencyStore, KeyHold
 from domain.errors import DomainError, InvalidInput
 
 KEY_MAX_CHARS = 255
@@ -66,8 +66,9 @@ class IdempotentRequests:
         self._wait = wait
         self._lease = timedelta(seconds=wait.lease_seconds)
 
-    async def reserve(self, user_id: int, key: str, fingerprint: str) -> StoredResponse | KeyHold:
-        """The hold on the key if this request may run now; otherwise the first answer."""
+    async def reserve(self, user_id: int, key: str, fingerprint: str) -> KeyHold | str:
+        """The hold on the key if this request may run now; otherwise the first answer,
+        as ``complete`` was given it."""
         if not key or len(key) > KEY_MAX_CHARS or not key.isprintable():
             raise InvalidInput(
                 {"Idempotency-Key": [f"Use 1 to {KEY_MAX_CHARS} printable characters."]}
@@ -84,8 +85,8 @@ class IdempotentRequests:
                 return hold
             if existing.fingerprint != fingerprint:
                 raise IdempotencyKeyReused()
-            if existing.response is not None:
-                return existing.response
+            if existing.answer is not None:
+                return existing.answer
             if loop.time() >= give_up:
                 raise IdempotencyInProgress(retry_after=self._wait.lease_seconds)
             await asyncio.sleep(self._wait.poll_seconds)
@@ -110,8 +111,9 @@ class IdempotentRequests:
             except Exception:  # the next renewal may succeed; the lease has room for it
                 log.warning("could not renew the lease of an Idempotency-Key", exc_info=True)
 
-    async def complete(self, hold: KeyHold, response: StoredResponse) -> None:
-        await self._store.complete(hold, response)
+    async def complete(self, hold: KeyHold, answer: str) -> None:
+        """Keep ``answer`` (whatever the entry point needs to replay it) for the retries."""
+        await self._store.complete(hold, answer)
 
     async def release(self, hold: KeyHold) -> None:
         await self._store.release(hold)

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from adapters.persistence.database import create_engine
+from adapters.persistence.idempotency import SqlIdempotencyStore
 from adapters.persistence.migrate import downgrade, upgrade
 from adapters.persistence.search import include_object
-from adapters.persistence.tables import metadata
+from adapters.persistence.tables import metadata, users
+from application.ports import KeyHold
+from entrypoints.http.idempotency import RecordedResponse
 
 
 def _schema_state(database_url: str) -> tuple[set[str], list[Any]]:
@@ -65,3 +70,62 @@ def test_upgrade_matches_models_and_downgrade_removes_everything(
 
     _migrate(fresh_database_url, "up")
     assert set(metadata.tables) <= _schema_state(fresh_database_url)[0]
+
+
+def test_an_answer_kept_before_0009_still_replays_and_survives_a_downgrade(
+    fresh_database_url: str,
+) -> None:
+    """Migration 0009 folds the status and body columns into one ``answer``: a key
+    answered before it gives a retry the same status and body after it, and back."""
+    body = '{"ai_message": {"content": "你好"}, "id": 7}'
+
+    async def run() -> None:
+        engine = create_engine(fresh_database_url)
+        try:
+            await upgrade(engine, "0008")
+            now = datetime.now(UTC)
+            async with engine.begin() as connection:
+                user_id = (
+                    await connection.execute(
+                        users.insert()
+                        .values(
+                            username="old",
+                            username_key="old",
+                            email="old@example.com",
+                            password_hash="!",
+                            date_joined=now,
+                        )
+                        .returning(users.c.id)
+                    )
+                ).scalar_one()
+                await connection.execute(
+                    text(
+                        "INSERT INTO idempotency_keys (user_id, key, fingerprint, status_code,"
+                        " response_body, created_at) VALUES (:user, 'k', 'fp', 201, :body, :now)"
+                    ),
+                    {"user": user_id, "body": body, "now": now},
+                )
+            await upgrade(engine)
+
+            store = SqlIdempotencyStore(engine)
+            hold = KeyHold(user_id=user_id, key="k", holder="retry")
+            record = await store.claim(hold, "fp", now, now, now - timedelta(days=1))
+            assert record is not None
+            assert record.answer is not None
+            replayed = RecordedResponse.replayed(record.answer)
+            assert replayed.status_code == 201
+            assert isinstance(replayed.content, bytes)
+            assert json.loads(replayed.content) == json.loads(body)
+
+            await downgrade(engine, "0008")
+            async with engine.connect() as connection:
+                status, kept = (
+                    await connection.execute(
+                        text("SELECT status_code, response_body FROM idempotency_keys")
+                    )
+                ).one()
+            assert (status, json.loads(kept)) == (201, json.loads(body))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())

@@ -28,7 +28,6 @@ from application.ports import (
     IdempotencyStore,
     KeyHold,
     RefreshTokenRecord,
-    StoredResponse,
     UnitOfWork,
 )
 from domain.chat_settings import ChatSettings, UserChatSettings
@@ -1010,11 +1009,11 @@ FORGET = timedelta(days=1)
 
 async def claim(
     db: Persistence, hold: KeyHold, fingerprint: str, now: datetime
-) -> tuple[str, bytes | None] | None:
+) -> tuple[str, str | None] | None:
     record = await db.idempotency.claim(hold, fingerprint, now, now + LEASE, now - FORGET)
     if record is None:
         return None
-    return record.fingerprint, None if record.response is None else record.response.body
+    return record.fingerprint, record.answer
 
 
 async def test_an_idempotency_key_is_held_answered_and_released(db: Persistence) -> None:
@@ -1029,15 +1028,15 @@ async def test_an_idempotency_key_is_held_answered_and_released(db: Persistence)
     assert await db.idempotency.renew(first, T0 + 2 * LEASE) is True
     assert await db.idempotency.renew(second, T0 + 2 * LEASE) is False
 
-    await db.idempotency.complete(second, StoredResponse(status_code=500, body=b"not mine"))
-    await db.idempotency.complete(first, StoredResponse(status_code=201, body=b'{"id": 1}'))
-    assert await claim(db, second, "fp", T0 + timedelta(seconds=2)) == ("fp", b'{"id": 1}')
+    await db.idempotency.complete(second, "500 not mine")
+    await db.idempotency.complete(first, '201 {"id": 1}')
+    assert await claim(db, second, "fp", T0 + timedelta(seconds=2)) == ("fp", '201 {"id": 1}')
     assert await db.idempotency.renew(first, T0 + 3 * LEASE) is False  # answered: no lease
-    await db.idempotency.complete(first, StoredResponse(status_code=500, body=b"again"))
-    assert await claim(db, second, "fp", T0 + timedelta(seconds=3)) == ("fp", b'{"id": 1}')
+    await db.idempotency.complete(first, "500 again")
+    assert await claim(db, second, "fp", T0 + timedelta(seconds=3)) == ("fp", '201 {"id": 1}')
 
     await db.idempotency.release(second)  # not the holder: nothing happens
-    assert await claim(db, second, "fp", T0 + timedelta(seconds=4)) == ("fp", b'{"id": 1}')
+    assert await claim(db, second, "fp", T0 + timedelta(seconds=4)) == ("fp", '201 {"id": 1}')
     await db.idempotency.release(first)
     assert await claim(db, second, "new", T0 + timedelta(seconds=5)) is None
 
@@ -1056,11 +1055,11 @@ async def test_a_key_whose_lease_ended_unanswered_is_taken_over(db: Persistence)
     assert await claim(db, retry, "different", after_lease) == ("fp", None)
     assert await claim(db, retry, "fp", after_lease) is None
     assert await db.idempotency.renew(dead, after_lease + LEASE) is False
-    await db.idempotency.complete(dead, StoredResponse(status_code=200, body=b"late"))
+    await db.idempotency.complete(dead, "200 late")
     await db.idempotency.release(dead)
     assert await db.idempotency.renew(retry, after_lease + LEASE) is True
-    await db.idempotency.complete(retry, StoredResponse(status_code=200, body=b"retried"))
-    assert await claim(db, dead, "fp", after_lease + 2 * LEASE) == ("fp", b"retried")
+    await db.idempotency.complete(retry, "200 retried")
+    assert await claim(db, dead, "fp", after_lease + 2 * LEASE) == ("fp", "200 retried")
 
 
 async def test_an_answered_key_is_forgotten_once_expired(db: Persistence) -> None:
@@ -1068,7 +1067,7 @@ async def test_an_answered_key_is_forgotten_once_expired(db: Persistence) -> Non
     key = f"key-{uuid.uuid4().hex}"
     hold = KeyHold(user_id=user_id, key=key, holder="h1")
     assert await claim(db, hold, "fp", T0) is None
-    await db.idempotency.complete(hold, StoredResponse(status_code=200, body=b"old"))
+    await db.idempotency.complete(hold, "200 old")
     # The same key of another user is another key.
     assert await claim(db, KeyHold(user_id=other, key=key, holder="h3"), "x", T0) is None
 

@@ -36,7 +36,6 @@ from application.ports import (
     RefreshClaims,
     RefreshTokenRecord,
     RefreshTokens,
-    StoredResponse,
     TokenUsage,
     Users,
 )
@@ -644,7 +643,7 @@ class KeyRow:
     created_at: datetime
     holder: str | None
     lease_until: datetime | None
-    response: StoredResponse | None = None
+    answer: str | None = None
 
 
 class FakeIdempotencyStore:
@@ -671,10 +670,10 @@ class FakeIdempotencyStore:
             self.rows[at] = KeyRow(fingerprint, now, hold.holder, lease_until)
             return None
         lapsed = row.lease_until is None or row.lease_until < now
-        if row.fingerprint == fingerprint and row.response is None and lapsed:
+        if row.fingerprint == fingerprint and row.answer is None and lapsed:
             row.holder, row.lease_until = hold.holder, lease_until
             return None
-        return IdempotencyRecord(fingerprint=row.fingerprint, response=row.response)
+        return IdempotencyRecord(fingerprint=row.fingerprint, answer=row.answer)
 
     def _held(self, hold: KeyHold) -> KeyRow | None:
         row = self.rows.get((hold.user_id, hold.key))
@@ -682,15 +681,15 @@ class FakeIdempotencyStore:
 
     async def renew(self, hold: KeyHold, lease_until: datetime) -> bool:
         row = self._held(hold)
-        if row is None or row.response is not None:
+        if row is None or row.answer is not None:
             return False
         row.lease_until = lease_until
         return True
 
-    async def complete(self, hold: KeyHold, response: StoredResponse) -> None:
+    async def complete(self, hold: KeyHold, answer: str) -> None:
         row = self._held(hold)
-        if row is not None and row.response is None:
-            row.response, row.lease_until = response, None
+        if row is not None and row.answer is None:
+            row.answer, row.lease_until = answer, None
 
     async def release(self, hold: KeyHold) -> None:
         if self._held(hold) is not None:

@@ -14,11 +14,11 @@ from application.idempotency import (
     IdempotencyWait,
     IdempotentRequests,
 )
-from application.ports import KeyHold, StoredResponse
+from application.ports import KeyHold
 from tests.unit.in_memory import FakeClock, FakeIdempotencyStore
 
 ALICE = 1
-ANSWER = StoredResponse(status_code=201, body=b'{"ai_message": "hi"}')
+ANSWER = '{"status_code": 201, "body": {"ai_message": "hi"}}'
 # Duplicates give up waiting at once; renewals come quickly in real time.
 WAIT = IdempotencyWait(seconds=0.0, poll_seconds=0.0, lease_seconds=15, renew_seconds=0.01)
 
@@ -98,7 +98,7 @@ async def test_a_request_that_lost_its_key_stores_nothing_over_the_one_that_took
     retry = await keys.reserve(ALICE, "k", "body")
     assert isinstance(stalled, KeyHold)
     assert isinstance(retry, KeyHold)
-    await keys.complete(stalled, StoredResponse(status_code=502, body=b"{}"))
+    await keys.complete(stalled, '{"status_code": 502}')
     await keys.release(stalled)
     await keys.complete(retry, ANSWER)
     assert await keys.reserve(ALICE, "k", "body") == ANSWER

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.persistence import tables as t
-from application.ports import IdempotencyRecord, KeyHold, StoredResponse
+from application.ports import IdempotencyRecord, KeyHold
 
 _keys = t.idempotency_keys
 
@@ -64,7 +64,7 @@ class SqlIdempotencyStore:
                 .where(
                     mine,
                     _keys.c.fingerprint == fingerprint,
-                    _keys.c.status_code.is_(None),
+                    _keys.c.answer.is_(None),
                     or_(_keys.c.lease_until.is_(None), _keys.c.lease_until < now),
                 )
                 .values(holder=hold.holder, lease_until=lease_until)
@@ -73,40 +73,27 @@ class SqlIdempotencyStore:
             if taken.rowcount == 1:
                 return None
             row = (
-                await connection.execute(
-                    select(_keys.c.fingerprint, _keys.c.status_code, _keys.c.response_body).where(
-                        mine
-                    )
-                )
+                await connection.execute(select(_keys.c.fingerprint, _keys.c.answer).where(mine))
             ).first()
         if row is None:  # released between our insert and read: try again
-            return IdempotencyRecord(fingerprint=fingerprint, response=None)
-        response = None
-        if row.status_code is not None:
-            response = StoredResponse(
-                status_code=row.status_code, body=(row.response_body or "").encode()
-            )
-        return IdempotencyRecord(fingerprint=row.fingerprint, response=response)
+            return IdempotencyRecord(fingerprint=fingerprint, answer=None)
+        return IdempotencyRecord(fingerprint=row.fingerprint, answer=row.answer)
 
     async def renew(self, hold: KeyHold, lease_until: datetime) -> bool:
         async with self._engine.begin() as connection:
             renewed = await connection.execute(
                 update(_keys)
-                .where(_held_by(hold), _keys.c.status_code.is_(None))
+                .where(_held_by(hold), _keys.c.answer.is_(None))
                 .values(lease_until=lease_until)
             )
         return renewed.rowcount == 1
 
-    async def complete(self, hold: KeyHold, response: StoredResponse) -> None:
+    async def complete(self, hold: KeyHold, answer: str) -> None:
         async with self._engine.begin() as connection:
             await connection.execute(
                 update(_keys)
-                .where(_held_by(hold), _keys.c.status_code.is_(None))
-                .values(
-                    status_code=response.status_code,
-                    response_body=response.body.decode(),
-                    lease_until=None,
-                )
+                .where(_held_by(hold), _keys.c.answer.is_(None))
+                .values(answer=answer, lease_until=None)
             )
 
     async def release(self, hold: KeyHold) -> None:

@@ -200,9 +200,9 @@ idempotency_keys = Table(
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("key", String(255), primary_key=True),
     Column("fingerprint", String(64), nullable=False),
-    # NULL while the first request is still being answered.
-    Column("status_code", Integer, nullable=True),
-    Column("response_body", Text, nullable=True),
+    # The first answer as the entry point recorded it (migration 0009); NULL while the
+    # first request is still being answered.
+    Column("answer", Text, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     # The request holding the key while it runs, and until when (migration 0007): it
     # renews the lease; a key whose lease ended with no answer belongs to a dead process.

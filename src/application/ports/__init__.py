@@ -5,7 +5,6 @@ from application.ports.idempotency import (
     IdempotencyRecord,
     IdempotencyStore,
     KeyHold,
-    StoredResponse,
 )
 from application.ports.identity import (
     AccessClaims,
@@ -84,7 +83,6 @@ __all__ = [
     "RefreshClaims",
     "RefreshTokenRecord",
     "RefreshTokens",
-    "StoredResponse",
     "TokenIssuer",
     "TokenUsage",
     "UnitOfWork",

@@ -8,15 +8,11 @@ from typing import Protocol
 
 
 @dataclass(frozen=True, kw_only=True)
-class StoredResponse:
-    status_code: int
-    body: bytes
-
-
-@dataclass(frozen=True, kw_only=True)
 class IdempotencyRecord:
     fingerprint: str
-    response: StoredResponse | None  # None while the first request is running
+    # The first request's answer as its entry point recorded it, opaque to the core (the
+    # HTTP edge keeps a status and a body); None while the first request is running.
+    answer: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,7 +46,7 @@ class IdempotencyStore(Protocol):
         """Extend the lease; False if ``hold`` no longer holds the key."""
         ...
 
-    async def complete(self, hold: KeyHold, response: StoredResponse) -> None:
+    async def complete(self, hold: KeyHold, answer: str) -> None:
         """Keep the answer, if ``hold`` still holds the key."""
         ...
 

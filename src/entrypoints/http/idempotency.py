@@ -18,11 +18,36 @@ from litestar.enums import MediaType
 
 from application.errors import ModelFailure
 from application.idempotency import IdempotentRequests
-from application.ports import StoredResponse
 from domain.users import User
 from entrypoints.http.errors import domain_error
 
 HEADER = "idempotency-key"
+
+
+class RecordedResponse(msgspec.Struct, frozen=True):
+    """What a retry is answered with. The core keeps it as an opaque string; only this
+    edge knows it is an HTTP status and the JSON body, kept verbatim (``Raw``)."""
+
+    status_code: int
+    body: msgspec.Raw
+
+    @classmethod
+    def of(cls, response: Response[Any]) -> str:
+        recorded = cls(
+            status_code=response.status_code or 200,
+            body=msgspec.Raw(msgspec.json.encode(response.content)),
+        )
+        return msgspec.json.encode(recorded).decode()
+
+    @classmethod
+    def replayed(cls, answer: str) -> Response[Any]:
+        recorded = msgspec.json.decode(answer, type=cls)
+        return Response(
+            content=bytes(recorded.body),
+            status_code=recorded.status_code,
+            media_type=MediaType.JSON,
+            headers={"Idempotent-Replayed": "true"},
+        )
 
 
 async def idempotent(
@@ -40,13 +65,8 @@ async def idempotent(
         b"\0".join([request.method.encode(), request.url.path.encode(), body])
     ).hexdigest()
     reserved = await keys.reserve(user.id, key, fingerprint)
-    if isinstance(reserved, StoredResponse):
-        return Response(
-            content=reserved.body,
-            status_code=reserved.status_code,
-            media_type=MediaType.JSON,
-            headers={"Idempotent-Replayed": "true"},
-        )
+    if isinstance(reserved, str):
+        return RecordedResponse.replayed(reserved)
     async with keys.holding(reserved):
         try:
             response = await answer()
@@ -55,11 +75,5 @@ async def idempotent(
         except BaseException:
             await keys.release(reserved)
             raise
-        await keys.complete(
-            reserved,
-            StoredResponse(
-                status_code=response.status_code or 200,
-                body=msgspec.json.encode(response.content),
-            ),
-        )
+        await keys.complete(reserved, RecordedResponse.of(response))
     return response
