@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from enum import StrEnum
 
-from domain.conversation import ConversationStatus
 from domain.errors import InvalidInput, PermissionDenied
 from domain.users import User
 
@@ -31,16 +30,6 @@ class AuditAction(StrEnum):
     CONVERSATION_REOPEN = "conversation.reopen"
     USER_DEACTIVATE = "user.deactivate"
     USER_REACTIVATE = "user.reactivate"
-
-
-def parse_status(value: str | None) -> ConversationStatus | None:
-    """``active`` or ``closed``; blank means no filter."""
-    if value is None or not value.strip():
-        return None
-    try:
-        return ConversationStatus(value.strip())
-    except ValueError:
-        raise InvalidInput({"status": [f'"{value}" is not a valid choice.']}) from None
 
 
 def search_terms(text: str | None) -> tuple[str, ...]:
@@ -74,41 +63,6 @@ class TimeRange:
     start: datetime | None = None
     end: datetime | None = None
 
-    @classmethod
-    def parse(cls, start: str | None, end: str | None) -> TimeRange:
-        """Both bounds are inclusive dates (``2025-01-31``) or ISO 8601 datetimes; a
-        date as ``to`` covers that whole day. Times without an offset are UTC."""
-        errors: dict[str, list[str]] = {}
-        lower = _instant(start, "from", errors, end_of_day=False)
-        upper = _instant(end, "to", errors, end_of_day=True)
-        if lower is not None and upper is not None and upper <= lower:
-            errors["to"] = ["Must not be before from."]
-        if errors:
-            raise InvalidInput(errors)
-        return cls(start=lower, end=upper)
-
-
-def _instant(
-    value: str | None, field: str, errors: dict[str, list[str]], *, end_of_day: bool
-) -> datetime | None:
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            instant = datetime.combine(day, time(), UTC)
-            return instant + timedelta(days=1) if end_of_day else instant
-        parsed = datetime.fromisoformat(text)
-        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-        # An inclusive upper instant becomes the exclusive bound just after it.
-        return parsed + timedelta(microseconds=1) if end_of_day else parsed
-    except ValueError:
-        errors[field] = ["Use a date (YYYY-MM-DD) or an ISO 8601 datetime."]
-    except OverflowError:  # 9999-12-31 as "to", or year 1 moved to UTC
-        errors[field] = ["The date is out of range."]
-    return None
-
 
 @dataclass(frozen=True, kw_only=True)
 class ConversationStats:
@@ -133,16 +87,3 @@ class ConversationStats:
 class UsageGrouping(StrEnum):
     USER = "user"
     MODEL = "model"
-
-
-def parse_grouping(value: str | None) -> frozenset[UsageGrouping]:
-    """``user``, ``model`` or both (comma separated, the default)."""
-    if value is None or not value.strip():
-        return frozenset(UsageGrouping)
-    try:
-        parts = frozenset(UsageGrouping(p.strip()) for p in value.split(",") if p.strip())
-    except ValueError:
-        parts = frozenset()
-    if not parts:
-        raise InvalidInput({"group_by": ['Use "user", "model" or "user,model".']})
-    return parts

@@ -50,10 +50,12 @@ from domain.errors import (
     NotFound,
     PermissionDenied,
 )
-from domain.monitoring import CannotDeactivateSelf, ConversationStats
+from domain.monitoring import CannotDeactivateSelf, ConversationStats, TimeRange, UsageGrouping
 from domain.quota import QuotaPolicy
 from domain.users import User
 from tests.unit.in_memory import EPOCH, FakeClock, FakeUnitOfWork
+
+JANUARY, FEBRUARY = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 2, 1, tzinfo=UTC)
 
 CLOSED = ConversationStatus.CLOSED
 
@@ -240,14 +242,6 @@ async def test_only_active_staff_may_use_any_admin_use_case(
 # ---- listing and search -------------------------------------------------------------------
 
 
-async def test_invalid_status_is_a_field_error(uow: FakeAdminUnitOfWork, admin: User) -> None:
-    with pytest.raises(InvalidInput) as raised:
-        await ListAllConversations(uow)(
-            ListAllConversationsRequest(actor=admin, status="archived"), PageRequest()
-        )
-    assert raised.value.field_errors == {"status": ['"archived" is not a valid choice.']}
-
-
 async def test_unknown_username_gives_an_empty_page(
     uow: FakeAdminUnitOfWork, admin: User, alice: User
 ) -> None:
@@ -267,7 +261,7 @@ async def test_filters_combine_and_owner_names_come_along(
     uow.seed_conversation(bob.id or 0, status=CLOSED, title="machine LEARNING")
     page = await ListAllConversations(uow)(
         ListAllConversationsRequest(
-            actor=admin, username=" alice ", status="closed", search="learning"
+            actor=admin, username="alice", status=CLOSED, search="learning"
         ),
         PageRequest(),
     )
@@ -440,31 +434,23 @@ async def test_reactivation_keeps_old_credentials_revoked(
 # ---- usage --------------------------------------------------------------------------------
 
 
-async def test_usage_parameters_are_validated_before_anything_is_read(
-    uow: FakeAdminUnitOfWork, admin: User
-) -> None:
-    report = ReportUsage(uow)
-    with pytest.raises(InvalidInput) as raised:
-        await report(ReportUsageRequest(actor=admin, start="2025-13-01", end="soon"), PageRequest())
-    assert set(raised.value.field_errors) == {"from", "to"}
-    with pytest.raises(InvalidInput) as raised:
-        await report(ReportUsageRequest(actor=admin, group_by="user,day"), PageRequest())
-    assert list(raised.value.field_errors) == ["group_by"]
-
-
 async def test_usage_criteria_follow_the_query(
     uow: FakeAdminUnitOfWork, admin: User, alice: User
 ) -> None:
     report = ReportUsage(uow)
     await report(
-        ReportUsageRequest(actor=admin, start="2025-01-01", end="2025-01-31", username="alice"),
+        ReportUsageRequest(
+            actor=admin,
+            period=TimeRange(start=JANUARY, end=FEBRUARY),
+            username="alice",
+            grouping=frozenset({UsageGrouping.MODEL}),
+        ),
         PageRequest(),
     )
     criteria = uow.admin.last_usage
     assert criteria.owner_id == alice.id
-    assert criteria.period.start == datetime(2025, 1, 1, tzinfo=UTC)
-    assert criteria.period.end == datetime(2025, 2, 1, tzinfo=UTC)  # 'to' is a whole day
-    assert (criteria.by_user, criteria.by_model) == (True, True)
+    assert criteria.period == TimeRange(start=JANUARY, end=FEBRUARY)
+    assert (criteria.by_user, criteria.by_model) == (False, True)
     nobody = await report(ReportUsageRequest(actor=admin, username="nobody"), PageRequest())
     assert nobody.total == 0
 
@@ -481,20 +467,3 @@ async def test_ids_no_database_can_hold_name_nothing(
         ListAuditLogRequest(actor=admin, target_id=10**20), PageRequest()
     )
     assert (page.items, page.total) == ([], 0)
-
-
-@pytest.mark.parametrize(
-    ("query", "field"),
-    [
-        ({"search": "a\x00b"}, "search"),
-        ({"username": "al\x00ice"}, "user"),
-    ],
-)
-async def test_null_characters_are_field_errors(
-    uow: FakeAdminUnitOfWork, admin: User, query: dict[str, str], field: str
-) -> None:
-    with pytest.raises(InvalidInput) as raised:
-        await ListAllConversations(uow)(
-            ListAllConversationsRequest(actor=admin, **query), PageRequest()
-        )
-    assert raised.value.field_errors == {field: ["Null characters are not allowed."]}

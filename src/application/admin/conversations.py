@@ -13,7 +13,6 @@ from application.admin.steps import (
     audit,
     audit_status_change,
     existing_id,
-    given_filter,
     owned_conversation,
     owner_id_of,
 )
@@ -29,7 +28,6 @@ from domain.errors import ActiveConversationLimit, NotFound
 from domain.monitoring import (
     AuditAction,
     ConversationStats,
-    parse_status,
     require_staff,
     search_terms,
 )
@@ -53,16 +51,14 @@ class ListAllConversations:
         self, query: ListAllConversationsRequest, page: PageRequest
     ) -> CountedPage[OwnedConversation]:
         require_staff(query.actor)
-        status = parse_status(query.status)
-        terms = search_terms(given_filter(query.search, "search"))
-        username = given_filter(query.username, "user")
+        terms = search_terms(query.search)
         limit = max(self._count_limit, page.offset + page.limit) + 1 if terms else None
         async with self._uow as uow:
             try:
-                owner_id = await owner_id_of(uow, username)
+                owner_id = await owner_id_of(uow, query.username)
             except UnknownUser:
                 return CountedPage([], 0, page)
-            criteria = ConversationCriteria(owner_id=owner_id, status=status, terms=terms)
+            criteria = ConversationCriteria(owner_id=owner_id, status=query.status, terms=terms)
             found = await uow.admin.conversations(criteria, page, count_limit=limit)
         exact = limit is None or found.total < limit
         return CountedPage(found.items, found.total, page, total_is_exact=exact)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from application.admin.requests import ListAuditLogRequest, ReportUsageRequest
-from application.admin.steps import IDS, UnknownUser, given_filter, owner_id_of
+from application.admin.steps import IDS, UnknownUser, owner_id_of
 from application.admin_ports import (
     AdminUnitOfWork,
     AuditCriteria,
@@ -12,39 +12,30 @@ from application.admin_ports import (
     UsageRow,
 )
 from application.pagination import Page, PageRequest
-from domain.monitoring import (
-    TimeRange,
-    UsageGrouping,
-    parse_grouping,
-    require_staff,
-)
+from domain.monitoring import UsageGrouping, require_staff
 
 
 class ReportUsage:
     """Token usage of the models' replies (failed replies count as requests with their
     tokens, usually 0), grouped by user, by model or both (the default), most tokens
-    first. ``from``/``to`` are inclusive dates or datetimes (400 when malformed or
-    reversed); ``user`` (exact username) and ``model`` narrow it down."""
+    first, within a period; a username and a model id (exact) narrow it down."""
 
     def __init__(self, uow: AdminUnitOfWork) -> None:
         self._uow = uow
 
     async def __call__(self, query: ReportUsageRequest, page: PageRequest) -> Page[UsageRow]:
         require_staff(query.actor)
-        period = TimeRange.parse(query.start, query.end)
-        grouping = parse_grouping(query.group_by)
-        username, model = given_filter(query.username, "user"), given_filter(query.model, "model")
         async with self._uow as uow:
             try:
-                owner_id = await owner_id_of(uow, username)
+                owner_id = await owner_id_of(uow, query.username)
             except UnknownUser:
                 return Page([], 0, page)
             criteria = UsageCriteria(
-                period=period,
+                period=query.period,
                 owner_id=owner_id,
-                model=model,
-                by_user=UsageGrouping.USER in grouping,
-                by_model=UsageGrouping.MODEL in grouping,
+                model=query.model,
+                by_user=UsageGrouping.USER in query.grouping,
+                by_model=UsageGrouping.MODEL in query.grouping,
             )
             return await uow.admin.usage(criteria, page)
 
@@ -59,9 +50,9 @@ class ListAuditLog:
     async def __call__(self, query: ListAuditLogRequest, page: PageRequest) -> Page[AuditEntry]:
         require_staff(query.actor)
         criteria = AuditCriteria(
-            actor_username=given_filter(query.actor_username, "actor"),
-            action=given_filter(query.action, "action"),
-            target_type=given_filter(query.target_type, "target_type"),
+            actor_username=query.actor_username,
+            action=query.action,
+            target_type=query.target_type,
             target_id=query.target_id,
         )
         if query.target_id is not None and query.target_id not in IDS:

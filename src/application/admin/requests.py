@@ -7,17 +7,21 @@ from dataclasses import dataclass
 from application.admin_ports import (
     OwnedConversation,
 )
-from domain.conversation import Message
+from domain.conversation import ConversationStatus, Message
+from domain.monitoring import TimeRange, UsageGrouping
 from domain.users import User
 
 SEARCH_COUNT_LIMIT = 200
+ALL_TIME = TimeRange()
 
 
 @dataclass(frozen=True, kw_only=True)
 class ListAllConversationsRequest:
+    """``None`` filters nothing; ``search`` is the words the admin typed."""
+
     actor: User
     username: str | None = None
-    status: str | None = None
+    status: ConversationStatus | None = None
     search: str | None = None
 
 
@@ -48,11 +52,10 @@ class AdminUserRef:
 @dataclass(frozen=True, kw_only=True)
 class ReportUsageRequest:
     actor: User
-    start: str | None = None
-    end: str | None = None
+    period: TimeRange = ALL_TIME
     username: str | None = None
     model: str | None = None
-    group_by: str | None = None
+    grouping: frozenset[UsageGrouping] = frozenset(UsageGrouping)
 
 
 @dataclass(frozen=True, kw_only=True)

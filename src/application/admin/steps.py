@@ -10,22 +10,13 @@ from application.admin_ports import (
 )
 from application.ports import Clock
 from domain.conversation import Conversation, ConversationStatus
-from domain.errors import InvalidInput, NotFound
+from domain.errors import NotFound
 from domain.monitoring import (
     AuditAction,
 )
 from domain.users import User
 
 IDS = range(1, 2**31)
-
-
-def given_filter(value: str | None, field: str) -> str | None:
-    """A text filter, or None when blank. NUL cannot be stored, so it cannot be asked for."""
-    if value is None or not value.strip():
-        return None
-    if "\x00" in value:
-        raise InvalidInput({field: ["Null characters are not allowed."]})
-    return value.strip()
 
 
 def existing_id(object_id: int, what: str) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from application.admin.requests import AdminUserRef, ListUsersRequest
-from application.admin.steps import audit, existing_id, given_filter
+from application.admin.steps import audit, existing_id
 from application.admin_ports import (
     AdminUnitOfWork,
     UserSummary,
@@ -27,9 +27,8 @@ class ListUsers:
 
     async def __call__(self, query: ListUsersRequest, page: PageRequest) -> Page[UserSummary]:
         require_staff(query.actor)
-        username = given_filter(query.username, "username")
         async with self._uow as uow:
-            return await uow.admin.users(username, page)
+            return await uow.admin.users(query.username, page)
 
 
 class DeactivateUser:

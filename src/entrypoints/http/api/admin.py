@@ -33,6 +33,7 @@ from application.admin import (
 from application.pagination import PageRequest
 from domain.monitoring import SEARCH_MAX_TERMS, SEARCH_TERM_MAX_CHARS, require_staff
 from domain.users import User
+from entrypoints.http.api.admin_filters import grouping, period, status_filter, text_filter
 from entrypoints.http.api.admin_schemas import (
     AdminUserOut,
     AuditEntryOut,
@@ -115,7 +116,12 @@ class AdminConversationsController(Controller):
         spaces is found. A search counts at most 200 matches (or just past the page asked
         for); beyond that X-Total-Count is a lower bound and X-Total-Count-Capped is true."""
         result = await list_all_conversations(
-            ListAllConversationsRequest(actor=staff, username=owner, status=status, search=search),
+            ListAllConversationsRequest(
+                actor=staff,
+                username=text_filter(owner, "user"),
+                status=status_filter(status),
+                search=text_filter(search, "search"),
+            ),
             page,
         )
         response = paged(request, result, [owned_conversation_out(c) for c in result.items])
@@ -203,7 +209,9 @@ class AdminUsersController(Controller):
         ] = None,
     ) -> Response[list[AdminUserOut]]:
         """Every account, newest first, with its conversation and message counts."""
-        result = await list_users(ListUsersRequest(actor=staff, username=username), page)
+        result = await list_users(
+            ListUsersRequest(actor=staff, username=text_filter(username, "username")), page
+        )
         return paged(request, result, [admin_user_out(u) for u in result.items])
 
     @post("/{user_id:int}/deactivate/", operation_id="api_admin_deactivate_user", status_code=200)
@@ -275,7 +283,11 @@ class AdminMonitoringController(Controller):
         """Token usage of the models' replies per user and model, most tokens first."""
         result = await report_usage(
             ReportUsageRequest(
-                actor=staff, start=start, end=end, username=owner, model=model, group_by=group_by
+                actor=staff,
+                period=period(start, end),
+                username=text_filter(owner, "user"),
+                model=text_filter(model, "model"),
+                grouping=grouping(group_by),
             ),
             page,
         )
@@ -305,9 +317,9 @@ class AdminMonitoringController(Controller):
         result = await list_audit_log(
             ListAuditLogRequest(
                 actor=staff,
-                actor_username=actor,
-                action=action,
-                target_type=target_type,
+                actor_username=text_filter(actor, "actor"),
+                action=text_filter(action, "action"),
+                target_type=text_filter(target_type, "target_type"),
                 target_id=target_id,
             ),
             page,
