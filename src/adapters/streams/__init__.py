@@ -1,0 +1,1 @@
+"""Channels that carry a reply's text while it is being written."""
