@@ -13,7 +13,7 @@ from application.ports import (
     UnitOfWork,
 )
 from domain.errors import AuthenticationFailed, UsernameTaken
-from domain.users import User, normalized_username, validate_registration
+from domain.users import NewUser, User, normalized_username, validate_registration
 
 BAD_CREDENTIALS = "No active account found with the given credentials."
 BAD_REFRESH = "Token is invalid or expired."
@@ -41,7 +41,6 @@ class SignedIn:
 
 
 async def start_token_family(uow: UnitOfWork, tokens: TokenIssuer, user: User) -> SignedIn:
-    assert user.id is not None
     issued = tokens.issue(user.id, tokens.new_family_id())
     claims = tokens.refresh_claims(issued.refresh)
     await uow.refresh_tokens.add(
@@ -79,8 +78,7 @@ class RegisterUser:
             if await uow.users.by_username(username) is not None:
                 raise UsernameTaken()
             user = await uow.users.add(
-                User(
-                    id=None,
+                NewUser(
                     username=username,
                     email=command.email,
                     password_hash=password_hash,
@@ -191,7 +189,6 @@ class IssueApiToken:
 
     async def __call__(self, credentials: Credentials) -> str:
         user = await _check_credentials(self._uow, self._hasher, credentials)
-        assert user.id is not None
         async with self._uow as uow:
             token = self._codec.new_token()
             await uow.api_tokens.add(user.id, self._codec.digest(token), self._clock.now())

@@ -30,7 +30,7 @@ async def settings_of(
         temperature=defaults.temperature,
         max_tokens=defaults.max_tokens,
     )
-    return await uow.chat_settings.add(UserChatSettings(id=None, user_id=user_id, settings=fresh))
+    return await uow.chat_settings.add(user_id, fresh)
 
 
 class GetChatSettings:

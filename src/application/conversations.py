@@ -98,7 +98,6 @@ class GetConversation:
     async def __call__(self, ref: ConversationRef) -> ConversationDetail:
         async with self._uow as uow:
             conversation = await _owned(uow, ref)
-            assert conversation.id is not None
             messages = await uow.messages.all_of(conversation.id)
         return ConversationDetail(conversation=conversation, messages=messages)
 
@@ -151,7 +150,6 @@ class ListMessages:
     async def __call__(self, ref: ConversationRef, page: PageRequest) -> Page[Message]:
         async with self._uow as uow:
             conversation = await _owned(uow, ref)
-            assert conversation.id is not None
             return await uow.messages.list_page(conversation.id, page)
 
 
@@ -218,7 +216,6 @@ class DeleteConversation:
     async def __call__(self, ref: ConversationRef) -> None:
         async with self._uow as uow:
             conversation = await _owned(uow, ref)
-            assert conversation.id is not None
             await uow.conversations.delete(conversation.id)
             await uow.commit()
 

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from application.errors import ModelFailure
 from application.ports import Clock
-from domain.conversation import Message, MessageRole, MessageStatus
+from domain.conversation import Message, MessageRole, MessageStatus, NewMessage
 
 
 class TurnInterrupted(ModelFailure):
@@ -25,7 +25,7 @@ class UnansweredTurns(Protocol):
         that are the last message of their conversation, oldest first."""
         ...
 
-    async def answer(self, question: Message, reply: Message) -> bool:
+    async def answer(self, question: Message, reply: NewMessage) -> bool:
         """Store ``reply`` if nothing follows ``question`` yet (checked in the same
         transaction, against other processes doing the same); whether it was stored."""
         ...
@@ -73,8 +73,7 @@ class MarkInterruptedTurns:
         marked = 0
         failure = TurnInterrupted()
         for question in await self._turns.unanswered(command.sent_after, sent_before):
-            reply = Message(
-                id=None,
+            reply = NewMessage(
                 conversation_id=question.conversation_id,
                 role=MessageRole.ASSISTANT,
                 content="",

@@ -17,7 +17,7 @@ from application.ports import (
     UnitOfWork,
 )
 from domain.errors import AuthenticationFailed, InvalidInput
-from domain.users import UNUSABLE_PASSWORD_PREFIX, User
+from domain.users import UNUSABLE_PASSWORD_PREFIX, NewUser
 
 STATE_TTL_SECONDS = 600
 
@@ -115,15 +115,13 @@ class CompleteOAuthLogin:
                 user_id = pending.link_user_id
             if user_id is None:
                 user = await uow.users.add(
-                    User(
-                        id=None,
+                    NewUser(
                         username=f"wx_{secrets.token_hex(6)}",
                         email="",
                         password_hash=UNUSABLE_PASSWORD_PREFIX + secrets.token_hex(8),
                         date_joined=now,
                     )
                 )
-                assert user.id is not None
                 await uow.identities.link(user.id, account.provider, account.subject, now)
             else:
                 found = await uow.users.get(user_id)

@@ -57,6 +57,6 @@ class ChatSettings:
 
 @dataclass
 class UserChatSettings:
-    id: int | None
+    id: int
     user_id: int
     settings: ChatSettings

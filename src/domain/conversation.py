@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from domain.errors import ConversationClosed, TitleTooLong
 from domain.quota import QuotaPolicy
@@ -58,9 +59,11 @@ class MessageStatus(StrEnum):
     BLOCKED = "blocked"
 
 
-@dataclass
-class Conversation:
-    id: int | None
+@dataclass(kw_only=True)
+class NewConversation:
+    """A conversation as it is before it is stored; storing it gives it its id
+    (``Conversation``)."""
+
     owner_id: int
     title: str
     model: str | None
@@ -68,9 +71,8 @@ class Conversation:
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
+    @staticmethod
     def start(
-        cls,
         *,
         owner_id: int,
         now: datetime,
@@ -78,13 +80,12 @@ class Conversation:
         policy: QuotaPolicy,
         title: str = "",
         model: str | None = None,
-    ) -> Conversation:
+    ) -> NewConversation:
         """A new conversation is active, so it needs room under the active limit; its
         title is at most ``TITLE_MAX_CHARS`` characters (longer is refused)."""
         title = _checked_title(title)
         policy.check_can_activate(active_conversations)
-        return cls(
-            id=None,
+        return NewConversation(
             owner_id=owner_id,
             title=title,
             model=model,
@@ -123,10 +124,21 @@ class Conversation:
     def touch(self, now: datetime) -> None:
         self.updated_at = now
 
+    def stored_as(self, conversation_id: int) -> Conversation:
+        return Conversation(id=conversation_id, **_values(self, NewConversation))
+
+
+@dataclass(kw_only=True)
+class Conversation(NewConversation):
+    """A stored conversation."""
+
+    id: int
+
 
 @dataclass
-class Message:
-    id: int | None
+class NewMessage:
+    """A message as it is before it is stored; storing it gives it its id (``Message``)."""
+
     conversation_id: int
     role: MessageRole
     content: str
@@ -166,6 +178,21 @@ class Message:
         if self.image_url and self.image_url.startswith("data:"):
             return self.image_url
         return None
+
+    def stored_as(self, message_id: int) -> Message:
+        return Message(id=message_id, **_values(self, NewMessage))
+
+
+@dataclass(kw_only=True)
+class Message(NewMessage):
+    """A stored message: ``id`` orders a conversation's messages."""
+
+    id: int
+
+
+def _values(record: object, kind: type) -> dict[str, Any]:
+    """The fields ``kind`` declares, read from ``record`` (to build its stored twin)."""
+    return {field.name: getattr(record, field.name) for field in fields(kind)}
 
 
 _ANSWERED = frozenset({MessageStatus.COMPLETED, MessageStatus.PARTIAL})

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from domain.conversation import Message, MessageRole, MessageStatus
+from domain.conversation import MessageRole, MessageStatus, NewMessage
 
 
-def fit_history(messages: Sequence[Message], max_chars: int) -> list[Message]:
+def fit_history(messages: Sequence[NewMessage], max_chars: int) -> list[NewMessage]:
     """Keep the newest messages whose contents fit in ``max_chars``, oldest first.
 
     ``messages`` is in chronological order. The newest message is always kept, even when
@@ -20,7 +20,7 @@ def fit_history(messages: Sequence[Message], max_chars: int) -> list[Message]:
         for message, answer in zip(messages, [*messages[1:], None], strict=False)
         if message.counts_as_history and not _blocked_prompt(message, answer)
     ]
-    kept: list[Message] = []
+    kept: list[NewMessage] = []
     used = 0
     for message in reversed(usable):
         used += len(message.content)
@@ -31,7 +31,7 @@ def fit_history(messages: Sequence[Message], max_chars: int) -> list[Message]:
     return kept
 
 
-def _blocked_prompt(message: Message, answer: Message | None) -> bool:
+def _blocked_prompt(message: NewMessage, answer: NewMessage | None) -> bool:
     return (
         message.role is MessageRole.USER
         and answer is not None

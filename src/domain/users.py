@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from domain.errors import InvalidInput
@@ -24,9 +24,10 @@ EMAIL_CORE_PATTERN = r"[^@\x00-\x20\x7f-\x9f]+@[^@\x00-\x20\x7f-\x9f]+\.[^@\x00-
 _EMAIL_PATTERN = re.compile(EMAIL_CORE_PATTERN)
 
 
-@dataclass
-class User:
-    id: int | None
+@dataclass(kw_only=True)
+class NewUser:
+    """An account as it is before it is stored; storing it gives it its id (``User``)."""
+
     username: str
     email: str
     password_hash: str
@@ -42,6 +43,18 @@ class User:
     @property
     def has_password(self) -> bool:
         return not self.password_hash.startswith(UNUSABLE_PASSWORD_PREFIX)
+
+    def stored_as(self, user_id: int) -> User:
+        return User(
+            id=user_id, **{field.name: getattr(self, field.name) for field in fields(NewUser)}
+        )
+
+
+@dataclass(kw_only=True)
+class User(NewUser):
+    """A stored account."""
+
+    id: int
 
 
 def normalized_username(username: str) -> str:

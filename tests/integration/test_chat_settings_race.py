@@ -14,9 +14,8 @@ from domain.chat_settings import ChatSettings, UserChatSettings
 from tests.integration.servers import migrate
 
 
-def _defaults(user_id: int, model: str) -> UserChatSettings:
-    settings = ChatSettings(ai_model=model, temperature=0.7, max_tokens=1024)
-    return UserChatSettings(id=None, user_id=user_id, settings=settings)
+def _defaults(model: str) -> ChatSettings:
+    return ChatSettings(ai_model=model, temperature=0.7, max_tokens=1024)
 
 
 async def _race(database_url: str) -> list[UserChatSettings]:
@@ -38,7 +37,7 @@ async def _race(database_url: str) -> list[UserChatSettings]:
 
         async def first() -> UserChatSettings:
             async with engines[0].begin() as connection:
-                stored = await SqlChatSettings(connection).add(_defaults(user_id, "first"))
+                stored = await SqlChatSettings(connection).add(user_id, _defaults("first"))
                 first_inserted.set()
                 await asyncio.sleep(0.3)  # still uncommitted while the second one inserts
                 return stored
@@ -46,7 +45,7 @@ async def _race(database_url: str) -> list[UserChatSettings]:
         async def second() -> UserChatSettings:
             await first_inserted.wait()
             async with engines[1].begin() as connection:
-                return await SqlChatSettings(connection).add(_defaults(user_id, "second"))
+                return await SqlChatSettings(connection).add(user_id, _defaults("second"))
 
         return list(await asyncio.gather(first(), second()))
     finally:

@@ -30,16 +30,18 @@ from application.ports import (
     RefreshTokenRecord,
     UnitOfWork,
 )
-from domain.chat_settings import ChatSettings, UserChatSettings
+from domain.chat_settings import ChatSettings
 from domain.conversation import (
     Conversation,
     ConversationStatus,
     Message,
     MessageRole,
     MessageStatus,
+    NewConversation,
+    NewMessage,
 )
 from domain.errors import InvalidInput, UsernameTaken
-from domain.users import User
+from domain.users import NewUser, User
 from tests.integration.servers import migrate, postgres_database
 from tests.unit.in_memory import FakeIdempotencyStore, FakeUnitOfWork
 
@@ -129,21 +131,19 @@ async def db(backend: str) -> AsyncIterator[Persistence]:
 # ---- building blocks ---------------------------------------------------------------------
 
 
-def new_user(name: str | None = None, **overrides: Any) -> User:
+def new_user(name: str | None = None, **overrides: Any) -> NewUser:
     username = name or f"user_{uuid.uuid4().hex[:10]}"
     values: dict[str, Any] = {
-        "id": None,
         "username": username,
         "email": f"{username}@example.com",
         "password_hash": "argon2:opaque",
         "date_joined": T0,
     }
-    return User(**(values | overrides))
+    return NewUser(**(values | overrides))
 
 
-def new_conversation(owner_id: int, when: datetime = T0, **overrides: Any) -> Conversation:
+def new_conversation(owner_id: int, when: datetime = T0, **overrides: Any) -> NewConversation:
     values: dict[str, Any] = {
-        "id": None,
         "owner_id": owner_id,
         "title": "",
         "model": None,
@@ -151,33 +151,27 @@ def new_conversation(owner_id: int, when: datetime = T0, **overrides: Any) -> Co
         "created_at": when,
         "updated_at": when,
     }
-    return Conversation(**(values | overrides))
+    return NewConversation(**(values | overrides))
 
 
-def new_message(conversation_id: int, content: str = "hi", **overrides: Any) -> Message:
+def new_message(conversation_id: int, content: str = "hi", **overrides: Any) -> NewMessage:
     values: dict[str, Any] = {
-        "id": None,
         "conversation_id": conversation_id,
         "role": MessageRole.USER,
         "content": content,
         "created_at": T0,
     }
-    return Message(**(values | overrides))
+    return NewMessage(**(values | overrides))
 
 
-def settings_of(user_id: int, model: str, temperature: float = 0.7) -> UserChatSettings:
-    return UserChatSettings(
-        id=None,
-        user_id=user_id,
-        settings=ChatSettings(ai_model=model, temperature=temperature, max_tokens=1024),
-    )
+def settings_of(model: str, temperature: float = 0.7) -> ChatSettings:
+    return ChatSettings(ai_model=model, temperature=temperature, max_tokens=1024)
 
 
 async def a_user(db: Persistence, name: str | None = None) -> int:
     async with db.uow() as uow:
         user = await uow.users.add(new_user(name))
         await uow.commit()
-    assert user.id is not None
     return user.id
 
 
@@ -194,7 +188,6 @@ async def messages_in(db: Persistence, conversation_id: int, contents: list[str]
         for n, content in enumerate(contents):
             when = T0 + timedelta(seconds=n)
             message = await uow.messages.add(new_message(conversation_id, content, created_at=when))
-            assert message.id is not None
             ids.append(message.id)
         await uow.commit()
     return ids
@@ -210,8 +203,7 @@ def ids(items: list[Any]) -> list[int]:
 async def test_work_not_committed_is_rolled_back(db: Persistence) -> None:
     user = new_user()
     async with db.uow() as uow:
-        await uow.users.add(user)
-    assert user.id is not None
+        user = await uow.users.add(user)
 
     async with db.uow() as uow:
         assert await uow.users.get(user.id) is None
@@ -221,47 +213,46 @@ async def test_work_not_committed_is_rolled_back(db: Persistence) -> None:
 async def test_committed_work_is_kept(db: Persistence) -> None:
     user = new_user()
     async with db.uow() as uow:
-        await uow.users.add(user)
+        user = await uow.users.add(user)
         await uow.commit()
-    assert user.id is not None
 
     async with db.uow() as uow:
         assert await uow.users.get(user.id) == user
 
 
 async def test_an_exception_rolls_back_and_passes_through(db: Persistence) -> None:
-    user = new_user()
+    added: list[User] = []
 
     async def add_then_fail() -> None:
         async with db.uow() as uow:
-            await uow.users.add(user)
+            added.append(await uow.users.add(new_user()))
             raise LookupError("boom")
 
     with pytest.raises(LookupError, match="boom"):
         await add_then_fail()
-    assert user.id is not None
 
     async with db.uow() as uow:
-        assert await uow.users.get(user.id) is None
+        assert await uow.users.get(added[0].id) is None
 
 
 async def test_work_after_a_commit_is_rolled_back_unless_committed_again(
     db: Persistence,
 ) -> None:
-    first, second, third = new_user(), new_user(), new_user()
+    added: list[User] = []
 
     async def commit_twice_then_fail() -> None:
         async with db.uow() as uow:
-            await uow.users.add(first)
+            added.append(await uow.users.add(new_user()))
             await uow.commit()
-            await uow.users.add(second)
+            added.append(await uow.users.add(new_user()))
             await uow.commit()
-            await uow.users.add(third)
+            added.append(await uow.users.add(new_user()))
             raise LookupError("after two commits")
 
     with pytest.raises(LookupError):
         await commit_twice_then_fail()
 
+    first, second, third = added
     async with db.uow() as uow:
         assert await uow.users.by_username(first.username) == first
         assert await uow.users.by_username(second.username) == second
@@ -272,7 +263,6 @@ async def test_a_transaction_reads_its_own_uncommitted_writes(db: Persistence) -
     owner = await a_user(db)
     async with db.uow() as uow:
         conversation = await uow.conversations.add(new_conversation(owner, title="draft"))
-        assert conversation.id is not None
         await uow.messages.add(new_message(conversation.id, "unsaved"))
 
         assert await uow.conversations.get_owned(conversation.id, owner) == conversation
@@ -292,10 +282,9 @@ async def test_a_read_after_a_rollback_returns_what_was_committed_before(
 ) -> None:
     owner = await a_user(db)
     kept = await a_conversation(db, owner, title="kept", model="m1")
-    assert kept.id is not None
     [message_id] = await messages_in(db, kept.id, ["committed"])
     async with db.uow() as uow:
-        await uow.chat_settings.add(settings_of(owner, "m1"))
+        await uow.chat_settings.add(owner, settings_of("m1"))
         await uow.commit()
 
     later = T0 + timedelta(hours=1)
@@ -306,7 +295,7 @@ async def test_a_read_after_a_rollback_returns_what_was_committed_before(
         await uow.messages.add(new_message(kept.id, "rolled back"))
         settings = await uow.chat_settings.for_user(owner)
         assert settings is not None
-        await uow.chat_settings.save(replace(settings, settings=settings_of(owner, "m2").settings))
+        await uow.chat_settings.save(replace(settings, settings=settings_of("m2")))
         await uow.conversations.add(new_conversation(owner))
         assert await uow.conversations.get_owned(kept.id, owner) == changed
 
@@ -328,10 +317,9 @@ async def test_changes_to_objects_are_stored_only_through_the_repositories(
     user = new_user()
     owner = await a_user(db)
     conversation = await a_conversation(db, owner, title="as stored")
-    assert conversation.id is not None
 
     async with db.uow() as uow:
-        await uow.users.add(user)
+        user = await uow.users.add(user)
         user.email = "changed-after-add@example.com"
         loaded = await uow.conversations.get_owned(conversation.id, owner)
         assert loaded is not None
@@ -352,11 +340,11 @@ async def test_the_same_unit_of_work_can_be_entered_again_for_a_new_transaction(
     uow = db.uow()
     first, second = new_user(), new_user()
     async with uow:
-        await uow.users.add(first)
+        first = await uow.users.add(first)
         await uow.commit()
     async with uow:
         assert await uow.users.by_username(first.username) == first
-        await uow.users.add(second)
+        second = await uow.users.add(second)
     async with uow:
         assert await uow.users.by_username(first.username) == first
         assert await uow.users.by_username(second.username) is None
@@ -399,9 +387,7 @@ def assert_no_field_left_at_its_default(entity: Any, *, besides: set[str]) -> No
 async def test_every_message_field_round_trips(db: Persistence) -> None:
     owner = await a_user(db)
     conversation = await a_conversation(db, owner)
-    assert conversation.id is not None
-    message = Message(
-        id=None,
+    message = NewMessage(
         conversation_id=conversation.id,
         role=MessageRole.ASSISTANT,
         content="the answer",
@@ -422,9 +408,8 @@ async def test_every_message_field_round_trips(db: Persistence) -> None:
     )
     assert_no_field_left_at_its_default(message, besides={"id", "conversation_id"})
     async with db.uow() as uow:
-        await uow.messages.add(message)
+        message = await uow.messages.add(message)
         await uow.commit()
-    assert message.id is not None
     # Lists never load the image's data; only the history sent to the model does.
     listed = replace(message, image_data=None)
 
@@ -444,7 +429,6 @@ async def test_every_message_field_round_trips(db: Persistence) -> None:
 async def test_every_role_and_status_round_trips(db: Persistence) -> None:
     owner = await a_user(db)
     conversation = await a_conversation(db, owner)
-    assert conversation.id is not None
     kinds = [(role, status) for role in MessageRole for status in MessageStatus]
     async with db.uow() as uow:
         for role, status in kinds:
@@ -460,10 +444,9 @@ async def test_every_role_and_status_round_trips(db: Persistence) -> None:
 async def test_a_message_with_only_the_required_fields_round_trips(db: Persistence) -> None:
     owner = await a_user(db)
     conversation = await a_conversation(db, owner)
-    assert conversation.id is not None
     message = new_message(conversation.id, "")
     async with db.uow() as uow:
-        await uow.messages.add(message)
+        message = await uow.messages.add(message)
         await uow.commit()
 
     async with db.uow() as uow:
@@ -483,9 +466,8 @@ async def test_every_conversation_field_round_trips(db: Persistence) -> None:
     )
     assert_no_field_left_at_its_default(conversation, besides={"id"})
     async with db.uow() as uow:
-        await uow.conversations.add(conversation)
+        conversation = await uow.conversations.add(conversation)
         await uow.commit()
-    assert conversation.id is not None
 
     async with db.uow() as uow:
         stored = await uow.conversations.get_owned(conversation.id, owner)
@@ -507,8 +489,7 @@ async def test_every_user_field_round_trips(db: Persistence) -> None:
     )
     revoked_at = T0 + timedelta(days=2, microseconds=7)
     async with db.uow() as uow:
-        await uow.users.add(user)
-        assert user.id is not None
+        user = await uow.users.add(user)
         await uow.users.revoke_credentials(user.id, revoked_at)
         await uow.commit()
     user.credentials_valid_after = revoked_at
@@ -528,9 +509,8 @@ async def test_every_user_field_round_trips(db: Persistence) -> None:
 async def test_a_new_users_credentials_valid_after_is_stored_by_add(db: Persistence) -> None:
     user = new_user(credentials_valid_after=T0 + timedelta(hours=1))
     async with db.uow() as uow:
-        await uow.users.add(user)
+        user = await uow.users.add(user)
         await uow.commit()
-    assert user.id is not None
 
     async with db.uow() as uow:
         assert await uow.users.get(user.id) == user
@@ -566,7 +546,6 @@ async def test_conversations_are_listed_newest_first_with_the_owners_total(
         assert {p.total for p in pages} == {5}
         assert await uow.conversations.count_active_locked(owner) == 4
 
-        assert created[2].id is not None
         await uow.conversations.delete(created[2].id)
         after_delete = await uow.conversations.list_owned(owner, PageRequest())
         assert ids(after_delete.items) == [i for i in newest_first if i != created[2].id]
@@ -586,8 +565,6 @@ async def test_messages_are_listed_oldest_first_with_the_conversations_total(
 ) -> None:
     owner = await a_user(db)
     conversation, neighbour = await a_conversation(db, owner), await a_conversation(db, owner)
-    assert conversation.id is not None
-    assert neighbour.id is not None
     contents = [f"m{n}" for n in range(7)]
     message_ids = await messages_in(db, conversation.id, contents)
     await messages_in(db, neighbour.id, ["elsewhere"])
@@ -616,9 +593,6 @@ async def test_an_owners_messages_across_conversations_oldest_first(db: Persiste
     owner, other = await a_user(db), await a_user(db)
     first, second = await a_conversation(db, owner), await a_conversation(db, owner)
     theirs = await a_conversation(db, other)
-    assert first.id is not None
-    assert second.id is not None
-    assert theirs.id is not None
     a = await messages_in(db, first.id, ["a1"])
     b = await messages_in(db, second.id, ["b1"])
     await messages_in(db, theirs.id, ["not yours"])
@@ -638,8 +612,6 @@ async def test_an_owners_messages_across_conversations_oldest_first(db: Persiste
 async def test_deleting_a_conversation_deletes_its_messages_only(db: Persistence) -> None:
     owner = await a_user(db)
     doomed, kept = await a_conversation(db, owner), await a_conversation(db, owner)
-    assert doomed.id is not None
-    assert kept.id is not None
     await messages_in(db, doomed.id, ["x", "y"])
     kept_ids = await messages_in(db, kept.id, ["z"])
     async with db.uow() as uow:
@@ -662,7 +634,6 @@ async def test_deleting_a_conversation_deletes_its_messages_only(db: Persistence
 async def test_another_owners_conversation_is_none(db: Persistence) -> None:
     owner, other = await a_user(db), await a_user(db)
     conversation = await a_conversation(db, owner)
-    assert conversation.id is not None
     async with db.uow() as uow:
         assert await uow.conversations.get_owned(conversation.id, other) is None
         assert await uow.conversations.owned_with_settings(conversation.id, other) is None
@@ -689,14 +660,13 @@ async def test_a_user_id_that_names_nothing_is_none(db: Persistence) -> None:
 async def test_owned_with_settings_carries_the_owners_settings(db: Persistence) -> None:
     owner, other = await a_user(db), await a_user(db)
     conversation = await a_conversation(db, owner)
-    assert conversation.id is not None
     async with db.uow() as uow:
         assert await uow.conversations.owned_with_settings(conversation.id, owner) == (
             conversation,
             None,
         )
-        await uow.chat_settings.add(settings_of(other, "theirs"))
-        mine = await uow.chat_settings.add(settings_of(owner, "mine", temperature=1.25))
+        await uow.chat_settings.add(other, settings_of("theirs"))
+        mine = await uow.chat_settings.add(owner, settings_of("mine", temperature=1.25))
         await uow.commit()
 
     async with db.uow() as uow:
@@ -712,7 +682,6 @@ async def test_owned_with_settings_carries_the_owners_settings(db: Persistence) 
 async def test_save_stores_title_model_status_and_updated_at_only(db: Persistence) -> None:
     owner, other = await a_user(db), await a_user(db)
     conversation = await a_conversation(db, owner)
-    assert conversation.id is not None
     later = T0 + timedelta(hours=3)
     async with db.uow() as uow:
         await uow.conversations.save(
@@ -743,7 +712,6 @@ async def test_save_stores_title_model_status_and_updated_at_only(db: Persistenc
 async def test_touch_moves_updated_at_forward_only(db: Persistence) -> None:
     owner = await a_user(db)
     conversation = await a_conversation(db, owner, updated_at=T0 + timedelta(hours=1))
-    assert conversation.id is not None
     async with db.uow() as uow:
         await uow.conversations.touch(conversation.id, T0)
         stored = await uow.conversations.get_owned(conversation.id, owner)
@@ -763,7 +731,7 @@ async def test_a_username_is_found_whatever_its_case_or_width(db: Persistence) -
     tag = uuid.uuid4().hex[:8]
     user = new_user(f"alice_{tag}")
     async with db.uow() as uow:
-        await uow.users.add(user)
+        user = await uow.users.add(user)
         await uow.commit()
     full_width = "".join(chr(ord(c) + 0xFEE0) for c in "ALICE")
 
@@ -812,7 +780,7 @@ async def test_a_refused_write_leaves_the_transaction_usable(db: Persistence) ->
             await uow.users.add(new_user(taken.username.upper()))
         with pytest.raises(InvalidInput):
             await uow.identities.link(linked, "wechat", subject, T0)
-        await uow.users.add(instead)
+        instead = await uow.users.add(instead)
         await uow.commit()
 
     async with db.uow() as uow:
@@ -852,14 +820,13 @@ async def test_a_second_first_settings_get_the_firsts(db: Persistence) -> None:
     """What a request that lost the race to store a new user's defaults sees."""
     user_id = await a_user(db)
     async with db.uow() as uow:
-        first = await uow.chat_settings.add(settings_of(user_id, "first"))
-        again = await uow.chat_settings.add(settings_of(user_id, "same transaction"))
+        first = await uow.chat_settings.add(user_id, settings_of("first"))
+        again = await uow.chat_settings.add(user_id, settings_of("same transaction"))
         assert again == first
         await uow.commit()
-    assert first.id is not None
 
     async with db.uow() as uow:
-        assert await uow.chat_settings.add(settings_of(user_id, "later")) == first
+        assert await uow.chat_settings.add(user_id, settings_of("later")) == first
         assert await uow.chat_settings.for_user(user_id) == first
 
 
@@ -867,10 +834,10 @@ async def test_saved_settings_are_read_back(db: Persistence) -> None:
     user_id, other = await a_user(db), await a_user(db)
     async with db.uow() as uow:
         assert await uow.chat_settings.for_user(user_id) is None
-        stored = await uow.chat_settings.add(settings_of(user_id, "before"))
-        theirs = await uow.chat_settings.add(settings_of(other, "theirs"))
+        stored = await uow.chat_settings.add(user_id, settings_of("before"))
+        theirs = await uow.chat_settings.add(other, settings_of("theirs"))
         await uow.commit()
-    changed = replace(stored, settings=settings_of(user_id, "after", temperature=2.0).settings)
+    changed = replace(stored, settings=settings_of("after", temperature=2.0))
     async with db.uow() as uow:
         await uow.chat_settings.save(changed)
         await uow.commit()

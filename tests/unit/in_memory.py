@@ -39,10 +39,17 @@ from application.ports import (
     TokenUsage,
     Users,
 )
-from domain.chat_settings import UserChatSettings
-from domain.conversation import Conversation, ConversationStatus, Message, MessageRole
+from domain.chat_settings import ChatSettings, UserChatSettings
+from domain.conversation import (
+    Conversation,
+    ConversationStatus,
+    Message,
+    MessageRole,
+    NewConversation,
+    NewMessage,
+)
 from domain.errors import AuthenticationFailed, InvalidInput, UsernameTaken
-from domain.users import User, username_key
+from domain.users import NewUser, User, username_key
 
 EPOCH = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -114,13 +121,13 @@ class _Repository:
 
 
 class FakeUsers(_Repository):
-    async def add(self, user: User) -> User:
+    async def add(self, user: NewUser) -> User:
         key = username_key(user.username)
         if any(username_key(u.username) == key for u in self._state.users.values()):
             raise UsernameTaken()
-        user.id = self._uow.next_id("users")
-        self._state.users[user.id] = copy.copy(user)
-        return user
+        stored = user.stored_as(self._uow.next_id("users"))
+        self._state.users[stored.id] = copy.copy(stored)
+        return stored
 
     async def get(self, user_id: int) -> User | None:
         user = self._state.users.get(user_id)
@@ -146,10 +153,10 @@ class FakeUsers(_Repository):
 
 
 class FakeConversations(_Repository):
-    async def add(self, conversation: Conversation) -> Conversation:
-        conversation.id = self._uow.next_id("conversations")
-        self._state.conversations[conversation.id] = copy.copy(conversation)
-        return conversation
+    async def add(self, conversation: NewConversation) -> Conversation:
+        stored = conversation.stored_as(self._uow.next_id("conversations"))
+        self._state.conversations[stored.id] = copy.copy(stored)
+        return stored
 
     async def get_owned(self, conversation_id: int, owner_id: int) -> Conversation | None:
         found = self._state.conversations.get(conversation_id)
@@ -167,7 +174,6 @@ class FakeConversations(_Repository):
         return conversation, None if found is None else copy.copy(found)
 
     async def save(self, conversation: Conversation) -> None:
-        assert conversation.id is not None
         stored = self._state.conversations[conversation.id]
         self._state.conversations[conversation.id] = replace(
             stored,
@@ -201,10 +207,10 @@ class FakeConversations(_Repository):
 
 
 class FakeMessages(_Repository):
-    async def add(self, message: Message) -> Message:
-        message.id = self._uow.next_id("messages")
-        self._state.messages[message.id] = copy.copy(message)
-        return message
+    async def add(self, message: NewMessage) -> Message:
+        stored = message.stored_as(self._uow.next_id("messages"))
+        self._state.messages[stored.id] = copy.copy(stored)
+        return stored
 
     async def list_page(self, conversation_id: int, page: PageRequest) -> Page[Message]:
         messages = await self.all_of(conversation_id)
@@ -243,18 +249,19 @@ class FakeChatSettingsStore(_Repository):
         found = next((s for s in self._state.chat_settings.values() if s.user_id == user_id), None)
         return None if found is None else copy.copy(found)
 
-    async def add(self, settings: UserChatSettings) -> UserChatSettings:
+    async def add(self, user_id: int, settings: ChatSettings) -> UserChatSettings:
         # The port: when some were stored first (a concurrent request's), those are the
         # user's settings, and ``add`` returns them.
-        stored = await self.for_user(settings.user_id)
+        stored = await self.for_user(user_id)
         if stored is not None:
             return stored
-        settings.id = self._uow.next_id("chat_settings")
-        self._state.chat_settings[settings.id] = copy.copy(settings)
-        return settings
+        fresh = UserChatSettings(
+            id=self._uow.next_id("chat_settings"), user_id=user_id, settings=settings
+        )
+        self._state.chat_settings[fresh.id] = copy.copy(fresh)
+        return fresh
 
     async def save(self, settings: UserChatSettings) -> None:
-        assert settings.id is not None
         if settings.id not in self._state.chat_settings:
             raise RuntimeError(f"no chat settings with id {settings.id}")
         self._state.chat_settings[settings.id] = copy.copy(settings)
@@ -393,7 +400,6 @@ class FakeUnitOfWork:
             is_staff=is_staff,
             is_active=is_active,
         )
-        assert user.id is not None
         self._seeding().users[user.id] = copy.copy(user)
         return user
 
@@ -415,7 +421,6 @@ class FakeUnitOfWork:
             created_at=when,
             updated_at=when,
         )
-        assert conversation.id is not None
         self._seeding().conversations[conversation.id] = copy.copy(conversation)
         return conversation
 
@@ -436,14 +441,15 @@ class FakeUnitOfWork:
             created_at=when,
             **fields,
         )
-        assert message.id is not None
         self._seeding().messages[message.id] = copy.copy(message)
         return message
 
-    def seed_chat_settings(self, settings: UserChatSettings) -> UserChatSettings:
-        settings.id = self.next_id("chat_settings")
-        self._seeding().chat_settings[settings.id] = copy.copy(settings)
-        return settings
+    def seed_chat_settings(self, user_id: int, settings: ChatSettings) -> UserChatSettings:
+        stored = UserChatSettings(
+            id=self.next_id("chat_settings"), user_id=user_id, settings=settings
+        )
+        self._seeding().chat_settings[stored.id] = copy.copy(stored)
+        return stored
 
 
 # ---- the model -----------------------------------------------------------------------------
@@ -712,16 +718,16 @@ class FakeUnansweredTurns:
                 last_of[message.conversation_id] = message
             return [
                 copy.copy(m)
-                for m in sorted(last_of.values(), key=lambda m: m.id or 0)
+                for m in sorted(last_of.values(), key=lambda m: m.id)
                 if m.role is MessageRole.USER
                 and m.created_at < sent_before
                 and (sent_after is None or m.created_at >= sent_after)
             ]
 
-    async def answer(self, question: Message, reply: Message) -> bool:
+    async def answer(self, question: Message, reply: NewMessage) -> bool:
         async with self._uow as uow:
             if question.conversation_id not in uow.state.conversations or any(
-                m.conversation_id == question.conversation_id and (m.id or 0) > (question.id or 0)
+                m.conversation_id == question.conversation_id and m.id > question.id
                 for m in uow.state.messages.values()
             ):
                 return False

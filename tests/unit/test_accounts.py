@@ -312,7 +312,6 @@ async def test_refresh_refuses_a_user_deactivated_since_login(
     login: LogIn, refresh: RefreshAccessToken, uow: FakeUnitOfWork, tokens: FakeTokenIssuer
 ) -> None:
     signed_in = await _signed_in(login, uow)
-    assert signed_in.user.id is not None
     uow.state.users[signed_in.user.id] = replace(
         uow.state.users[signed_in.user.id], is_active=False
     )
@@ -379,7 +378,6 @@ async def test_revoking_the_presented_token_kills_only_that_token(
     uow: FakeUnitOfWork,
 ) -> None:
     alice = seed(uow)
-    assert alice.id is not None
     presented = await issue_api_token(Credentials(username="alice", password=PASSWORD))
     other = await issue_api_token(Credentials(username="alice", password=PASSWORD))
 
@@ -397,7 +395,6 @@ async def test_revoking_without_a_presented_token_kills_all_of_the_users_tokens(
     uow: FakeUnitOfWork,
 ) -> None:
     alice, bob = seed(uow), seed(uow, "bob")
-    assert alice.id is not None
     alices = [await issue_api_token(Credentials(username="alice", password=PASSWORD)) for _ in "ab"]
     bobs = await issue_api_token(Credentials(username="bob", password=PASSWORD))
 
@@ -422,7 +419,6 @@ async def test_access_tokens_authenticate_active_users_only(
     tokens: FakeTokenIssuer,
 ) -> None:
     signed_in = await _signed_in(login, uow)
-    assert signed_in.user.id is not None
     assert (await authenticate.with_access_token(signed_in.access)).id == signed_in.user.id
 
     with pytest.raises(AuthenticationFailed):
@@ -441,7 +437,6 @@ async def test_an_api_token_of_a_deactivated_user_fails(
     issue_api_token: IssueApiToken, authenticate: Authenticate, uow: FakeUnitOfWork
 ) -> None:
     alice = seed(uow)
-    assert alice.id is not None
     token = await issue_api_token(Credentials(username="alice", password=PASSWORD))
     uow.state.users[alice.id] = replace(alice, is_active=False)
 

@@ -118,9 +118,8 @@ class _Queries:
     ) -> Page[OwnedConversation]:
         found = [
             c.id
-            for c in sorted(self._uow.state.conversations.values(), key=lambda c: -(c.id or 0))
-            if c.id is not None
-            and (criteria.owner_id is None or c.owner_id == criteria.owner_id)
+            for c in sorted(self._uow.state.conversations.values(), key=lambda c: -c.id)
+            if (criteria.owner_id is None or c.owner_id == criteria.owner_id)
             and (criteria.status is None or c.status is criteria.status)
             and self._matches(c.id, criteria.terms)
         ]
@@ -143,7 +142,6 @@ class _Queries:
         user = self._uow.state.users.get(user_id)
         if user is None:
             return None
-        assert user.id is not None
         return UserSummary(
             id=user.id,
             username=user.username,
@@ -229,14 +227,14 @@ async def test_only_active_staff_may_use_any_admin_use_case(
     uow: FakeAdminUnitOfWork, clock: FakeClock, index: int, who: _Flags
 ) -> None:
     actor = uow.seed_user("someone", **who)
-    conversation = uow.seed_conversation(actor.id or 0, status=CLOSED)
+    conversation = uow.seed_conversation(actor.id, status=CLOSED)
     with pytest.raises(PermissionDenied) as raised:
         await _calls(uow, clock, actor)[index]()
     assert raised.value.code == "permission_denied"
     assert uow.commits == 0
     assert uow.audit_rows == []
-    assert uow.state.conversations[conversation.id or 0].status is CLOSED
-    assert uow.state.users[actor.id or 0].is_active is who.get("is_active", True)
+    assert uow.state.conversations[conversation.id].status is CLOSED
+    assert uow.state.users[actor.id].is_active is who.get("is_active", True)
 
 
 # ---- listing and search -------------------------------------------------------------------
@@ -245,7 +243,7 @@ async def test_only_active_staff_may_use_any_admin_use_case(
 async def test_unknown_username_gives_an_empty_page(
     uow: FakeAdminUnitOfWork, admin: User, alice: User
 ) -> None:
-    uow.seed_conversation(alice.id or 0)
+    uow.seed_conversation(alice.id)
     page = await ListAllConversations(uow)(
         ListAllConversationsRequest(actor=admin, username="nobody"), PageRequest()
     )
@@ -256,9 +254,9 @@ async def test_filters_combine_and_owner_names_come_along(
     uow: FakeAdminUnitOfWork, admin: User, alice: User
 ) -> None:
     bob = uow.seed_user("bob")
-    wanted = uow.seed_conversation(alice.id or 0, status=CLOSED, title="Machine learning")
-    uow.seed_conversation(alice.id or 0, title="Machine learning")  # active
-    uow.seed_conversation(bob.id or 0, status=CLOSED, title="machine LEARNING")
+    wanted = uow.seed_conversation(alice.id, status=CLOSED, title="Machine learning")
+    uow.seed_conversation(alice.id, title="Machine learning")  # active
+    uow.seed_conversation(bob.id, status=CLOSED, title="machine LEARNING")
     page = await ListAllConversations(uow)(
         ListAllConversationsRequest(
             actor=admin, username="alice", status=CLOSED, search="learning"
@@ -272,8 +270,8 @@ async def test_a_search_counts_up_to_200_or_just_past_the_page(
     uow: FakeAdminUnitOfWork, admin: User, alice: User
 ) -> None:
     for _ in range(230):
-        conversation = uow.seed_conversation(alice.id or 0, status=CLOSED)
-        uow.seed_message(conversation.id or 0, "a common word")
+        conversation = uow.seed_conversation(alice.id, status=CLOSED)
+        uow.seed_message(conversation.id, "a common word")
     search = ListAllConversationsRequest(actor=admin, search="common")
     first = await ListAllConversations(uow)(search, PageRequest(limit=50))
     assert (first.total, first.total_is_exact) == (201, False)
@@ -299,10 +297,10 @@ async def test_too_many_search_words_are_refused(uow: FakeAdminUnitOfWork, admin
 async def test_reading_a_conversation_is_audited(
     uow: FakeAdminUnitOfWork, clock: FakeClock, admin: User, alice: User
 ) -> None:
-    conversation = uow.seed_conversation(alice.id or 0)
-    uow.seed_message(conversation.id or 0, "private")
+    conversation = uow.seed_conversation(alice.id)
+    uow.seed_message(conversation.id, "private")
     detail = await GetAnyConversation(uow, clock)(
-        AdminConversationRef(actor=admin, conversation_id=conversation.id or 0)
+        AdminConversationRef(actor=admin, conversation_id=conversation.id)
     )
     assert [m.content for m in detail.messages] == ["private"]
     assert detail.conversation.owner_username == "alice"
@@ -319,13 +317,13 @@ async def test_reading_a_conversation_is_audited(
 async def test_close_is_audited_with_the_change(
     uow: FakeAdminUnitOfWork, clock: FakeClock, admin: User, alice: User
 ) -> None:
-    conversation = uow.seed_conversation(alice.id or 0)
-    ref = AdminConversationRef(actor=admin, conversation_id=conversation.id or 0)
+    conversation = uow.seed_conversation(alice.id)
+    ref = AdminConversationRef(actor=admin, conversation_id=conversation.id)
     clock.advance(minutes=5)
     closed = await CloseAnyConversation(uow, clock)(ref)
     again = await CloseAnyConversation(uow, clock)(ref)
 
-    stored = uow.committed.conversations[conversation.id or 0]
+    stored = uow.committed.conversations[conversation.id]
     assert (stored.status, stored.updated_at) == (CLOSED, EPOCH + timedelta(minutes=5))
     assert closed.conversation.status is CLOSED
     assert again.conversation.status is CLOSED
@@ -338,16 +336,16 @@ async def test_close_is_audited_with_the_change(
 async def test_reopen_respects_the_owners_limit_and_leaves_no_trace_when_refused(
     uow: FakeAdminUnitOfWork, clock: FakeClock, admin: User, alice: User
 ) -> None:
-    closed = uow.seed_conversation(alice.id or 0, status=CLOSED)
+    closed = uow.seed_conversation(alice.id, status=CLOSED)
     for _ in range(2):
-        uow.seed_conversation(alice.id or 0)
+        uow.seed_conversation(alice.id)
     reopen = ReopenAnyConversation(uow, QuotaPolicy(max_active_conversations=2), clock)
-    ref = AdminConversationRef(actor=admin, conversation_id=closed.id or 0)
+    ref = AdminConversationRef(actor=admin, conversation_id=closed.id)
 
     with pytest.raises(ActiveConversationLimit) as raised:
         await reopen(ref)
     assert "alice already has 2 active conversations" in raised.value.message
-    assert uow.committed.conversations[closed.id or 0].status is CLOSED
+    assert uow.committed.conversations[closed.id].status is CLOSED
     assert uow.audit_rows == []
 
     roomy = ReopenAnyConversation(uow, QuotaPolicy(max_active_conversations=3), clock)
@@ -371,7 +369,6 @@ async def test_unknown_conversations_are_not_found_and_not_audited(
 async def test_deactivation_revokes_everything_and_is_audited(
     uow: FakeAdminUnitOfWork, clock: FakeClock, admin: User, alice: User
 ) -> None:
-    assert alice.id is not None
     uow.state.refresh_tokens["jti-1"] = RefreshTokenRecord(
         jti="jti-1", user_id=alice.id, family_id="f", expires_at=EPOCH + timedelta(days=1)
     )
@@ -395,7 +392,6 @@ async def test_deactivation_revokes_everything_and_is_audited(
 async def test_a_deactivated_user_cannot_authenticate(
     uow: FakeAdminUnitOfWork, clock: FakeClock, admin: User, alice: User, tokens: Any, codec: Any
 ) -> None:
-    assert alice.id is not None
     access = tokens.issue(alice.id, "family").access
     authenticate = Authenticate(uow, tokens, codec)
     assert (await authenticate.with_access_token(access)).id == alice.id
@@ -408,15 +404,14 @@ async def test_admins_cannot_deactivate_themselves(
     uow: FakeAdminUnitOfWork, clock: FakeClock, admin: User
 ) -> None:
     with pytest.raises(CannotDeactivateSelf):
-        await DeactivateUser(uow, clock)(AdminUserRef(actor=admin, user_id=admin.id or 0))
-    assert uow.committed.users[admin.id or 0].is_active
+        await DeactivateUser(uow, clock)(AdminUserRef(actor=admin, user_id=admin.id))
+    assert uow.committed.users[admin.id].is_active
     assert uow.audit_rows == []
 
 
 async def test_reactivation_keeps_old_credentials_revoked(
     uow: FakeAdminUnitOfWork, clock: FakeClock, admin: User, alice: User
 ) -> None:
-    assert alice.id is not None
     ref = AdminUserRef(actor=admin, user_id=alice.id)
     await DeactivateUser(uow, clock)(ref)
     revoked_at = clock.now()

@@ -18,7 +18,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from domain.conversation import Conversation, ConversationStatus
+from domain.conversation import Conversation, ConversationStatus, NewConversation
 from domain.errors import ActiveConversationLimit, ConversationClosed, TitleTooLong
 from domain.quota import QuotaPolicy
 from tests.unit.in_memory import EPOCH, FakeClock
@@ -33,7 +33,7 @@ class ConversationLifecycle(RuleBasedStateMachine):
         super().__init__()
         self.clock = FakeClock()
         self.policy = QuotaPolicy()
-        self.conversations: list[Conversation] = []
+        self.conversations: list[NewConversation] = []
         self.expected_active: list[bool] = []
         self.last_seen_updated_at: list[datetime] = []
 
@@ -162,7 +162,7 @@ ConversationLifecycle.TestCase.settings = settings(
 TestConversationLifecycle = ConversationLifecycle.TestCase
 
 
-def _started(policy: QuotaPolicy, clock: FakeClock, active: int = 0) -> Conversation:
+def _started(policy: QuotaPolicy, clock: FakeClock, active: int = 0) -> NewConversation:
     return Conversation.start(
         owner_id=OWNER, now=clock.now(), active_conversations=active, policy=policy
     )
@@ -179,7 +179,7 @@ def test_start_keeps_a_title_of_200_characters_and_the_model() -> None:
     )
     assert conversation.title == "t" * 200
     assert conversation.model == "fake-large"
-    assert conversation.id is None
+    assert not hasattr(conversation, "id"), "its id comes when it is stored"
 
 
 def test_start_refuses_a_title_over_200_characters_rather_than_cutting_it() -> None:

@@ -57,7 +57,6 @@ async def test_start_stores_an_active_conversation(
         StartConversationRequest(owner_id=ALICE, title="Plans", model="fake-large")
     )
 
-    assert conversation.id is not None
     stored = uow.state.conversations[conversation.id]
     assert (stored.owner_id, stored.title, stored.model, stored.status) == (
         ALICE,
@@ -138,7 +137,6 @@ async def test_close_stores_the_closed_status_and_is_idempotent(
     close: CloseConversation, uow: FakeUnitOfWork, clock: FakeClock
 ) -> None:
     conversation = uow.seed_conversation(ALICE)
-    assert conversation.id is not None
     ref = ConversationRef(owner_id=ALICE, conversation_id=conversation.id)
     closed_at = clock.advance(minutes=1)
 
@@ -157,7 +155,6 @@ async def test_reopen_makes_a_closed_conversation_active_and_is_idempotent(
     reopen: ReopenConversation, uow: FakeUnitOfWork, clock: FakeClock
 ) -> None:
     conversation = uow.seed_conversation(ALICE, status=CLOSED)
-    assert conversation.id is not None
     ref = ConversationRef(owner_id=ALICE, conversation_id=conversation.id)
     reopened_at = clock.advance(minutes=1)
 
@@ -178,7 +175,6 @@ async def test_reopen_over_the_limit_is_refused_and_nothing_changes(
     for _ in range(10):
         uow.seed_conversation(ALICE)
     closed = uow.seed_conversation(ALICE, status=CLOSED)
-    assert closed.id is not None
     clock.advance(hours=1)
 
     with pytest.raises(ActiveConversationLimit):
@@ -195,8 +191,6 @@ async def test_reopen_is_allowed_again_once_another_is_closed(
 ) -> None:
     active = [uow.seed_conversation(ALICE) for _ in range(10)]
     closed = uow.seed_conversation(ALICE, status=CLOSED)
-    assert active[0].id is not None
-    assert closed.id is not None
 
     await close(ConversationRef(owner_id=ALICE, conversation_id=active[0].id))
     await reopen(ConversationRef(owner_id=ALICE, conversation_id=closed.id))
@@ -214,7 +208,6 @@ async def test_another_users_conversation_is_not_found_and_untouched(
     status: ConversationStatus,
 ) -> None:
     bobs = uow.seed_conversation(BOB, status=status)
-    assert bobs.id is not None
     ref = ConversationRef(owner_id=ALICE, conversation_id=bobs.id)
     clock.advance(minutes=1)
 
@@ -234,9 +227,7 @@ async def test_another_users_conversation_is_not_found_and_untouched(
 
 async def test_get_conversation_returns_its_messages_oldest_first(uow: FakeUnitOfWork) -> None:
     conversation = uow.seed_conversation(ALICE)
-    assert conversation.id is not None
     other = uow.seed_conversation(ALICE)
-    assert other.id is not None
     uow.seed_message(conversation.id, "first")
     uow.seed_message(other.id, "elsewhere")
     uow.seed_message(conversation.id, "second", role=MessageRole.ASSISTANT)
@@ -272,11 +263,9 @@ async def test_list_conversations_pages_newest_first_with_the_total(uow: FakeUni
 
 async def test_list_messages_pages_oldest_first_with_the_total(uow: FakeUnitOfWork) -> None:
     conversation = uow.seed_conversation(ALICE)
-    assert conversation.id is not None
     for i in range(5):
         uow.seed_message(conversation.id, f"m{i}")
     elsewhere = uow.seed_conversation(ALICE)
-    assert elsewhere.id is not None
     uow.seed_message(elsewhere.id, "not here")
     ref = ConversationRef(owner_id=ALICE, conversation_id=conversation.id)
     list_messages = ListMessages(uow)
@@ -293,7 +282,6 @@ async def test_list_messages_of_another_users_conversation_is_not_found(
     uow: FakeUnitOfWork,
 ) -> None:
     bobs = uow.seed_conversation(BOB)
-    assert bobs.id is not None
     uow.seed_message(bobs.id, "private")
 
     with pytest.raises(NotFound):

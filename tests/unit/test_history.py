@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.conversation import Message, MessageRole, MessageStatus
+from domain.conversation import Message, MessageRole, MessageStatus, NewMessage
 from domain.history import fit_history
 from tests.unit.in_memory import EPOCH
 
@@ -38,7 +38,7 @@ def conversations(draw: st.DrawFn) -> list[Message]:
 budgets = st.integers(min_value=0, max_value=120)
 
 
-def chars(messages: list[Message]) -> int:
+def chars(messages: list[NewMessage]) -> int:
     return sum(len(m.content) for m in messages)
 
 

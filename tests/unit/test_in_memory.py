@@ -7,14 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain.conversation import ConversationStatus
-from domain.users import User
+from domain.users import NewUser
 from tests.unit.in_memory import EPOCH, FakeClock, FakeUnitOfWork
 
 
-def _user(name: str) -> User:
-    return User(
-        id=None, username=name, email=f"{name}@example.com", password_hash="x", date_joined=EPOCH
-    )
+def _user(name: str) -> NewUser:
+    return NewUser(username=name, email=f"{name}@example.com", password_hash="x", date_joined=EPOCH)
 
 
 async def test_uncommitted_work_is_rolled_back(uow: FakeUnitOfWork) -> None:
@@ -46,7 +44,6 @@ async def test_entities_are_copies_so_unsaved_changes_are_not_stored(
     uow: FakeUnitOfWork, clock: FakeClock
 ) -> None:
     conversation = uow.seed_conversation(owner_id=1)
-    assert conversation.id is not None
     async with uow:
         loaded = await uow.conversations.get_owned(conversation.id, 1)
         assert loaded is not None

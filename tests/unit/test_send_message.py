@@ -18,7 +18,7 @@ from application.errors import (
     ProviderUnavailable,
 )
 from application.ports import ChatRequest, ChatTurn, TokenUsage
-from domain.chat_settings import ChatSettings, UserChatSettings
+from domain.chat_settings import ChatSettings
 from domain.conversation import ConversationStatus, MessageRole, MessageStatus
 from domain.errors import ConversationClosed, InvalidInput, MessageTooLong, NotFound
 from domain.quota import QuotaPolicy
@@ -65,7 +65,6 @@ def send(make_send: MakeSend) -> SendMessage:
 @pytest.fixture
 def conversation_id(uow: FakeUnitOfWork) -> int:
     conversation = uow.seed_conversation(ALICE)
-    assert conversation.id is not None
     return conversation.id
 
 
@@ -93,7 +92,7 @@ def set_settings(
     max_tokens: int = 1024,
 ) -> None:
     settings = ChatSettings(ai_model=ai_model, temperature=temperature, max_tokens=max_tokens)
-    uow.seed_chat_settings(UserChatSettings(id=None, user_id=ALICE, settings=settings))
+    uow.seed_chat_settings(ALICE, settings)
 
 
 # ---- the happy path ------------------------------------------------------------------------
@@ -196,7 +195,6 @@ async def test_a_closed_conversation_takes_no_messages(
     send: SendMessage, uow: FakeUnitOfWork, chat_model: FakeChatModel
 ) -> None:
     closed = uow.seed_conversation(ALICE, status=ConversationStatus.CLOSED)
-    assert closed.id is not None
 
     with pytest.raises(ConversationClosed):
         await send(says("Hello?", closed.id))
@@ -244,7 +242,6 @@ async def test_another_users_conversation_is_not_found(
     send: SendMessage, uow: FakeUnitOfWork, chat_model: FakeChatModel
 ) -> None:
     bobs = uow.seed_conversation(BOB)
-    assert bobs.id is not None
 
     with pytest.raises(NotFound):
         await send(says("Hi Bob", bobs.id))
@@ -314,8 +311,6 @@ async def test_the_turns_model_beats_the_conversations_which_beats_the_settings(
     set_settings(uow, ai_model="fake-small")
     plain = uow.seed_conversation(ALICE)
     pinned = uow.seed_conversation(ALICE, model="fake-large")
-    assert plain.id is not None
-    assert pinned.id is not None
 
     await send(says("a", plain.id))
     await send(says("b", pinned.id))
@@ -406,7 +401,6 @@ async def test_history_only_comes_from_this_conversation(
     send: SendMessage, uow: FakeUnitOfWork, chat_model: FakeChatModel, conversation_id: int
 ) -> None:
     elsewhere = uow.seed_conversation(ALICE)
-    assert elsewhere.id is not None
     uow.seed_message(elsewhere.id, "other conversation")
     uow.seed_message(conversation_id, "this conversation")
 

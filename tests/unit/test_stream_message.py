@@ -48,7 +48,6 @@ def stream_message(
 @pytest.fixture
 def conversation_id(uow: FakeUnitOfWork) -> int:
     conversation = uow.seed_conversation(ALICE)
-    assert conversation.id is not None
     return conversation.id
 
 
@@ -76,7 +75,7 @@ async def test_the_first_token_comes_before_any_write_and_the_message_right_afte
     assert isinstance(ended, ReplyEnded)
     stored = uow.committed.messages_of(conversation_id)
     assert [m.role for m in stored] == [MessageRole.USER, MessageRole.ASSISTANT]
-    assert stream.user_message.id == stored[0].id
+    assert ended.user_message == stored[0]
     assert stored[1].status is MessageStatus.COMPLETED
 
 
@@ -89,13 +88,14 @@ async def test_a_model_failing_before_any_text_keeps_the_message_with_a_failed_r
     chat_model.error = ProviderUnavailable()
     stream = await stream_message(_says("anyone?", conversation_id))
     events = [event async for event in stream.events]
-    assert isinstance(events[-1], ReplyEnded)
+    ended = events[-1]
+    assert isinstance(ended, ReplyEnded)
     stored = uow.committed.messages_of(conversation_id)
     assert [(m.role, m.content, m.status) for m in stored] == [
         (MessageRole.USER, "anyone?", MessageStatus.COMPLETED),
         (MessageRole.ASSISTANT, "", MessageStatus.FAILED),
     ]
-    assert stream.user_message.id == stored[0].id
+    assert ended.user_message == stored[0]
 
 
 async def test_a_client_gone_before_the_stream_started_still_leaves_both_messages(

@@ -51,7 +51,6 @@ async def test_settings_are_made_from_the_defaults_once(
 async def test_an_update_changes_only_the_given_fields_and_is_stored(
     update: UpdateChatSettings, uow: FakeUnitOfWork, alices: UserChatSettings
 ) -> None:
-    assert alices.id is not None
 
     result = await update(
         UpdateChatSettingsRequest(user_id=ALICE, settings_id=alices.id, temperature=0.0)
@@ -74,7 +73,6 @@ async def test_an_update_changes_only_the_given_fields_and_is_stored(
 async def test_every_failing_field_is_reported_including_an_unknown_model(
     update: UpdateChatSettings, uow: FakeUnitOfWork, alices: UserChatSettings
 ) -> None:
-    assert alices.id is not None
     before = copy.deepcopy(uow.state.chat_settings)
     commits = uow.commits
 
@@ -118,7 +116,6 @@ async def test_any_failure_saves_nothing(
     change: dict[str, Any],
     failing: set[str],
 ) -> None:
-    assert alices.id is not None
     before = copy.deepcopy(uow.state.chat_settings)
 
     with pytest.raises(InvalidInput) as raised:
@@ -131,7 +128,6 @@ async def test_any_failure_saves_nothing(
 async def test_a_model_withdrawn_from_the_catalogue_cannot_be_chosen(
     update: UpdateChatSettings, catalog: FakeModelCatalog, alices: UserChatSettings
 ) -> None:
-    assert alices.id is not None
     catalog.withdraw("fake-large")
     with pytest.raises(InvalidInput) as raised:
         await update(
@@ -147,7 +143,6 @@ async def test_another_users_settings_are_not_found(
     alices: UserChatSettings,
 ) -> None:
     bobs = await get_settings(BOB)
-    assert bobs.id is not None
     before = copy.deepcopy(uow.state.chat_settings)
 
     with pytest.raises(NotFound):

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.persistence import tables as t
 from adapters.persistence.repositories import _MESSAGE_COLUMNS, SqlMessages, _message
-from domain.conversation import Message, MessageRole
+from domain.conversation import Message, MessageRole, NewMessage
 
 _m = t.messages
 _later = _m.alias("later")
@@ -38,7 +38,7 @@ class SqlUnansweredTurns:
         async with self._engine.connect() as connection:
             return [_message(row) for row in await connection.execute(query)]
 
-    async def answer(self, question: Message, reply: Message) -> bool:
+    async def answer(self, question: Message, reply: NewMessage) -> bool:
         async with self._engine.begin() as connection:
             # SQLite transactions begin IMMEDIATE and are serialised already; elsewhere a
             # second worker answering the same message waits here, then sees this reply.

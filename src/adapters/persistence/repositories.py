@@ -22,9 +22,11 @@ from domain.conversation import (
     Message,
     MessageRole,
     MessageStatus,
+    NewConversation,
+    NewMessage,
 )
 from domain.errors import InvalidInput, UsernameTaken
-from domain.users import User, username_key
+from domain.users import NewUser, User, username_key
 
 # Primary keys are 32-bit INTEGER columns (PostgreSQL's limit; SQLite's is 64-bit). A
 # larger or non-positive id names nothing; sending it to the driver would only overflow.
@@ -130,7 +132,7 @@ class SqlUsers:
     def __init__(self, connection: AsyncConnection) -> None:
         self._db = connection
 
-    async def add(self, user: User) -> User:
+    async def add(self, user: NewUser) -> User:
         try:
             async with self._db.begin_nested():  # a refusal leaves the transaction usable
                 result = await self._db.execute(
@@ -149,8 +151,7 @@ class SqlUsers:
                 )
         except IntegrityError:
             raise UsernameTaken() from None
-        user.id = result.scalar_one()
-        return user
+        return user.stored_as(result.scalar_one())
 
     async def get(self, user_id: int) -> User | None:
         if not storable(user_id):
@@ -204,7 +205,7 @@ class SqlConversations:
     def __init__(self, connection: AsyncConnection) -> None:
         self._db = connection
 
-    async def add(self, conversation: Conversation) -> Conversation:
+    async def add(self, conversation: NewConversation) -> Conversation:
         result = await self._db.execute(
             t.conversations.insert()
             .values(
@@ -217,8 +218,7 @@ class SqlConversations:
             )
             .returning(t.conversations.c.id)
         )
-        conversation.id = result.scalar_one()
-        return conversation
+        return conversation.stored_as(result.scalar_one())
 
     async def get_owned(self, conversation_id: int, owner_id: int) -> Conversation | None:
         if not storable(conversation_id):
@@ -336,7 +336,6 @@ def _message(row: Sequence[Any]) -> Message:
         *image_data,
     ) = row
     return Message(
-        id_,
         conversation_id,
         _ROLES[role],
         content,
@@ -354,6 +353,7 @@ def _message(row: Sequence[Any]) -> Message:
         reasoning_tokens,
         error_message,
         image_data[0] if image_data else None,
+        id=id_,
     )
 
 
@@ -361,7 +361,7 @@ class SqlMessages:
     def __init__(self, connection: AsyncConnection) -> None:
         self._db = connection
 
-    async def add(self, message: Message) -> Message:
+    async def add(self, message: NewMessage) -> Message:
         result = await self._db.execute(
             _INSERT_MESSAGE,
             {
@@ -384,8 +384,7 @@ class SqlMessages:
                 "image_data": message.image_data,
             },
         )
-        message.id = result.scalar_one()
-        return message
+        return message.stored_as(result.scalar_one())
 
     async def list_page(self, conversation_id: int, page: PageRequest) -> Page[Message]:
         of_conversation = t.messages.c.conversation_id == conversation_id
@@ -458,24 +457,23 @@ class SqlChatSettings:
         ).first()
         return None if row is None else _settings(row)
 
-    async def add(self, settings: UserChatSettings) -> UserChatSettings:
+    async def add(self, user_id: int, settings: ChatSettings) -> UserChatSettings:
         # A new user's first requests arrive together and each makes the defaults: the
         # first insert wins, the others read what it stored (a plain insert was a 500,
         # uq_chat_settings_user_id, on PostgreSQL).
         insert = sqlite_insert if self._db.dialect.name == "sqlite" else postgresql_insert
         result = await self._db.execute(
             insert(t.chat_settings)
-            .values(user_id=settings.user_id, **_settings_values(settings.settings))
+            .values(user_id=user_id, **_settings_values(settings))
             .on_conflict_do_nothing(index_elements=[t.chat_settings.c.user_id])
             .returning(t.chat_settings.c.id)
         )
         stored_id = result.scalar_one_or_none()
         if stored_id is None:
-            stored = await self.for_user(settings.user_id)
+            stored = await self.for_user(user_id)
             assert stored is not None, "the conflicting row is committed before DO NOTHING"
             return stored
-        settings.id = stored_id
-        return settings
+        return UserChatSettings(id=stored_id, user_id=user_id, settings=settings)
 
     async def save(self, settings: UserChatSettings) -> None:
         await self._db.execute(

@@ -33,7 +33,7 @@ async def owner_id_of(uow: AdminUnitOfWork, username: str | None) -> int | None:
     if username is None:
         return None
     user = await uow.users.by_username(username)
-    if user is None or user.id is None:
+    if user is None:
         raise UnknownUser()
     return user.id
 
@@ -47,7 +47,6 @@ async def audit(
     target_id: int,
     **details: AuditValue,
 ) -> None:
-    assert actor.id is not None
     await uow.audit.record(
         AuditRecord(
             actor_id=actor.id,
@@ -78,7 +77,6 @@ async def audit_status_change(
 ) -> None:
     """Audit an admin's close or reopen, with the status before and after (the same when
     the action changed nothing: it is idempotent, and still audited)."""
-    assert conversation.id is not None
     await audit(
         uow,
         clock,

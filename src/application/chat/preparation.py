@@ -15,7 +15,7 @@ from application.ports import (
     UnitOfWork,
 )
 from domain.chat_settings import UserChatSettings
-from domain.conversation import Conversation, Message, MessageRole, title_from_message
+from domain.conversation import Conversation, MessageRole, NewMessage, title_from_message
 from domain.errors import InvalidInput, NotFound
 from domain.history import fit_history
 from domain.quota import QuotaPolicy
@@ -64,23 +64,22 @@ class TurnPreparation:
         image = await self._images.fetch(command.image_url) if command.image_url else None
         async with self._uow as uow:
             conversation, stored_settings = await self._conversation(uow, command)
-            assert conversation.id is not None
             settings = stored_settings or await settings_of(
                 uow, command.owner_id, self._catalog, self._defaults
             )
             model = self._model(command, conversation, settings, image)
             earlier = await uow.messages.latest(conversation.id, self._budget.max_messages - 1)
             user_message = self._user_message(command, conversation.id, image)
-            stored = store_message or command.conversation_id is None
-            if stored:
-                await uow.messages.add(user_message)
+            stored = None
+            if store_message or command.conversation_id is None:
+                stored = await uow.messages.add(user_message)
                 await uow.commit()  # updated_at moves with the reply: one write per turn
         history = fit_history([*earlier, user_message], self._budget.max_chars)
         return PreparedTurn(
             conversation=conversation,
             user_message=user_message,
             request=model_request(model, settings.settings, history, self._budget.system_prompt),
-            user_message_stored=stored,
+            stored_user_message=stored,
         )
 
     async def _conversation(
@@ -125,9 +124,8 @@ class TurnPreparation:
 
     def _user_message(
         self, command: SendMessageRequest, conversation_id: int, image: FetchedImage | None
-    ) -> Message:
-        return Message(
-            id=None,
+    ) -> NewMessage:
+        return NewMessage(
             conversation_id=conversation_id,
             role=MessageRole.USER,
             content=command.text,

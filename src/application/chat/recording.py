@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from application.chat.turns import PreparedTurn, ReplyDraft
+from application.chat.turns import PreparedTurn, ReplyDraft, StoredTurn
 from application.ports import Clock, TokenUsage, UnitOfWork
-from domain.conversation import Message, MessageRole
+from domain.conversation import MessageRole, NewMessage
 
 
 class TurnRecorder:
@@ -18,30 +18,27 @@ class TurnRecorder:
         self._clock = clock
 
     async def store_user_message(self, turn: PreparedTurn) -> None:
-        if turn.user_message_stored:
+        if turn.stored_user_message is not None:
             return
         async with self._uow as uow:
-            await uow.messages.add(turn.user_message)
+            turn.stored_user_message = await uow.messages.add(turn.user_message)
             await uow.commit()
-        turn.user_message_stored = True
 
-    async def store_reply(self, turn: PreparedTurn, draft: ReplyDraft) -> Message:
+    async def store_reply(self, turn: PreparedTurn, draft: ReplyDraft) -> StoredTurn:
         reply = self._reply(turn, draft)
         async with self._uow as uow:
-            if not turn.user_message_stored:
-                await uow.messages.add(turn.user_message)
+            question = turn.stored_user_message or await uow.messages.add(turn.user_message)
             stored = await uow.messages.add(reply)
             await uow.conversations.touch(reply.conversation_id, reply.created_at)
             await uow.commit()
-        turn.user_message_stored = True
+        turn.stored_user_message = question
         turn.conversation.touch(reply.created_at)
-        return stored
+        return StoredTurn(user_message=question, reply=stored)
 
-    def _reply(self, turn: PreparedTurn, draft: ReplyDraft) -> Message:
+    def _reply(self, turn: PreparedTurn, draft: ReplyDraft) -> NewMessage:
         usage = draft.usage or TokenUsage()
         failure = draft.failure
-        return Message(
-            id=None,
+        return NewMessage(
             conversation_id=turn.user_message.conversation_id,
             role=MessageRole.ASSISTANT,
             content=draft.text,

@@ -47,7 +47,7 @@ class SendMessage:
             await self._record.store_reply(turn, failed)
             raise
         unusable = unusable_answer(completion.text, completion.finish_reason)
-        reply = await self._record.store_reply(
+        stored = await self._record.store_reply(
             turn,
             ReplyDraft(
                 text=completion.text,
@@ -68,5 +68,7 @@ class SendMessage:
         if unusable is not None:
             raise unusable
         return Exchange(
-            conversation=turn.conversation, user_message=turn.user_message, ai_message=reply
+            conversation=turn.conversation,
+            user_message=stored.user_message,
+            ai_message=stored.reply,
         )

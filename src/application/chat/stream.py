@@ -15,6 +15,7 @@ from application.chat.turns import (
     PreparedTurn,
     ReplyDraft,
     SendMessageRequest,
+    StoredTurn,
     status_after,
     unusable_answer,
 )
@@ -30,8 +31,9 @@ class TextChunk:
 
 @dataclass(frozen=True)
 class ReplyEnded:
-    """The last event: the stored reply, and the failure if the model did not finish."""
+    """The last event: the stored messages, and the failure if the model did not finish."""
 
+    user_message: Message
     ai_message: Message
     failure: ModelFailure | None = None
 
@@ -42,7 +44,6 @@ StreamEvent = TextChunk | ReplyEnded
 @dataclass(frozen=True)
 class ReplyStream:
     conversation: Conversation
-    user_message: Message
     events: AsyncIterator[StreamEvent]
     # Run after the response, whatever happened to it: stores a reply if the stream never
     # did (the client left before it started).
@@ -78,7 +79,6 @@ class StreamMessage:
         reply = _ReplyOnce(self._record, self._background, turn)
         return ReplyStream(
             conversation=turn.conversation,
-            user_message=turn.user_message,
             events=self._events(turn, reply),
             settle=reply.settle,
         )
@@ -114,7 +114,7 @@ class StreamMessage:
                     reasoning="".join(thoughts),
                 )
             )
-            yield ReplyEnded(stored, failure)
+            yield ReplyEnded(stored.user_message, stored.reply, failure)
             return
         except (asyncio.CancelledError, GeneratorExit):
             await reply.write(
@@ -150,7 +150,7 @@ class StreamMessage:
                 reasoning="".join(thoughts),
             )
         )
-        yield ReplyEnded(stored, unfinished)
+        yield ReplyEnded(stored.user_message, stored.reply, unfinished)
 
 
 class _ReplyOnce:
@@ -172,10 +172,10 @@ class _ReplyOnce:
                 self._record.store_user_message(self._turn)
             )
 
-    async def write(self, draft: ReplyDraft) -> Message:
+    async def write(self, draft: ReplyDraft) -> StoredTurn:
         self._written = True  # before awaiting: settle() must not write a second one
 
-        async def after_the_user_message() -> Message:
+        async def after_the_user_message() -> StoredTurn:
             if self._user_message_write is not None:
                 # If that write failed, the message is still unstored and goes with this.
                 await asyncio.gather(self._user_message_write, return_exceptions=True)

@@ -21,6 +21,7 @@ from domain.conversation import (
     Message,
     MessageRole,
     MessageStatus,
+    NewMessage,
 )
 
 _CHAT_ROLES: dict[MessageRole, ChatRole] = {
@@ -54,13 +55,19 @@ class SendMessageRequest:
 @dataclass(kw_only=True)
 class PreparedTurn:
     conversation: Conversation
-    user_message: Message
+    user_message: NewMessage
     request: ChatRequest
-    user_message_stored: bool
+    stored_user_message: Message | None  # None until it is written
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredTurn:
+    user_message: Message
+    reply: Message
 
 
 def model_request(
-    model: ModelInfo, settings: ChatSettings, history: Sequence[Message], system_prompt: str
+    model: ModelInfo, settings: ChatSettings, history: Sequence[NewMessage], system_prompt: str
 ) -> ChatRequest:
     """What the model is sent: the system prompt, then the history it may see (images
     only to a model that takes them), with the user's sampling settings."""

@@ -8,14 +8,14 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from application.pagination import Page, PageRequest
-from domain.chat_settings import UserChatSettings
-from domain.conversation import Conversation, Message
-from domain.users import User
+from domain.chat_settings import ChatSettings, UserChatSettings
+from domain.conversation import Conversation, Message, NewConversation, NewMessage
+from domain.users import NewUser, User
 
 
 class Users(Protocol):
-    async def add(self, user: User) -> User:
-        """Store a new user and return it with its id; a taken username is InvalidInput."""
+    async def add(self, user: NewUser) -> User:
+        """Store a new user, with its id; a taken username is InvalidInput."""
         ...
 
     async def revoke_credentials(self, user_id: int, when: datetime) -> None:
@@ -33,7 +33,7 @@ class Users(Protocol):
 
 
 class Conversations(Protocol):
-    async def add(self, conversation: Conversation) -> Conversation: ...
+    async def add(self, conversation: NewConversation) -> Conversation: ...
 
     async def get_owned(self, conversation_id: int, owner_id: int) -> Conversation | None:
         """The conversation if it exists and belongs to ``owner_id``; otherwise None."""
@@ -69,7 +69,7 @@ class Conversations(Protocol):
 
 
 class Messages(Protocol):
-    async def add(self, message: Message) -> Message: ...
+    async def add(self, message: NewMessage) -> Message: ...
 
     async def list_page(self, conversation_id: int, page: PageRequest) -> Page[Message]:
         """Oldest first."""
@@ -93,7 +93,7 @@ class Messages(Protocol):
 class ChatSettingsStore(Protocol):
     async def for_user(self, user_id: int) -> UserChatSettings | None: ...
 
-    async def add(self, settings: UserChatSettings) -> UserChatSettings:
+    async def add(self, user_id: int, settings: ChatSettings) -> UserChatSettings:
         """Store the user's first settings; if a concurrent request stored some first,
         return those instead."""
         ...

@@ -34,7 +34,6 @@ async def authenticated_user(
         # Guessing tokens costs the address its anonymous allowance.
         await throttle.address(client_address(request))
         raise
-    assert user.id is not None
     await throttle.user(user.id)
     return user
 

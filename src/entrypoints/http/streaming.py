@@ -44,7 +44,7 @@ def sse_reply(
                             dialect.error_body(event.failure.message, event.failure.code)
                         ).decode(),
                     )
-                body = done_body(stream.user_message, event.ai_message)
+                body = done_body(event.user_message, event.ai_message)
                 body["status"] = event.ai_message.status.value
                 body["usage"] = {
                     "prompt_tokens": event.ai_message.prompt_tokens,

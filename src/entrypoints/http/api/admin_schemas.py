@@ -59,7 +59,6 @@ def owned_conversation_out(
 ) -> ConversationOut:
     """The documented conversation shape; ``user_username`` is the owner's, not the admin's."""
     conversation = item.conversation
-    assert conversation.id is not None
     return ConversationOut(
         id=conversation.id,
         user=conversation.owner_id,

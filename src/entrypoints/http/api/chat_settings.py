@@ -26,7 +26,6 @@ class ChatSettingsController(Controller):
         self, user: NamedDependency[User], get_chat_settings: NamedDependency[GetChatSettings]
     ) -> ChatSettingOut:
         """Your chat settings (created with the defaults on first use)."""
-        assert user.id is not None
         return chat_setting_out(await get_chat_settings(user.id))
 
     @put(
@@ -43,7 +42,6 @@ class ChatSettingsController(Controller):
         update_chat_settings: NamedDependency[UpdateChatSettings],
     ) -> ChatSettingOut:
         """Replace all three settings. temperature 0-2, max_tokens >= 1, an available model."""
-        assert user.id is not None
         updated = await update_chat_settings(
             UpdateChatSettingsRequest(
                 user_id=user.id,
@@ -69,7 +67,6 @@ class ChatSettingsController(Controller):
         update_chat_settings: NamedDependency[UpdateChatSettings],
     ) -> ChatSettingOut:
         """Change only the settings given; the same rules as PUT apply."""
-        assert user.id is not None
         updated = await update_chat_settings(
             UpdateChatSettingsRequest(
                 user_id=user.id,

@@ -39,7 +39,6 @@ from entrypoints.http.streaming import STREAM_RESPONSE, sse_reply, stream_respon
 
 
 def _ref(user: NamedDependency[User], conversation_id: int) -> ConversationRef:
-    assert user.id is not None
     return ConversationRef(owner_id=user.id, conversation_id=conversation_id)
 
 
@@ -56,7 +55,6 @@ class ConversationsController(Controller):
         list_conversations: NamedDependency[ListConversations],
     ) -> Response[list[ConversationOut]]:
         """Your conversations, newest first. Messages are listed by the detail endpoint."""
-        assert user.id is not None
         result = await list_conversations(user.id, page)
         return paged(request, result, [conversation_out(c, user) for c in result.items])
 
@@ -65,7 +63,6 @@ class ConversationsController(Controller):
         self, user: NamedDependency[User], start_conversation: NamedDependency[StartConversation]
     ) -> ConversationOut:
         """Start a new active conversation (at most 10 active per user; 409 beyond)."""
-        assert user.id is not None
         conversation = await start_conversation(StartConversationRequest(owner_id=user.id))
         return conversation_out(conversation, user)
 
@@ -143,7 +140,6 @@ class ConversationsController(Controller):
         Server-Sent Events: `delta` events `{"text"}`, then `done` with the stored
         messages, usage and status (an `error` event precedes it if the model fails).
         An `Idempotency-Key` header makes a non-streaming retry return the first answer."""
-        assert user.id is not None
         command = SendMessageRequest(
             owner_id=user.id, conversation_id=conversation_id, text=data.message
         )

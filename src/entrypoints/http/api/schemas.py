@@ -78,7 +78,6 @@ SENDER = {MessageRole.USER: "user", MessageRole.ASSISTANT: "ai", MessageRole.SYS
 
 
 def message_out(message: Message) -> MessageOut:
-    assert message.id is not None
     return MessageOut(
         id=message.id,
         sender=SENDER[message.role],
@@ -91,8 +90,6 @@ def message_out(message: Message) -> MessageOut:
 def conversation_out(
     conversation: Conversation, owner: User, messages: list[Message] | None = None
 ) -> ConversationOut:
-    assert conversation.id is not None
-    assert owner.id is not None
     return ConversationOut(
         id=conversation.id,
         user=owner.id,
@@ -121,7 +118,6 @@ def exchange_out(exchange: Exchange) -> SendMessageOut:
 
 
 def chat_setting_out(settings: UserChatSettings) -> ChatSettingOut:
-    assert settings.id is not None
     return ChatSettingOut(
         id=settings.id,
         user=settings.user_id,

@@ -92,6 +92,5 @@ class SessionController(Controller):
     ) -> None:
         """Sign out on every device: all refresh tokens, API tokens, access tokens and
         browser sessions of your account stop working now."""
-        assert user.id is not None
         await logout_everywhere(user.id)
         request.clear_session()

@@ -48,7 +48,6 @@ class ApiTokenController(Controller):
         revoke_api_token: NamedDependency[RevokeApiToken],
     ) -> None:
         """Revoke the API token this request carries; with a JWT, revoke all your API tokens."""
-        assert user.id is not None
         await revoke_api_token(
             RevokeApiTokenRequest(user_id=user.id, presented_token=presented_api_token(request))
         )

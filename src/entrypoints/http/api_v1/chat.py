@@ -61,7 +61,6 @@ class ChatController(Controller):
         Server-Sent Events (`delta`, optional `error`, `done`). An `Idempotency-Key`
         header makes a non-streaming retry return the first answer, without asking the
         model again."""
-        assert user.id is not None
         command = SendMessageRequest(
             owner_id=user.id,
             conversation_id=data.conversation_id,
@@ -74,7 +73,6 @@ class ChatController(Controller):
 
         async def answer() -> Response[Any]:
             exchange = await send_message(command)
-            assert exchange.conversation.id is not None
             body = ChatOut(
                 conversation_id=exchange.conversation.id,
                 user_message=v1_message_out(exchange.user_message),

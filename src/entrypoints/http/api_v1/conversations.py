@@ -37,7 +37,6 @@ from entrypoints.http.pagination import PAGINATION_HEADERS, paged
 
 
 def _owner(user: User) -> int:
-    assert user.id is not None
     return user.id
 
 

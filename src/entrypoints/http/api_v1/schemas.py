@@ -92,7 +92,6 @@ class ModelOut(msgspec.Struct):
 
 
 def v1_message_out(message: Message) -> V1MessageOut:
-    assert message.id is not None
     return V1MessageOut(
         id=message.id,
         conversation=message.conversation_id,
@@ -147,7 +146,6 @@ class WeChatUrlOut(msgspec.Struct):
 
 
 def conversation_v1_out(conversation: Conversation) -> ConversationV1Out:
-    assert conversation.id is not None
     return ConversationV1Out(
         id=conversation.id,
         user=conversation.owner_id,
