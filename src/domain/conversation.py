@@ -57,6 +57,15 @@ class MessageStatus(StrEnum):
     # The provider's safety system withheld the answer (or refused the prompt): what the
     # user sees is the stable code ``content_filtered``, never an empty success.
     BLOCKED = "blocked"
+    # A reply the server is writing now; it ends in one of the others.
+    STREAMING = "streaming"
+    # The server stopped (or died) while writing the reply: it has what was written.
+    INTERRUPTED = "interrupted"
+
+    @property
+    def is_final(self) -> bool:
+        """A reply that ended never changes again; only ``streaming`` may."""
+        return self is not MessageStatus.STREAMING
 
 
 @dataclass(kw_only=True)

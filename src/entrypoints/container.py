@@ -28,6 +28,7 @@ from adapters.persistence.database import (
 from adapters.persistence.idempotency import SqlIdempotencyStore
 from adapters.persistence.interrupted_turns import SqlUnansweredTurns
 from adapters.persistence.unit_of_work import SqlUnitOfWork
+from adapters.streams.replies import MemoryReplyChannel, RedisReplyChannel
 from application import (
     accounts,
     admin,
@@ -65,6 +66,15 @@ def turn_bound(deadline: float, pool_timeout: float, statement_timeout_ms: int) 
     return TurnBound(
         seconds=deadline + max(pool_timeout, busy) + max(statement_timeout_ms / 1000, busy)
     )
+
+
+def reply_channel_for(redis: Redis | None) -> MemoryReplyChannel | RedisReplyChannel:
+    return MemoryReplyChannel() if redis is None else RedisReplyChannel(redis)
+
+
+def reply_wait(turn: TurnBound, lease: chat.ReplyLease) -> chat.ReplyWait:
+    """A reply written elsewhere ends within a turn, or is marked once its lease ends."""
+    return chat.ReplyWait(seconds=turn.seconds + lease.seconds)
 
 
 def oauth_state_store(redis: Redis | None) -> MemoryOAuthStates | RedisOAuthStates:
@@ -182,16 +192,8 @@ class Container(containers.DeclarativeContainer):
         images=images,
     )
     turn_recorder = providers.Factory(chat.TurnRecorder, uow=uow, clock=clock)
-    background_writes = providers.Singleton(chat.BackgroundWrites)
     send_message = providers.Factory(
         chat.SendMessage, prepare=turn_preparation, record=turn_recorder, model=chat_model
-    )
-    stream_message = providers.Factory(
-        chat.StreamMessage,
-        prepare=turn_preparation,
-        record=turn_recorder,
-        model=chat_model,
-        background=background_writes,
     )
 
     get_chat_settings = providers.Factory(
@@ -244,6 +246,30 @@ class Container(containers.DeclarativeContainer):
         bound=turn_bound,
     )
     redis = providers.Singleton(redis_client, config.redis_url)
+
+    reply_lease = providers.Singleton(chat.ReplyLease)
+    generations = providers.Singleton(chat.Generations, uow=uow, clock=clock, lease=reply_lease)
+    reply_channel = providers.Singleton(reply_channel_for, redis)
+    waiting_for_replies = providers.Singleton(reply_wait, turn_bound, reply_lease)
+    stream_message = providers.Factory(
+        chat.StreamMessage,
+        prepare=turn_preparation,
+        record=turn_recorder,
+        model=chat_model,
+        channel=reply_channel,
+        generations=generations,
+    )
+    follow_reply = providers.Factory(
+        chat.FollowReply, uow=uow, channel=reply_channel, wait=waiting_for_replies
+    )
+    cancel_reply = providers.Factory(
+        chat.CancelReply,
+        uow=uow,
+        channel=reply_channel,
+        generations=generations,
+        wait=waiting_for_replies,
+    )
+    mark_interrupted_replies = providers.Factory(chat.MarkInterruptedReplies, uow=uow, clock=clock)
     check_health = providers.Factory(
         health.CheckHealth, database=database_probe, redis=providers.Callable(redis_probe, redis)
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from adapters.auth.api_tokens import Sha256ApiTokenCodec
-from application.chat import BackgroundWrites, HistoryBudget, TurnPreparation, TurnRecorder
+from adapters.streams.replies import MemoryReplyChannel
+from application.chat import Generations, HistoryBudget, ReplyLease, TurnPreparation, TurnRecorder
 from application.chat_settings import SettingsDefaults
 from domain.quota import QuotaPolicy
 from tests.unit.in_memory import (
@@ -95,5 +96,10 @@ def recorder(uow: FakeUnitOfWork, clock: FakeClock) -> TurnRecorder:
 
 
 @pytest.fixture
-def background() -> BackgroundWrites:
-    return BackgroundWrites()
+def generations(uow: FakeUnitOfWork, clock: FakeClock) -> Generations:
+    return Generations(uow, clock, ReplyLease())
+
+
+@pytest.fixture
+def channel() -> MemoryReplyChannel:
+    return MemoryReplyChannel(idle_seconds=5)

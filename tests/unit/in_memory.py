@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -45,6 +45,7 @@ from domain.conversation import (
     ConversationStatus,
     Message,
     MessageRole,
+    MessageStatus,
     NewConversation,
     NewMessage,
 )
@@ -100,6 +101,8 @@ class FakeState:
     refresh_tokens: dict[str, RefreshTokenRecord] = field(default_factory=dict)
     api_tokens: dict[str, ApiTokenRow] = field(default_factory=dict)
     identities: dict[tuple[str, str], int] = field(default_factory=dict)
+    # messages.lease_until of the replies being written
+    reply_leases: dict[int, datetime] = field(default_factory=dict)
 
     def messages_of(self, conversation_id: int) -> list[Message]:
         """Oldest first."""
@@ -211,6 +214,51 @@ class FakeMessages(_Repository):
         stored = message.stored_as(self._uow.next_id("messages"))
         self._state.messages[stored.id] = copy.copy(stored)
         return stored
+
+    async def add_streaming(self, reply: NewMessage, lease_until: datetime) -> Message:
+        stored = await self.add(reply)
+        self._state.reply_leases[stored.id] = lease_until
+        return stored
+
+    async def finish(self, reply: Message) -> bool:
+        current = self._state.messages.get(reply.id)
+        if current is None or current.status is not MessageStatus.STREAMING:
+            return False
+        self._state.messages[reply.id] = copy.copy(reply)
+        self._state.reply_leases.pop(reply.id, None)
+        return True
+
+    async def renew_leases(self, texts: Mapping[int, str], lease_until: datetime) -> None:
+        for reply_id, text in texts.items():
+            current = self._state.messages.get(reply_id)
+            if current is not None and current.status is MessageStatus.STREAMING:
+                current.content = text
+                self._state.reply_leases[reply_id] = lease_until
+
+    async def interrupt_abandoned(self, now: datetime, code: str, message: str) -> int:
+        marked = 0
+        for reply_id, current in self._state.messages.items():
+            lease = self._state.reply_leases.get(reply_id)
+            if current.status is MessageStatus.STREAMING and (lease is None or lease < now):
+                current.status = MessageStatus.INTERRUPTED
+                current.error_code, current.error_message = code, message
+                self._state.reply_leases.pop(reply_id, None)
+                marked += 1
+        return marked
+
+    async def owned_reply(self, reply_id: int, owner_id: int) -> tuple[Message, Message] | None:
+        reply = self._state.messages.get(reply_id)
+        if reply is None or reply.role is not MessageRole.ASSISTANT:
+            return None
+        conversation = self._state.conversations.get(reply.conversation_id)
+        if conversation is None or conversation.owner_id != owner_id:
+            return None
+        earlier = [
+            m
+            for m in self._state.messages_of(reply.conversation_id)
+            if m.role is MessageRole.USER and m.id < reply_id
+        ]
+        return (copy.copy(earlier[-1]), copy.copy(reply)) if earlier else None
 
     async def list_page(self, conversation_id: int, page: PageRequest) -> Page[Message]:
         messages = await self.all_of(conversation_id)

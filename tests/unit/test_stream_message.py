@@ -1,21 +1,36 @@
-"""StreamMessage: nothing slow before the first token, and nothing lost after it."""
+"""StreamMessage, FollowReply, CancelReply: the turn is stored before the first token,
+the server writes the reply whoever follows it, and a follower gets each character
+once. The model is gated by the test (no sleeps): each delta comes when released."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 
+from adapters.streams.replies import MemoryReplyChannel
 from application.chat import (
-    BackgroundWrites,
+    CancelReply,
+    FollowReply,
+    FollowReplyRequest,
+    Generations,
+    MarkInterruptedReplies,
     ReplyEnded,
+    ReplyRef,
+    ReplyWait,
     SendMessageRequest,
+    StreamEvent,
     StreamMessage,
     TextChunk,
     TurnRecorder,
 )
-from application.errors import ProviderUnavailable
+from application.chat.stream import INTERRUPTED
+from application.errors import ProviderError, ProviderUnavailable
+from application.ports import ChatDelta, ChatRequest, TokenUsage
 from domain.conversation import MessageRole, MessageStatus
+from domain.errors import NotFound
 from tests.unit.conftest import turn_preparation
 from tests.unit.in_memory import (
     FakeChatModel,
@@ -25,159 +40,305 @@ from tests.unit.in_memory import (
     FakeUnitOfWork,
 )
 
-ALICE = 1
+ALICE, BOB = 1, 2
+WAIT = ReplyWait(seconds=2, poll_seconds=0.01)
+
+
+class GatedModel(FakeChatModel):
+    """Streams ``words`` one at a time, each when the test releases it; ``fail_after``
+    words it fails instead of finishing."""
+
+    def __init__(self, words: list[str], fail_after: int | None = None) -> None:
+        super().__init__()
+        self.words = words
+        self.fail_after = fail_after
+        self.gate: asyncio.Queue[None] = asyncio.Queue()
+        self.closed = False
+
+    def release(self, count: int = 1) -> None:
+        for _ in range(count):
+            self.gate.put_nowait(None)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+        self.requests.append(request)
+        try:
+            for index, word in enumerate(self.words):
+                await self.gate.get()
+                if index == self.fail_after:
+                    raise ProviderError("The provider dropped the stream.")
+                yield ChatDelta(text=word)
+            await self.gate.get()
+            yield ChatDelta(
+                usage=TokenUsage(prompt_tokens=3, completion_tokens=len(self.words)),
+                finish_reason="stop",
+                model=request.model,
+                provider="fake-provider",
+            )
+        finally:
+            self.closed = True
+
+
+class Chat:
+    """The streaming use cases wired together, as the container wires them."""
+
+    def __init__(
+        self,
+        uow: FakeUnitOfWork,
+        model: FakeChatModel,
+        catalog: FakeModelCatalog,
+        clock: FakeClock,
+        images: FakeImageInspector,
+        generations: Generations,
+        channel: MemoryReplyChannel,
+    ) -> None:
+        self.uow = uow
+        self.generations = generations
+        self.clock = clock
+        recorder = TurnRecorder(uow, clock)
+        self.send = StreamMessage(
+            turn_preparation(uow, catalog, clock, images), recorder, model, channel, generations
+        )
+        self.follow = FollowReply(uow, channel, WAIT)
+        self.cancel = CancelReply(uow, channel, generations, WAIT)
+        self.mark = MarkInterruptedReplies(uow, clock)
+
+    def stored(self, conversation_id: int) -> list[tuple[MessageRole, str, MessageStatus]]:
+        return [
+            (m.role, m.content, m.status) for m in self.uow.committed.messages_of(conversation_id)
+        ]
 
 
 @pytest.fixture
-def stream_message(
+def gated() -> GatedModel:
+    return GatedModel(["one", " two", " three", " four"])
+
+
+@pytest.fixture
+def chat(
     uow: FakeUnitOfWork,
-    chat_model: FakeChatModel,
+    gated: GatedModel,
     catalog: FakeModelCatalog,
     clock: FakeClock,
     images: FakeImageInspector,
-    background: BackgroundWrites,
-) -> StreamMessage:
-    return StreamMessage(
-        turn_preparation(uow, catalog, clock, images),
-        TurnRecorder(uow, clock),
-        chat_model,
-        background,
-    )
+    generations: Generations,
+    channel: MemoryReplyChannel,
+) -> Chat:
+    return Chat(uow, gated, catalog, clock, images, generations, channel)
 
 
 @pytest.fixture
 def conversation_id(uow: FakeUnitOfWork) -> int:
-    conversation = uow.seed_conversation(ALICE)
-    return conversation.id
+    return uow.seed_conversation(ALICE).id
 
 
 def _says(text: str, conversation_id: int | None) -> SendMessageRequest:
     return SendMessageRequest(owner_id=ALICE, conversation_id=conversation_id, text=text)
 
 
-async def test_the_first_token_comes_before_any_write_and_the_message_right_after(
-    stream_message: StreamMessage,
-    uow: FakeUnitOfWork,
-    background: BackgroundWrites,
-    conversation_id: int,
-) -> None:
-    stream = await stream_message(_says("hello there", conversation_id))
-    assert uow.committed.messages_of(conversation_id) == []  # nothing written yet
-    first = await anext(stream.events)
-    assert isinstance(first, TextChunk)
-    assert uow.committed.messages_of(conversation_id) == []  # the token went out first
-    await anext(stream.events)
-    await background.drain()  # the write runs beside the stream
-    stored = uow.committed.messages_of(conversation_id)
-    assert [(m.role, m.content) for m in stored] == [(MessageRole.USER, "hello there")]
-    events = [first] + [event async for event in stream.events]
-    ended = events[-1]
-    assert isinstance(ended, ReplyEnded)
-    stored = uow.committed.messages_of(conversation_id)
-    assert [m.role for m in stored] == [MessageRole.USER, MessageRole.ASSISTANT]
-    assert ended.user_message == stored[0]
-    assert stored[1].status is MessageStatus.COMPLETED
+async def _text_of(events: AsyncIterator[StreamEvent]) -> tuple[str, ReplyEnded]:
+    text = ""
+    async for event in events:
+        if isinstance(event, ReplyEnded):
+            return text, event
+        text += event.text
+    raise AssertionError("the stream ended without ReplyEnded")
 
 
-async def test_a_model_failing_before_any_text_keeps_the_message_with_a_failed_reply(
-    stream_message: StreamMessage,
+async def test_the_turn_is_stored_before_the_first_token_with_the_reply_streaming(
+    chat: Chat, gated: GatedModel, conversation_id: int
+) -> None:
+    started = await chat.send(_says("hello there", conversation_id))
+    # Not one token released yet: the message and the reply are already committed.
+    assert chat.stored(conversation_id) == [
+        (MessageRole.USER, "hello there", MessageStatus.COMPLETED),
+        (MessageRole.ASSISTANT, "", MessageStatus.STREAMING),
+    ]
+    assert started.reply.status is MessageStatus.STREAMING
+    follow = chat.follow.following(ALICE, started.user_message, started.reply)
+    gated.release(5)
+    text, ended = await _text_of(follow.events)
+    assert text == "one two three four"
+    assert ended.ai_message.status is MessageStatus.COMPLETED
+    assert chat.stored(conversation_id)[-1] == (
+        MessageRole.ASSISTANT,
+        "one two three four",
+        MessageStatus.COMPLETED,
+    )
+
+
+async def test_a_follower_that_leaves_changes_nothing_and_a_resume_gets_the_rest_once(
+    chat: Chat, gated: GatedModel, conversation_id: int
+) -> None:
+    started = await chat.send(_says("hello", conversation_id))
+    first = chat.follow.following(ALICE, started.user_message, started.reply).events
+    gated.release(2)
+    received = ""
+    async for event in first:
+        assert isinstance(event, TextChunk)
+        received += event.text
+        if event.end == len("one two"):
+            break
+    await first.aclose()  # type: ignore[attr-defined]  # the client hangs up
+    gated.release(3)
+    resumed = await chat.follow(
+        FollowReplyRequest(owner_id=ALICE, reply_id=started.reply.id, after=len(received))
+    )
+    rest, ended = await _text_of(resumed.events)
+    assert received + rest == "one two three four"
+    assert ended.ai_message.content == received + rest
+
+
+async def test_a_finished_reply_is_replayed_from_any_offset(
+    chat: Chat, gated: GatedModel, generations: Generations, conversation_id: int
+) -> None:
+    started = await chat.send(_says("hello", conversation_id))
+    gated.release(5)
+    await generations.drain()
+    for after in (0, 3, 7, 18, 99):
+        replay = await chat.follow(
+            FollowReplyRequest(owner_id=ALICE, reply_id=started.reply.id, after=after)
+        )
+        text, _ = await _text_of(replay.events)
+        assert text == "one two three four"[after:]
+
+
+async def test_another_users_reply_is_not_found(chat: Chat, conversation_id: int) -> None:
+    started = await chat.send(_says("mine", conversation_id))
+    with pytest.raises(NotFound):
+        await chat.follow(FollowReplyRequest(owner_id=BOB, reply_id=started.reply.id))
+    with pytest.raises(NotFound):
+        await chat.cancel(ReplyRef(owner_id=BOB, reply_id=started.reply.id))
+    with pytest.raises(NotFound):  # a user message is no reply
+        await chat.follow(FollowReplyRequest(owner_id=ALICE, reply_id=started.user_message.id))
+
+
+async def test_cancel_stops_the_upstream_and_keeps_the_partial_answer(
+    chat: Chat, gated: GatedModel, conversation_id: int
+) -> None:
+    started = await chat.send(_says("hello", conversation_id))
+    follow = chat.follow.following(ALICE, started.user_message, started.reply)
+    gated.release(2)
+    events = follow.events
+    seen = ""
+    while seen != "one two":
+        event = await anext(events)
+        assert isinstance(event, TextChunk)
+        seen += event.text
+    cancelled = await chat.cancel(ReplyRef(owner_id=ALICE, reply_id=started.reply.id))
+    assert (cancelled.status, cancelled.content, cancelled.error_code) == (
+        MessageStatus.PARTIAL,
+        "one two",
+        "cancelled",
+    )
+    assert gated.closed, "the upstream request was closed"
+    rest, ended = await _text_of(events)
+    assert (rest, ended.ai_message.error_code) == ("", "cancelled")
+    again = await chat.cancel(ReplyRef(owner_id=ALICE, reply_id=started.reply.id))
+    assert again == cancelled  # idempotent
+
+
+async def test_a_failure_before_any_text_is_a_failed_reply_after_the_stored_message(
     uow: FakeUnitOfWork,
-    chat_model: FakeChatModel,
+    catalog: FakeModelCatalog,
+    clock: FakeClock,
+    images: FakeImageInspector,
+    generations: Generations,
+    channel: MemoryReplyChannel,
     conversation_id: int,
 ) -> None:
-    chat_model.error = ProviderUnavailable()
-    stream = await stream_message(_says("anyone?", conversation_id))
-    events = [event async for event in stream.events]
-    ended = events[-1]
-    assert isinstance(ended, ReplyEnded)
-    stored = uow.committed.messages_of(conversation_id)
-    assert [(m.role, m.content, m.status) for m in stored] == [
+    chat = Chat(
+        uow,
+        FakeChatModel(error=ProviderUnavailable()),
+        catalog,
+        clock,
+        images,
+        generations,
+        channel,
+    )
+    started = await chat.send(_says("anyone?", conversation_id))
+    _, ended = await _text_of(
+        chat.follow.following(ALICE, started.user_message, started.reply).events
+    )
+    assert (ended.ai_message.status, ended.ai_message.error_code) == (
+        MessageStatus.FAILED,
+        "provider_unavailable",
+    )
+    assert chat.stored(conversation_id) == [
         (MessageRole.USER, "anyone?", MessageStatus.COMPLETED),
         (MessageRole.ASSISTANT, "", MessageStatus.FAILED),
     ]
-    assert ended.user_message == stored[0]
 
 
-async def test_a_client_gone_before_the_stream_started_still_leaves_both_messages(
-    stream_message: StreamMessage, uow: FakeUnitOfWork, conversation_id: int
+async def test_a_failure_mid_answer_keeps_what_was_said_as_partial(
+    uow: FakeUnitOfWork,
+    catalog: FakeModelCatalog,
+    clock: FakeClock,
+    images: FakeImageInspector,
+    generations: Generations,
+    channel: MemoryReplyChannel,
+    conversation_id: int,
 ) -> None:
-    stream = await stream_message(_says("are you there", conversation_id))
-    await stream.settle()
-    stored = uow.committed.messages_of(conversation_id)
-    assert [(m.role, m.error_code) for m in stored] == [
-        (MessageRole.USER, None),
-        (MessageRole.ASSISTANT, "client_disconnected"),
+    model = GatedModel(["one", " two", " three"], fail_after=2)
+    chat = Chat(uow, model, catalog, clock, images, generations, channel)
+    started = await chat.send(_says("hello", conversation_id))
+    model.release(3)
+    text, ended = await _text_of(
+        chat.follow.following(ALICE, started.user_message, started.reply).events
+    )
+    assert text == ended.ai_message.content == "one two"
+    assert (ended.ai_message.status, ended.ai_message.error_code) == (
+        MessageStatus.PARTIAL,
+        "provider_error",
+    )
+
+
+async def test_a_new_conversation_and_its_turn_are_stored_before_the_stream(
+    chat: Chat, gated: GatedModel, generations: Generations
+) -> None:
+    started = await chat.send(_says("start something", None))
+    assert [role for role, _, _ in chat.stored(started.conversation.id)] == [
+        MessageRole.USER,
+        MessageRole.ASSISTANT,
     ]
+    gated.release(5)
+    await generations.drain()
+    assert chat.stored(started.conversation.id)[-1][2] is MessageStatus.COMPLETED
 
 
-async def test_a_client_leaving_after_the_first_token_stores_the_message_once(
-    stream_message: StreamMessage,
-    uow: FakeUnitOfWork,
-    background: BackgroundWrites,
-    conversation_id: int,
+async def test_stopping_the_server_stores_running_replies_interrupted(
+    chat: Chat, gated: GatedModel, generations: Generations, conversation_id: int
 ) -> None:
-    stream = await stream_message(_says("one two", conversation_id))
-    await anext(stream.events)
-    assert isinstance(stream.events, AsyncGenerator)
-    await stream.events.aclose()  # the client hangs up
-    await stream.settle()
-    await background.drain()
-    stored = uow.committed.messages_of(conversation_id)
-    assert [(m.role, m.status, m.error_code) for m in stored] == [
-        (MessageRole.USER, MessageStatus.COMPLETED, None),
-        (MessageRole.ASSISTANT, MessageStatus.PARTIAL, "client_disconnected"),
-    ]
+    await chat.send(_says("hello", conversation_id))
+    gated.release(1)
+    for _ in range(20):  # let the first word through (no timing: a bounded yield loop)
+        await asyncio.sleep(0)
+    await generations.stop_all(INTERRUPTED)
+    assert chat.stored(conversation_id)[-1] == (
+        MessageRole.ASSISTANT,
+        "one",
+        MessageStatus.INTERRUPTED,
+    )
 
 
-async def test_a_new_conversation_and_its_message_are_written_before_the_stream(
-    stream_message: StreamMessage, uow: FakeUnitOfWork
+async def test_a_reply_whose_lease_ended_is_marked_interrupted_and_a_live_one_is_not(
+    chat: Chat, gated: GatedModel, generations: Generations, conversation_id: int
 ) -> None:
-    stream = await stream_message(_says("start something", None))
-    conversation_id = stream.conversation.id
-    assert conversation_id is not None
-    stored = uow.committed.messages_of(conversation_id)
-    assert [(m.role, m.content) for m in stored] == [(MessageRole.USER, "start something")]
-    _ = [event async for event in stream.events]
-    assert len(uow.committed.messages_of(conversation_id)) == 2
-
-
-async def _drain(
-    stream_message: StreamMessage, conversation_id: int
-) -> list[TextChunk | ReplyEnded]:
-    stream = await stream_message(_says("hello", conversation_id))
-    events = [event async for event in stream.events]
-    await stream.settle()
-    return events
-
-
-async def test_a_streamed_safety_block_is_stored_blocked_and_ends_with_its_code(
-    stream_message: StreamMessage,
-    uow: FakeUnitOfWork,
-    chat_model: FakeChatModel,
-    conversation_id: int,
-) -> None:
-    chat_model.reply, chat_model.finish_reason = "", "content_filter"
-
-    events = await _drain(stream_message, conversation_id)
-
-    ended = events[-1]
-    assert isinstance(ended, ReplyEnded)
-    assert ended.failure is not None
-    assert ended.failure.code == "content_filtered"
-    reply = uow.committed.messages_of(conversation_id)[-1]
-    assert reply.status is MessageStatus.BLOCKED
-
-
-async def test_streamed_reasoning_is_stored_apart_and_never_sent_as_text(
-    stream_message: StreamMessage,
-    uow: FakeUnitOfWork,
-    chat_model: FakeChatModel,
-    conversation_id: int,
-) -> None:
-    chat_model.reply, chat_model.reasoning = "Four.", "Two and two."
-
-    events = await _drain(stream_message, conversation_id)
-
-    assert "".join(e.text for e in events if isinstance(e, TextChunk)) == "Four."
-    reply = uow.committed.messages_of(conversation_id)[-1]
-    assert (reply.content, reply.reasoning) == ("Four.", "Two and two.")
+    await chat.send(_says("hello", conversation_id))
+    gated.release(2)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    chat.clock.advance(timedelta(seconds=10))
+    await generations.renew_leases()  # a live worker renews, with the text so far
+    chat.clock.advance(timedelta(seconds=10))
+    assert await chat.mark() == 0, "a renewed lease has not ended"
+    # The worker dies: nothing renews any more (its task is gone with it).
+    chat.clock.advance(timedelta(seconds=16))
+    assert await chat.mark() == 1
+    assert chat.stored(conversation_id)[-1] == (
+        MessageRole.ASSISTANT,
+        "one two",
+        MessageStatus.INTERRUPTED,
+    )
+    gated.release(3)
+    await generations.drain()  # the late writer finds the reply marked, and leaves it
+    assert chat.stored(conversation_id)[-1][2] is MessageStatus.INTERRUPTED

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, exists, func, select, update
+from sqlalchemy import Row, bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -106,6 +106,12 @@ _CONVERSATION_COUNT = select(t.users.c.conversation_count).where(
     t.users.c.id == bindparam("owner_id")
 )
 _INSERT_MESSAGE = t.messages.insert().returning(t.messages.c.id)
+_STREAMING = MessageStatus.STREAMING.value
+_RENEW_LEASE = (
+    update(t.messages)
+    .where(t.messages.c.id == bindparam("reply_id"), t.messages.c.status == _STREAMING)
+    .values(content=bindparam("text"), lease_until=bindparam("lease"))
+)
 # Only the history the model sees needs the images' data; lists never load it.
 _LATEST_MESSAGES = (
     select(*_MESSAGE_COLUMNS, t.messages.c.image_data)
@@ -357,34 +363,119 @@ def _message(row: Sequence[Any]) -> Message:
     )
 
 
+def _message_values(message: NewMessage) -> dict[str, Any]:
+    return {
+        "conversation_id": message.conversation_id,
+        "role": message.role.value,
+        "content": message.content,
+        "status": message.status.value,
+        "model": message.model,
+        "provider": message.provider,
+        "image_url": message.image_url,
+        "prompt_tokens": message.prompt_tokens,
+        "completion_tokens": message.completion_tokens,
+        "finish_reason": message.finish_reason,
+        "latency_ms": message.latency_ms,
+        "error_code": message.error_code,
+        "created_at": message.created_at,
+        "reasoning": message.reasoning,
+        "reasoning_tokens": message.reasoning_tokens,
+        "error_message": message.error_message,
+        "image_data": message.image_data,
+    }
+
+
 class SqlMessages:
     def __init__(self, connection: AsyncConnection) -> None:
         self._db = connection
 
     async def add(self, message: NewMessage) -> Message:
-        result = await self._db.execute(
-            _INSERT_MESSAGE,
-            {
-                "conversation_id": message.conversation_id,
-                "role": message.role.value,
-                "content": message.content,
-                "status": message.status.value,
-                "model": message.model,
-                "provider": message.provider,
-                "image_url": message.image_url,
-                "prompt_tokens": message.prompt_tokens,
-                "completion_tokens": message.completion_tokens,
-                "finish_reason": message.finish_reason,
-                "latency_ms": message.latency_ms,
-                "error_code": message.error_code,
-                "created_at": message.created_at,
-                "reasoning": message.reasoning,
-                "reasoning_tokens": message.reasoning_tokens,
-                "error_message": message.error_message,
-                "image_data": message.image_data,
-            },
-        )
+        result = await self._db.execute(_INSERT_MESSAGE, _message_values(message))
         return message.stored_as(result.scalar_one())
+
+    async def add_streaming(self, reply: NewMessage, lease_until: datetime) -> Message:
+        result = await self._db.execute(
+            _INSERT_MESSAGE, _message_values(reply) | {"lease_until": lease_until}
+        )
+        return reply.stored_as(result.scalar_one())
+
+    async def finish(self, reply: Message) -> bool:
+        finished = await self._db.execute(
+            update(t.messages)
+            .where(t.messages.c.id == reply.id, t.messages.c.status == _STREAMING)
+            .values(
+                content=reply.content,
+                status=reply.status.value,
+                model=reply.model,
+                provider=reply.provider,
+                prompt_tokens=reply.prompt_tokens,
+                completion_tokens=reply.completion_tokens,
+                finish_reason=reply.finish_reason,
+                latency_ms=reply.latency_ms,
+                error_code=reply.error_code,
+                reasoning=reply.reasoning,
+                reasoning_tokens=reply.reasoning_tokens,
+                error_message=reply.error_message,
+                lease_until=None,
+            )
+        )
+        return finished.rowcount == 1
+
+    async def renew_leases(self, texts: Mapping[int, str], lease_until: datetime) -> None:
+        if texts:
+            await self._db.execute(
+                _RENEW_LEASE,
+                [
+                    {"reply_id": reply_id, "text": text, "lease": lease_until}
+                    for reply_id, text in texts.items()
+                ],
+            )
+
+    async def interrupt_abandoned(self, now: datetime, code: str, message: str) -> int:
+        marked = await self._db.execute(
+            update(t.messages)
+            .where(
+                t.messages.c.status == _STREAMING,
+                or_(t.messages.c.lease_until.is_(None), t.messages.c.lease_until < now),
+            )
+            .values(
+                status=MessageStatus.INTERRUPTED.value,
+                error_code=code,
+                error_message=message,
+                lease_until=None,
+            )
+        )
+        return marked.rowcount
+
+    async def owned_reply(self, reply_id: int, owner_id: int) -> tuple[Message, Message] | None:
+        if not storable(reply_id):
+            return None
+        reply = (
+            await self._db.execute(
+                select(*_MESSAGE_COLUMNS)
+                .join(t.conversations, t.conversations.c.id == t.messages.c.conversation_id)
+                .where(
+                    t.messages.c.id == reply_id,
+                    t.messages.c.role == MessageRole.ASSISTANT.value,
+                    t.conversations.c.owner_id == owner_id,
+                )
+            )
+        ).first()
+        if reply is None:
+            return None
+        question = (
+            await self._db.execute(
+                select(*_MESSAGE_COLUMNS)
+                .where(
+                    t.messages.c.conversation_id == reply.conversation_id,
+                    t.messages.c.role == MessageRole.USER.value,
+                    t.messages.c.id < reply_id,
+                )
+                .order_by(t.messages.c.id.desc())
+                .limit(1)
+            )
+        ).first()
+        return None if question is None else (_message(question), _message(reply))
 
     async def list_page(self, conversation_id: int, page: PageRequest) -> Page[Message]:
         of_conversation = t.messages.c.conversation_id == conversation_id

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -117,7 +118,16 @@ messages = Table(
     Column("reasoning_tokens", Integer, nullable=False, server_default="0"),
     Column("error_message", String(500), nullable=True),
     Column("image_data", Text, nullable=True),
+    # Until when the worker writing a ``streaming`` reply holds it (migration 0010); it
+    # renews the lease, so a reply whose lease ended belongs to a process that died.
+    Column("lease_until", UtcDateTime, nullable=True),
     Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+    Index(
+        "ix_messages_streaming",
+        "lease_until",
+        sqlite_where=text("status = 'streaming'"),
+        postgresql_where=text("status = 'streaming'"),
+    ),
 )
 
 chat_settings = Table(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from datetime import datetime
 
 from application.chat.turns import PreparedTurn, ReplyDraft, StoredTurn
 from application.ports import Clock, TokenUsage, UnitOfWork
-from domain.conversation import MessageRole, NewMessage
+from domain.conversation import Message, MessageRole, MessageStatus, NewMessage
 
 
 class TurnRecorder:
@@ -34,6 +36,33 @@ class TurnRecorder:
         turn.stored_user_message = question
         turn.conversation.touch(reply.created_at)
         return StoredTurn(user_message=question, reply=stored)
+
+    async def start_reply(self, turn: PreparedTurn, lease_until: datetime) -> StoredTurn:
+        """Store the user's message (if not stored yet) and the reply the server starts
+        to write, ``streaming``, in one commit."""
+        reply = NewMessage(
+            conversation_id=turn.user_message.conversation_id,
+            role=MessageRole.ASSISTANT,
+            content="",
+            created_at=self._clock.now(),
+            status=MessageStatus.STREAMING,
+            model=turn.request.model,
+        )
+        async with self._uow as uow:
+            question = turn.stored_user_message or await uow.messages.add(turn.user_message)
+            stored = await uow.messages.add_streaming(reply, lease_until)
+            await uow.commit()
+        turn.stored_user_message = question
+        return StoredTurn(user_message=question, reply=stored)
+
+    async def finish_reply(self, turn: PreparedTurn, reply: Message, draft: ReplyDraft) -> None:
+        """Store how a streamed reply ended, unless it was marked interrupted meanwhile
+        (then this worker had lost its lease, and the reply stays as marked)."""
+        final = replace(self._reply(turn, draft).stored_as(reply.id), created_at=reply.created_at)
+        async with self._uow as uow:
+            if await uow.messages.finish(final):
+                await uow.conversations.touch(reply.conversation_id, self._clock.now())
+            await uow.commit()
 
     def _reply(self, turn: PreparedTurn, draft: ReplyDraft) -> NewMessage:
         usage = draft.usage or TokenUsage()

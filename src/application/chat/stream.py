@@ -1,195 +1,213 @@
-"""Sending a message and streaming the model's answer as it is produced."""
+"""Streaming a reply: the turn is stored before the first token, and the reply is written
+by the server whoever follows it."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from application.chat.background import BackgroundWrites
+from application.chat.generations import Generation, Generations
 from application.chat.preparation import TurnPreparation
 from application.chat.recording import TurnRecorder
 from application.chat.turns import (
-    ClientDisconnected,
     PreparedTurn,
     ReplyDraft,
     SendMessageRequest,
-    StoredTurn,
     status_after,
     unusable_answer,
 )
 from application.errors import ModelFailure, ProviderError
-from application.ports import ChatModel, TokenUsage
+from application.ports import ChatDelta, ChatModel, ReplyChannel, ReplyDelta, ReplyFinished
 from domain.conversation import Conversation, Message, MessageStatus
 
+log = logging.getLogger("parley.chat")
 
-@dataclass(frozen=True)
-class TextChunk:
-    text: str
-
-
-@dataclass(frozen=True)
-class ReplyEnded:
-    """The last event: the stored messages, and the failure if the model did not finish."""
-
-    user_message: Message
-    ai_message: Message
-    failure: ModelFailure | None = None
+CANCELLED = "cancelled"
+INTERRUPTED = "interrupted"
+# How often a reply being written looks for a cancel asked on another worker.
+CANCEL_POLL_SECONDS = 0.5
 
 
-StreamEvent = TextChunk | ReplyEnded
+class ReplyCancelled(ModelFailure):
+    code = CANCELLED
+    default_message = "The reply was stopped before it was complete."
 
 
-@dataclass(frozen=True)
-class ReplyStream:
+class ServerStopped(ModelFailure):
+    code = INTERRUPTED
+    default_message = "The server stopped before this answer was complete; send it again."
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartedReply:
+    """The stored turn: the user's message, and the reply while it is ``streaming``."""
+
     conversation: Conversation
-    events: AsyncIterator[StreamEvent]
-    # Run after the response, whatever happened to it: stores a reply if the stream never
-    # did (the client left before it started).
-    settle: Callable[[], Awaitable[None]]
+    user_message: Message
+    reply: Message
 
 
 class StreamMessage:
-    """Send a message and stream the model's answer as it is produced.
+    """Send a message and have the model's answer written as a reply that streams.
 
-    The rules of ``TurnPreparation`` are checked before the stream starts (so those are
-    ordinary HTTP errors). Text is forwarded as it arrives; reasoning is kept apart. The
-    user's message is written once the first text has gone out, beside the stream --
-    nothing slow comes before the first token, and no token waits for the database -- or
-    with the reply if no text came (a new conversation and its first message are
-    written before the stream, together). The reply is stored when the stream ends:
-    complete; partial with the error if the provider drops mid-answer; blocked if the
-    provider's safety system stops it; partial if the client goes away."""
+    The rules of ``TurnPreparation`` are checked first (ordinary errors). Then the user's
+    message and the reply (status ``streaming``) are committed while the upstream
+    request opens, so a crash after this point never loses the message, and the first
+    token waits for no extra round trip. The reply is written by the server: text goes
+    to the reply channel as it comes (clients follow it with ``FollowReply``), the whole
+    answer is stored when the model ends -- complete; partial with the error if the
+    provider fails mid-answer; blocked if its safety system stops it; partial with
+    ``cancelled`` if a user stops it; ``interrupted`` if this server stops first. A
+    client that goes away changes nothing."""
 
     def __init__(
         self,
         prepare: TurnPreparation,
         record: TurnRecorder,
         model: ChatModel,
-        background: BackgroundWrites,
+        channel: ReplyChannel,
+        generations: Generations,
     ) -> None:
         self._prepare = prepare
         self._record = record
         self._model = model
-        self._background = background
+        self._channel = channel
+        self._generations = generations
 
-    async def __call__(self, command: SendMessageRequest) -> ReplyStream:
+    async def __call__(self, command: SendMessageRequest) -> StartedReply:
         turn = await self._prepare.writing_nothing_yet(command)
-        reply = _ReplyOnce(self._record, self._background, turn)
-        return ReplyStream(
-            conversation=turn.conversation,
-            events=self._events(turn, reply),
-            settle=reply.settle,
-        )
-
-    async def _events(self, turn: PreparedTurn, reply: _ReplyOnce) -> AsyncIterator[StreamEvent]:
-        started = time.perf_counter()
-        parts: list[str] = []
-        thoughts: list[str] = []
-        usage: TokenUsage | None = None
-        finish: str | None = None
-        model = provider = None
+        upstream = aiter(self._model.stream(turn.request))
+        first = asyncio.ensure_future(anext(upstream, None))  # opens while the turn is stored
         try:
-            async for delta in self._model.stream(turn.request):
-                if delta.text:
-                    parts.append(delta.text)
-                    yield TextChunk(delta.text)
-                    if len(parts) == 1:
-                        reply.start_storing_the_user_message()  # the first text is out
-                if delta.reasoning:
-                    thoughts.append(delta.reasoning)
-                usage = delta.usage or usage
-                finish = delta.finish_reason or finish
-                model = delta.model or model
-                provider = delta.provider or provider
-        except ModelFailure as failure:
-            text = "".join(parts)
-            stored = await reply.write(
-                ReplyDraft(
-                    text=text,
-                    started=started,
-                    status=status_after(failure, text),
-                    failure=failure,
-                    reasoning="".join(thoughts),
-                )
-            )
-            yield ReplyEnded(stored.user_message, stored.reply, failure)
-            return
-        except (asyncio.CancelledError, GeneratorExit):
-            await reply.write(
-                ReplyDraft(
-                    text="".join(parts),
-                    started=started,
-                    status=MessageStatus.PARTIAL,
-                    failure=ClientDisconnected(),
-                    reasoning="".join(thoughts),
-                )
-            )
+            stored = await self._record.start_reply(turn, self._generations.lease_until())
+        except BaseException:
+            first.cancel()
+            with contextlib.suppress(BaseException):
+                await first
             raise
-        text = "".join(parts)
-        unfinished = (
-            ProviderError("The model's stream ended without finishing.")
-            if finish is None
-            else unusable_answer(text, finish)
+        writer = _ReplyWriter(self._record, self._channel, turn, stored.reply, upstream, first)
+        self._generations.start(Generation(stored.reply.id), writer.write)
+        try:
+            # An empty first delta opens the reply on the channel: a client that follows
+            # it before the model's first text then waits for that text.
+            await self._channel.publish(stored.reply.id, ReplyDelta(0, ""))
+        except Exception:  # followers then wait for the stored reply instead
+            log.warning("could not open reply %d on the reply channel", stored.reply.id)
+        return StartedReply(
+            conversation=turn.conversation, user_message=stored.user_message, reply=stored.reply
         )
-        stored = await reply.write(
-            ReplyDraft(
-                text=text,
-                started=started,
-                status=(
-                    MessageStatus.COMPLETED
-                    if unfinished is None
-                    else status_after(unfinished, text)
-                ),
-                model=model,
-                provider=provider,
-                usage=usage,
-                finish_reason=finish,
-                failure=unfinished,
-                reasoning="".join(thoughts),
-            )
-        )
-        yield ReplyEnded(stored.user_message, stored.reply, unfinished)
 
 
-class _ReplyOnce:
-    """Writes a streamed turn's reply exactly once, whatever ends the stream; the writes
-    run as background writes, which a client's disconnect cannot cancel."""
-
+class _ReplyWriter:
     def __init__(
-        self, record: TurnRecorder, background: BackgroundWrites, turn: PreparedTurn
+        self,
+        record: TurnRecorder,
+        channel: ReplyChannel,
+        turn: PreparedTurn,
+        reply: Message,
+        upstream: AsyncIterator[ChatDelta],
+        first: asyncio.Future[ChatDelta | None],
     ) -> None:
         self._record = record
-        self._background = background
+        self._channel = channel
         self._turn = turn
-        self._user_message_write: asyncio.Task[None] | None = None
-        self._written = False
+        self._reply = reply
+        self._upstream = upstream
+        self._first = first
 
-    def start_storing_the_user_message(self) -> None:
-        if self._user_message_write is None:
-            self._user_message_write = self._background.start(
-                self._record.store_user_message(self._turn)
+    async def write(self, generation: Generation) -> None:
+        watching = asyncio.ensure_future(self._watch_for_cancel(generation))
+        try:
+            draft = await self._generate(generation)
+        finally:
+            watching.cancel()
+        try:
+            await self._record.finish_reply(self._turn, self._reply, draft)
+        finally:  # followers then read the reply; unfinished, its lease runs out
+            with contextlib.suppress(Exception):
+                await self._channel.publish(self._reply.id, ReplyFinished())
+
+    async def _generate(self, generation: Generation) -> ReplyDraft:
+        started = time.perf_counter()
+        thoughts: list[str] = []
+        last = ChatDelta()
+        offset = 0
+        try:
+            delta = await self._first
+            while delta is not None:
+                if delta.text:
+                    generation.parts.append(delta.text)  # before publishing: never lost
+                    await self._channel.publish(self._reply.id, ReplyDelta(offset, delta.text))
+                    offset += len(delta.text)
+                if delta.reasoning:
+                    thoughts.append(delta.reasoning)
+                last = _merged(last, delta)
+                delta = await anext(self._upstream, None)
+        except ModelFailure as failure:
+            return _ended(generation.text, started, failure, "".join(thoughts))
+        except asyncio.CancelledError:
+            stopped: ModelFailure = (
+                ReplyCancelled() if generation.stopped_because == CANCELLED else ServerStopped()
             )
+            return _ended(generation.text, started, stopped, "".join(thoughts))
+        finally:
+            with contextlib.suppress(Exception):
+                await _close(self._upstream)
+        text = generation.text
+        unfinished = (
+            ProviderError("The model's stream ended without finishing.")
+            if last.finish_reason is None
+            else unusable_answer(text, last.finish_reason)
+        )
+        return ReplyDraft(
+            text=text,
+            started=started,
+            status=MessageStatus.COMPLETED
+            if unfinished is None
+            else status_after(unfinished, text),
+            model=last.model,
+            provider=last.provider,
+            usage=last.usage,
+            finish_reason=last.finish_reason,
+            failure=unfinished,
+            reasoning="".join(thoughts),
+        )
 
-    async def write(self, draft: ReplyDraft) -> StoredTurn:
-        self._written = True  # before awaiting: settle() must not write a second one
+    async def _watch_for_cancel(self, generation: Generation) -> None:
+        """A cancel asked on another worker reaches this one through the channel."""
+        while True:
+            await asyncio.sleep(CANCEL_POLL_SECONDS)
+            with contextlib.suppress(Exception):  # the next look may work
+                if await self._channel.cancel_requested(self._reply.id):
+                    generation.stop(CANCELLED)
+                    return
 
-        async def after_the_user_message() -> StoredTurn:
-            if self._user_message_write is not None:
-                # If that write failed, the message is still unstored and goes with this.
-                await asyncio.gather(self._user_message_write, return_exceptions=True)
-            return await self._record.store_reply(self._turn, draft)
 
-        return await asyncio.shield(self._background.start(after_the_user_message()))
+def _merged(last: ChatDelta, delta: ChatDelta) -> ChatDelta:
+    return ChatDelta(
+        usage=delta.usage or last.usage,
+        finish_reason=delta.finish_reason or last.finish_reason,
+        model=delta.model or last.model,
+        provider=delta.provider or last.provider,
+    )
 
-    async def settle(self) -> None:
-        if not self._written:
-            await self.write(
-                ReplyDraft(
-                    text="",
-                    started=time.perf_counter(),
-                    status=MessageStatus.FAILED,
-                    failure=ClientDisconnected(),
-                )
-            )
+
+def _ended(text: str, started: float, failure: ModelFailure, reasoning: str) -> ReplyDraft:
+    status = status_after(failure, text)
+    if isinstance(failure, ServerStopped):
+        status = MessageStatus.INTERRUPTED
+    elif isinstance(failure, ReplyCancelled):
+        status = MessageStatus.PARTIAL
+    return ReplyDraft(
+        text=text, started=started, status=status, failure=failure, reasoning=reasoning
+    )
+
+
+async def _close(upstream: AsyncIterator[ChatDelta]) -> None:
+    close = getattr(upstream, "aclose", None)
+    if close is not None:
+        await close()

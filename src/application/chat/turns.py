@@ -108,11 +108,6 @@ def status_after(failure: ModelFailure, text: str) -> MessageStatus:
     return MessageStatus.PARTIAL if text.strip() else MessageStatus.FAILED
 
 
-class ClientDisconnected(ModelFailure):
-    code = "client_disconnected"
-    default_message = "The client left before the answer was complete."
-
-
 @dataclass(frozen=True, kw_only=True)
 class ReplyDraft:
     """What is known of the model's reply when it ends, however it ends."""

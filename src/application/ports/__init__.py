@@ -48,6 +48,7 @@ from application.ports.persistence import (
     UnitOfWork,
     Users,
 )
+from application.ports.replies import ReplyChannel, ReplyDelta, ReplyEvent, ReplyFinished
 
 __all__ = [
     "CONTENT_FILTER",
@@ -83,6 +84,10 @@ __all__ = [
     "RefreshClaims",
     "RefreshTokenRecord",
     "RefreshTokens",
+    "ReplyChannel",
+    "ReplyDelta",
+    "ReplyEvent",
+    "ReplyFinished",
     "TokenIssuer",
     "TokenUsage",
     "UnitOfWork",

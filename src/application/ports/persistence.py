@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -70,6 +71,29 @@ class Conversations(Protocol):
 
 class Messages(Protocol):
     async def add(self, message: NewMessage) -> Message: ...
+
+    async def add_streaming(self, reply: NewMessage, lease_until: datetime) -> Message:
+        """Store a reply the server is starting to write, held by a lease until
+        ``lease_until`` that its writer renews."""
+        ...
+
+    async def finish(self, reply: Message) -> bool:
+        """Store a reply's final state if it is still ``streaming`` (one that was marked
+        interrupted meanwhile stays so); whether it was."""
+        ...
+
+    async def renew_leases(self, texts: Mapping[int, str], lease_until: datetime) -> None:
+        """Extend the leases of these replies being written, keeping their text so far."""
+        ...
+
+    async def interrupt_abandoned(self, now: datetime, code: str, message: str) -> int:
+        """Mark ``interrupted`` every ``streaming`` reply whose lease ended before
+        ``now``, with what text it has; how many."""
+        ...
+
+    async def owned_reply(self, reply_id: int, owner_id: int) -> tuple[Message, Message] | None:
+        """The owner's reply (an assistant message) and the user message it answers."""
+        ...
 
     async def list_page(self, conversation_id: int, page: PageRequest) -> Page[Message]:
         """Oldest first."""

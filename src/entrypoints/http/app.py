@@ -18,6 +18,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 
+from application.chat.stream import INTERRUPTED
 from entrypoints import log_redaction
 from entrypoints.container import Container
 from entrypoints.http.api.admin import (
@@ -26,11 +27,11 @@ from entrypoints.http.api.admin import (
     AdminUsersController,
 )
 from entrypoints.http.api.chat_settings import ChatSettingsController
-from entrypoints.http.api.conversations import ConversationsController
+from entrypoints.http.api.conversations import ConversationsController, RepliesController
 from entrypoints.http.api.sessions import SessionController
 from entrypoints.http.api.tokens import ApiTokenController
 from entrypoints.http.api_v1.accounts import AccountsController
-from entrypoints.http.api_v1.chat import ChatController
+from entrypoints.http.api_v1.chat import ChatController, RepliesV1Controller
 from entrypoints.http.api_v1.conversations import ConversationsV1Controller, MessagesV1Controller
 from entrypoints.http.api_v1.health import health, ready
 from entrypoints.http.api_v1.wechat import WeChatController
@@ -79,6 +80,7 @@ def create_app(container: Container) -> Litestar:
         opt={"dialect": DRF_STYLE},
         route_handlers=[
             ConversationsController,
+            RepliesController,
             ChatSettingsController,
             ApiTokenController,
             SessionController,
@@ -95,6 +97,7 @@ def create_app(container: Container) -> Litestar:
             ChatController,
             ConversationsV1Controller,
             MessagesV1Controller,
+            RepliesV1Controller,
             WeChatController,
             health,
             ready,
@@ -102,8 +105,8 @@ def create_app(container: Container) -> Litestar:
     )
 
     async def release_resources() -> None:
-        # Replies and user messages of streams whose clients left are still being written.
-        await container.background_writes().drain()
+        # Replies still being written are stored as they stand (``interrupted``).
+        await container.generations().stop_all(INTERRUPTED)
         await container.engine().dispose()
         await container.llm().aclose()
         redis = container.redis()

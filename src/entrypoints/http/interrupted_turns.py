@@ -34,12 +34,29 @@ async def _keep_marking(container: Container) -> None:
         await asyncio.sleep(every)
 
 
+async def _keep_replies_leased(container: Container) -> None:
+    """Renew the leases of the replies this process writes, and mark the replies whose
+    writer died (their lease ended): at start-up, then every renewal."""
+    every = container.reply_lease().renew_seconds
+    while True:
+        try:
+            await container.generations().renew_leases()
+            marked = await container.mark_interrupted_replies()()
+        except Exception:
+            log.exception("could not renew reply leases; trying again soon")
+        else:
+            if marked:
+                log.warning("marked %d replies interrupted by a stopped process", marked)
+        await asyncio.sleep(every)
+
+
 def mark_interrupted_turns(app: Litestar, container: Container) -> None:
-    """Run the marking while ``app`` serves."""
+    """Run the marking (and the streamed replies' leases) while ``app`` serves."""
     running: list[asyncio.Task[None]] = []
 
     async def start() -> None:
         running.append(asyncio.ensure_future(_keep_marking(container)))
+        running.append(asyncio.ensure_future(_keep_replies_leased(container)))
 
     async def stop() -> None:  # before the engine is disposed: shutdown hooks run last first
         for task in running:

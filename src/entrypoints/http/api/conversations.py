@@ -8,7 +8,14 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from application.chat import SendMessage, SendMessageRequest, StreamMessage
+from application.chat import (
+    CancelReply,
+    FollowReply,
+    ReplyRef,
+    SendMessage,
+    SendMessageRequest,
+    StreamMessage,
+)
 from application.conversations import (
     CloseConversation,
     ConversationRef,
@@ -35,7 +42,13 @@ from entrypoints.http.api.schemas import (
 from entrypoints.http.bodies import CheckedBody
 from entrypoints.http.idempotency import idempotent
 from entrypoints.http.pagination import PAGINATION_HEADERS, paged
-from entrypoints.http.streaming import STREAM_RESPONSE, sse_reply, stream_response, wants_stream
+from entrypoints.http.streaming import (
+    FOLLOW_RESPONSE,
+    STREAM_RESPONSE,
+    follow_stored_reply,
+    stream_turn,
+    wants_stream,
+)
 
 
 def _ref(user: NamedDependency[User], conversation_id: int) -> ConversationRef:
@@ -130,6 +143,7 @@ class ConversationsController(Controller):
         user: NamedDependency[User],
         send_message: NamedDependency[SendMessage],
         stream_message: NamedDependency[StreamMessage],
+        follow_reply: NamedDependency[FollowReply],
         idempotent_requests: NamedDependency[IdempotentRequests],
     ) -> Response[SendMessageOut]:
         """Send a message and get the model's reply.
@@ -137,16 +151,64 @@ class ConversationsController(Controller):
         The message (1-4000 characters) is stored before the model is called; if the
         model fails, it stays stored and the answer is 502/503/504. With
         `"stream": true` or `Accept: text/event-stream` the reply streams as
-        Server-Sent Events: `delta` events `{"text"}`, then `done` with the stored
-        messages, usage and status (an `error` event precedes it if the model fails).
-        An `Idempotency-Key` header makes a non-streaming retry return the first answer."""
+        Server-Sent Events: `reply` (the stored messages and the reply's stream and
+        cancel URLs), `delta` events `{"text"}`, then `done` with the stored messages,
+        usage and status (an `error` event precedes it if the reply did not complete).
+        The server finishes the reply even if the client leaves. An `Idempotency-Key`
+        header makes a retry return the first answer (a stream: the same reply)."""
         command = SendMessageRequest(
             owner_id=user.id, conversation_id=conversation_id, text=data.message
         )
         if wants_stream(request, data.stream):
-            return stream_response(sse_reply(request, await stream_message(command), exchange_body))
+            return await stream_turn(
+                request,
+                user,
+                command,
+                stream_message,
+                follow_reply,
+                idempotent_requests,
+                exchange_body,
+            )
 
         async def answer() -> Response[Any]:
             return Response(exchange_out(await send_message(command)), status_code=201)
 
         return await idempotent(request, user, idempotent_requests, answer)
+
+
+class RepliesController(Controller):
+    """A streamed reply, while the server writes it and after: follow it, stop it."""
+
+    path = "/messages"
+    tags = ["conversations (/api)"]
+
+    @get(
+        "/{message_id:int}/stream/",
+        operation_id="api_follow_reply",
+        responses=FOLLOW_RESPONSE,
+        media_type="text/event-stream",
+    )
+    async def follow(
+        self,
+        request: Request[Any, Any, Any],
+        message_id: FromPath[int],
+        user: NamedDependency[User],
+        follow_reply: NamedDependency[FollowReply],
+    ) -> Response[Any]:
+        """Follow a reply (the `stream_url` of a streamed send): with `Last-Event-ID`
+        (or `?after=N`), the text after the N characters you have, then the rest live,
+        then `done`; without, the whole reply from `reply` on. A reply that has ended is
+        replayed. Another user's reply is 404."""
+        return await follow_stored_reply(request, user, message_id, follow_reply, exchange_body)
+
+    @post("/{message_id:int}/cancel/", operation_id="api_cancel_reply", status_code=200)
+    async def cancel(
+        self,
+        message_id: FromPath[int],
+        user: NamedDependency[User],
+        cancel_reply: NamedDependency[CancelReply],
+    ) -> MessageOut:
+        """Stop a reply being written: it is stored `partial` with what it had and
+        `error_code: "cancelled"`. Idempotent: a reply that has ended is returned as it
+        is."""
+        return message_out(await cancel_reply(ReplyRef(owner_id=user.id, reply_id=message_id)))

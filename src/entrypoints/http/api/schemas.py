@@ -10,17 +10,21 @@ import msgspec
 
 from application.chat import Exchange
 from domain.chat_settings import UserChatSettings
-from domain.conversation import Conversation, Message, MessageRole
+from domain.conversation import Conversation, Message, MessageRole, MessageStatus
 from domain.users import User
+from entrypoints.http.reply_links import reply_links
 from entrypoints.http.schema_docs import MaxTokens, MessageText, ModelId, Secret, Temperature
 
 
-class MessageOut(msgspec.Struct):
+class MessageOut(msgspec.Struct, omit_defaults=True):
     id: int
     sender: str
     content: str
     timestamp: datetime
     status: str
+    # Only while the server writes the reply (status "streaming").
+    stream_url: str | msgspec.UnsetType = msgspec.UNSET
+    cancel_url: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class ConversationOut(msgspec.Struct):
@@ -78,13 +82,16 @@ SENDER = {MessageRole.USER: "user", MessageRole.ASSISTANT: "ai", MessageRole.SYS
 
 
 def message_out(message: Message) -> MessageOut:
-    return MessageOut(
+    out = MessageOut(
         id=message.id,
         sender=SENDER[message.role],
         content=message.content,
         timestamp=message.created_at,
         status=message.status.value,
     )
+    if message.status is MessageStatus.STREAMING:
+        out.stream_url, out.cancel_url = reply_links("/api", message.id).values()
+    return out
 
 
 def conversation_out(

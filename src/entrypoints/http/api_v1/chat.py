@@ -1,4 +1,5 @@
-"""``POST /api/v1/messages/chat/`` and ``GET /api/v1/models/``."""
+"""``POST /api/v1/messages/chat/``, a streamed reply's ``stream/`` and ``cancel/``, and
+``GET /api/v1/models/``."""
 
 from __future__ import annotations
 
@@ -7,25 +8,39 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 
 from adapters.llm.catalog import StaticModelCatalog
-from application.chat import SendMessage, SendMessageRequest, StreamMessage
+from application.chat import (
+    CancelReply,
+    FollowReply,
+    ReplyRef,
+    SendMessage,
+    SendMessageRequest,
+    StreamMessage,
+)
 from application.idempotency import IdempotentRequests
 from domain.conversation import Message
 from domain.users import User
-from entrypoints.http.api_v1.schemas import ChatIn, ChatOut, ModelOut, v1_message_out
+from entrypoints.http.api_v1.schemas import (
+    ChatIn,
+    ChatOut,
+    ModelOut,
+    V1MessageOut,
+    v1_message_out,
+)
 from entrypoints.http.bodies import CheckedBody
 from entrypoints.http.idempotency import idempotent
 from entrypoints.http.streaming import (
+    V1_FOLLOW_RESPONSE,
     V1_STREAM_RESPONSE,
-    sse_reply,
-    stream_response,
+    follow_stored_reply,
+    stream_turn,
     wants_stream,
 )
 
 
-def _done_body(user_message: Message, ai_message: Message) -> dict[str, Any]:
+def done_body(user_message: Message, ai_message: Message) -> dict[str, Any]:
     return {
         "conversation_id": user_message.conversation_id,
         "user_message": msgspec.to_builtins(v1_message_out(user_message)),
@@ -52,15 +67,17 @@ class ChatController(Controller):
         user: NamedDependency[User],
         send_message: NamedDependency[SendMessage],
         stream_message: NamedDependency[StreamMessage],
+        follow_reply: NamedDependency[FollowReply],
         idempotent_requests: NamedDependency[IdempotentRequests],
     ) -> Response[ChatOut]:
         """Send a message and get the reply. Without `conversation_id` a new conversation
         is started, titled from the message. `model` overrides the conversation's model
         for this turn; `image_url` (http(s) or data: URI) needs a model that takes
         images. `"stream": true` or `Accept: text/event-stream` streams the reply as
-        Server-Sent Events (`delta`, optional `error`, `done`). An `Idempotency-Key`
-        header makes a non-streaming retry return the first answer, without asking the
-        model again."""
+        Server-Sent Events (`reply`, `delta`, optional `error`, `done`); the server
+        finishes the reply even if the client leaves, and the stream URL in `reply`
+        picks it up again. An `Idempotency-Key` header makes a retry return the first
+        answer (a stream: the same reply), without asking the model again."""
         command = SendMessageRequest(
             owner_id=user.id,
             conversation_id=data.conversation_id,
@@ -69,7 +86,9 @@ class ChatController(Controller):
             image_url=data.image_url,
         )
         if wants_stream(request, data.stream):
-            return stream_response(sse_reply(request, await stream_message(command), _done_body))
+            return await stream_turn(
+                request, user, command, stream_message, follow_reply, idempotent_requests, done_body
+            )
 
         async def answer() -> Response[Any]:
             exchange = await send_message(command)
@@ -98,3 +117,42 @@ class ChatController(Controller):
             )
             for model in catalog.available()
         ]
+
+
+class RepliesV1Controller(Controller):
+    """A streamed reply, while the server writes it and after: follow it, stop it."""
+
+    path = "/messages"
+    tags = ["chat (/api/v1)"]
+
+    @get(
+        "/{message_id:int}/stream/",
+        operation_id="v1_follow_reply",
+        responses=V1_FOLLOW_RESPONSE,
+        media_type="text/event-stream",
+    )
+    async def follow(
+        self,
+        request: Request[Any, Any, Any],
+        message_id: FromPath[int],
+        user: NamedDependency[User],
+        follow_reply: NamedDependency[FollowReply],
+    ) -> Response[Any]:
+        """Follow a reply (the `stream_url` of a streamed chat): with `Last-Event-ID`
+        (or `?after=N`), the text after the N characters you have, then the rest live,
+        then `done`; without, the whole reply from `reply` on. A reply that has ended is
+        replayed. Another user's reply is 404."""
+        return await follow_stored_reply(request, user, message_id, follow_reply, done_body)
+
+    @post("/{message_id:int}/cancel/", operation_id="v1_cancel_reply", status_code=200)
+    async def cancel(
+        self,
+        message_id: FromPath[int],
+        user: NamedDependency[User],
+        cancel_reply: NamedDependency[CancelReply],
+    ) -> V1MessageOut:
+        """Stop a reply being written: it is stored `partial` with what it had and
+        `error_code: "cancelled"`. Idempotent: a reply that has ended is returned as it
+        is."""
+        reply = await cancel_reply(ReplyRef(owner_id=user.id, reply_id=message_id))
+        return v1_message_out(reply)

@@ -7,7 +7,8 @@ from datetime import datetime
 import msgspec
 
 from application.accounts import SignedIn
-from domain.conversation import Conversation, Message
+from domain.conversation import Conversation, Message, MessageStatus
+from entrypoints.http.reply_links import reply_links
 from entrypoints.http.schema_docs import (
     Email,
     Id,
@@ -64,7 +65,7 @@ class ChatIn(msgspec.Struct):
     stream: bool = False
 
 
-class V1MessageOut(msgspec.Struct):
+class V1MessageOut(msgspec.Struct, omit_defaults=True):
     id: int
     conversation: int
     role: str
@@ -73,6 +74,9 @@ class V1MessageOut(msgspec.Struct):
     status: str
     model: str | None
     image_url: str | None
+    # Only while the server writes the reply (status "streaming").
+    stream_url: str | msgspec.UnsetType = msgspec.UNSET
+    cancel_url: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class ChatOut(msgspec.Struct):
@@ -92,7 +96,7 @@ class ModelOut(msgspec.Struct):
 
 
 def v1_message_out(message: Message) -> V1MessageOut:
-    return V1MessageOut(
+    out = V1MessageOut(
         id=message.id,
         conversation=message.conversation_id,
         role=message.role.value,
@@ -102,6 +106,9 @@ def v1_message_out(message: Message) -> V1MessageOut:
         model=message.model,
         image_url=message.image_url,
     )
+    if message.status is MessageStatus.STREAMING:
+        out.stream_url, out.cancel_url = reply_links("/api/v1", message.id).values()
+    return out
 
 
 def signed_in_out(signed_in: SignedIn) -> SignedInOut:
