@@ -72,6 +72,10 @@ def reply_channel_for(redis: Redis | None) -> MemoryReplyChannel | RedisReplyCha
     return MemoryReplyChannel() if redis is None else RedisReplyChannel(redis)
 
 
+def reply_lease(seconds: float) -> chat.ReplyLease:
+    return chat.ReplyLease(seconds=seconds, renew_seconds=seconds / 3)
+
+
 def reply_wait(turn: TurnBound, lease: chat.ReplyLease) -> chat.ReplyWait:
     """A reply written elsewhere ends within a turn, or is marked once its lease ends."""
     return chat.ReplyWait(seconds=turn.seconds + lease.seconds)
@@ -247,7 +251,7 @@ class Container(containers.DeclarativeContainer):
     )
     redis = providers.Singleton(redis_client, config.redis_url)
 
-    reply_lease = providers.Singleton(chat.ReplyLease)
+    reply_lease = providers.Singleton(reply_lease, config.reply_lease_seconds)
     generations = providers.Singleton(chat.Generations, uow=uow, clock=clock, lease=reply_lease)
     reply_channel = providers.Singleton(reply_channel_for, redis)
     waiting_for_replies = providers.Singleton(reply_wait, turn_bound, reply_lease)

@@ -71,6 +71,9 @@ class Settings:
     # or "*"). Empty: forwarded headers are ignored and the peer address is the client.
     trusted_proxies: tuple[str, ...] = ()
     shutdown_grace_seconds: float = 30.0
+    # A streamed reply's lease: renewed every third of it by its worker; a reply whose
+    # lease ended (its worker died) is marked interrupted.
+    reply_lease_seconds: float = 15.0
     db_pool_size: int = 10
     db_max_overflow: int = 10
     db_pool_timeout: float = 10.0

@@ -8,7 +8,9 @@ with SIGKILL, then started again on the same file. Then:
 - every exchange whose answer the client received in full is intact (user and assistant
   rows, as returned);
 - a turn that was in flight is at most one user message, followed by nothing or by one
-  whole reply row: never a duplicate, never a half-written row;
+  whole reply row: never a duplicate, never a half-written row; a streamed turn's reply
+  (stored ``streaming`` from its start) is ``interrupted`` once its lease ends, with a
+  prefix of the answer;
 - the restarted server serves the same conversations, including the interrupted ones.
 
 What an interrupted turn looks like after the restart is printed (``pytest -s``).
@@ -202,6 +204,18 @@ def _rows(database: Path) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
+def _rows_once_no_reply_streams(database: Path) -> list[tuple[Any, ...]]:
+    """The rows once the restarted server has marked the killed one's streamed replies
+    (their leases end, and its sweep runs every third of a lease)."""
+    deadline = time.monotonic() + 10
+    while True:
+        rows = _rows(database)
+        if all(row[4] != "streaming" for row in rows):
+            return rows
+        assert time.monotonic() < deadline, "a killed stream's reply stayed streaming"
+        time.sleep(0.2)
+
+
 def test_kill_9_mid_load_keeps_every_answered_exchange(tmp_path: Path) -> None:
     database = tmp_path / "parley.db"
     log = tmp_path / "parley.log"
@@ -217,6 +231,8 @@ def test_kill_9_mid_load_keeps_every_answered_exchange(tmp_path: Path) -> None:
             PARLEY_LOG_LEVEL="WARNING",
             PARLEY_DEFAULT_MODEL="gpt-6.1-sol",
             PARLEY_PROVIDER_BACKOFF_INITIAL="0.01",
+            # A streamed reply of the killed process is marked once its lease ends.
+            PARLEY_REPLY_LEASE_SECONDS="1.5",
             OPENAI_API_KEY=KEY,
             OPENAI_BASE_URL=upstream.openai_base_url,
         )
@@ -256,7 +272,7 @@ def test_kill_9_mid_load_keeps_every_answered_exchange(tmp_path: Path) -> None:
             with sqlite3.connect(database) as connection:
                 integrity = connection.execute("PRAGMA integrity_check").fetchall()
                 foreign_keys = connection.execute("PRAGMA foreign_key_check").fetchall()
-            rows = _rows(database)
+            rows = _rows_once_no_reply_streams(database)
             # The restarted server carries on in every conversation, interrupted ones too.
             with httpx.Client(base_url=base_url, timeout=30) as http:
                 after = [
@@ -331,6 +347,11 @@ def test_kill_9_mid_load_keeps_every_answered_exchange(tmp_path: Path) -> None:
             (status == "completed" and content == ECHO + turn.text and error_code is None)
             or (status == "failed" and content == "" and error_code)
             or (status == "partial" and (ECHO + turn.text).startswith(content) and error_code)
+            or (
+                status == "interrupted"
+                and (ECHO + turn.text).startswith(content)
+                and error_code == "interrupted"
+            )
         )
         if not whole or created_at is None:
             broken.append((turn.text, following))
@@ -339,7 +360,7 @@ def test_kill_9_mid_load_keeps_every_answered_exchange(tmp_path: Path) -> None:
     incomplete = [
         row
         for row in rows
-        if row[4] not in ("completed", "failed", "partial")
+        if row[4] not in ("completed", "failed", "partial", "interrupted")
         or row[6] is None
         or (row[2] == "assistant" and row[4] == "completed" and not row[3].startswith(ECHO))
     ]

@@ -155,7 +155,7 @@ def test_a_streamed_reply_matches_its_documented_events(
         _resolve(document, choice)["properties"]["event"]["const"]
         for choice in stream["text/event-stream"]["schema"]["oneOf"]
     ]
-    assert events == ["delta", "error", "done"]
+    assert events == ["reply", "delta", "error", "done"]
 
     conversation = client.post("/api/conversations/", headers=alice.bearer).json()["id"]
     api = schemathesis.openapi.from_dict(document)

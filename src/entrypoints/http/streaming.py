@@ -82,6 +82,7 @@ def sse_reply(
     async def events() -> AsyncIterator[ServerSentEventMessage]:
         if announce:
             started = done_body(follow.user_message, follow.reply) | links
+            started["status"] = follow.reply.status.value
             yield _message("reply", started, 0)
         async for event in follow.events:
             if not isinstance(event, ReplyEnded):
