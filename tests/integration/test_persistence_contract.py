@@ -34,7 +34,6 @@ from domain.chat_settings import ChatSettings
 from domain.conversation import (
     Conversation,
     ConversationStatus,
-    Message,
     MessageRole,
     MessageStatus,
     NewConversation,
