@@ -770,6 +770,8 @@ def _environment(database_url: str, upstream: FakeLLMServer, **extra: str) -> di
         PARLEY_DEFAULT_MODEL=MODEL,
         PARLEY_PROVIDER_BACKOFF_INITIAL="0.01",
         PARLEY_SHUTDOWN_GRACE_SECONDS="5",
+        # A short lease (renewed every second), so a killed stream is marked in seconds.
+        PARLEY_REPLY_LEASE_SECONDS="3",
         OPENAI_API_KEY=KEY,
         OPENAI_BASE_URL=upstream.openai_base_url,
     )
@@ -819,7 +821,7 @@ def test_kill_9_mid_stream_keeps_the_message_and_marks_the_reply_interrupted(
         process, base_url = _serve(tmp_path, environment, log)
         restarted = time.monotonic()
         try:
-            # The lease (15 s) ends, then the restarted process's sweep (every 5 s) marks it.
+            # The lease (3 s) ends, then the restarted process's sweep (every 1 s) marks it.
             content, status, error_code = _stored_reply(database_url, reply_id, within=30)
             marked_after = time.monotonic() - restarted
             with httpx.Client(base_url=base_url, timeout=30) as http:

@@ -35,6 +35,7 @@ class Generation:
         self.parts: list[str] = []
         self.stopped_because: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._ended = False
 
     @property
     def text(self) -> str:
@@ -43,8 +44,13 @@ class Generation:
     def runs_as(self, task: asyncio.Task[None]) -> None:
         self._task = task
 
+    def ended(self) -> None:
+        """The model is done with: what is left is storing the reply, which no stop may
+        cut short (the answer would be lost with the rolled-back write)."""
+        self._ended = True
+
     def stop(self, because: str) -> None:
-        if self._task is not None and self.stopped_because is None:
+        if self._task is not None and self.stopped_because is None and not self._ended:
             self.stopped_because = because
             self._task.cancel()
 

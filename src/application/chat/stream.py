@@ -125,6 +125,7 @@ class _ReplyWriter:
             draft = await self._generate(generation)
         finally:
             watching.cancel()
+        generation.ended()
         try:
             await self._record.finish_reply(self._turn, self._reply, draft)
         finally:  # followers then read the reply; unfinished, its lease runs out
@@ -150,12 +151,14 @@ class _ReplyWriter:
         except ModelFailure as failure:
             return _ended(generation.text, started, failure, "".join(thoughts))
         except asyncio.CancelledError:
+            _stop_being_cancelled()  # this task was stopped on purpose; the reply is stored
             stopped: ModelFailure = (
                 ReplyCancelled() if generation.stopped_because == CANCELLED else ServerStopped()
             )
             return _ended(generation.text, started, stopped, "".join(thoughts))
         finally:
-            with contextlib.suppress(Exception):
+            # A stop that lands while the upstream closes comes after the answer: ignored.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await _close(self._upstream)
         text = generation.text
         unfinished = (
@@ -205,6 +208,12 @@ def _ended(text: str, started: float, failure: ModelFailure, reasoning: str) -> 
     return ReplyDraft(
         text=text, started=started, status=status, failure=failure, reasoning=reasoning
     )
+
+
+def _stop_being_cancelled() -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
 async def _close(upstream: AsyncIterator[ChatDelta]) -> None:

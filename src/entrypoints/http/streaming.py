@@ -77,7 +77,8 @@ def sse_reply(
     announce: bool = True,
 ) -> ServerSentEvent:
     dialect = dialect_of(request)
-    links = reply_links("/api/v1" if dialect is V1 else "/api", follow.reply.id)
+    # Litestar hands each route a copy of its opt: the dialect is equal, not identical.
+    links = reply_links("/api/v1" if dialect == V1 else "/api", follow.reply.id)
 
     async def events() -> AsyncIterator[ServerSentEventMessage]:
         if announce:
