@@ -264,7 +264,11 @@ class Container(containers.DeclarativeContainer):
         generations=generations,
     )
     follow_reply = providers.Factory(
-        chat.FollowReply, uow=uow, channel=reply_channel, wait=waiting_for_replies
+        chat.FollowReply,
+        uow=uow,
+        channel=reply_channel,
+        generations=generations,
+        wait=waiting_for_replies,
     )
     cancel_reply = providers.Factory(
         chat.CancelReply,

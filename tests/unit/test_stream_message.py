@@ -98,7 +98,7 @@ class Chat:
         self.send = StreamMessage(
             turn_preparation(uow, catalog, clock, images), recorder, model, channel, generations
         )
-        self.follow = FollowReply(uow, channel, WAIT)
+        self.follow = FollowReply(uow, channel, generations, WAIT)
         self.cancel = CancelReply(uow, channel, generations, WAIT)
         self.mark = MarkInterruptedReplies(uow, clock)
 

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from application.ports import Clock, UnitOfWork
+from domain.conversation import Message
 
 log = logging.getLogger("parley.generations")
+# Finished turns kept for this process's followers: a reply is followed just as it ends.
+_FINISHED_KEPT = 1_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +65,9 @@ class Generations:
         self._clock = clock
         self._lease = lease
         self._running: dict[int, tuple[Generation, asyncio.Task[None]]] = {}
+        # The turns this process just finished, by reply id: a follower here that saw the
+        # reply end reads it from this instead of the database.
+        self._finished: OrderedDict[int, tuple[Message, Message]] = OrderedDict()
 
     def lease_until(self) -> datetime:
         return self._clock.now() + timedelta(seconds=self._lease.seconds)
@@ -76,6 +83,15 @@ class Generations:
         generation.runs_as(task)
         self._running[generation.reply_id] = (generation, task)
         task.add_done_callback(lambda _: self._running.pop(generation.reply_id, None))
+
+    def keep_finished(self, user_message: Message, reply: Message) -> None:
+        self._finished[reply.id] = (user_message, reply)
+        while len(self._finished) > _FINISHED_KEPT:
+            self._finished.popitem(last=False)
+
+    def finished(self, reply_id: int) -> tuple[Message, Message] | None:
+        """The stored turn of a reply this process finished lately, if it did."""
+        return self._finished.get(reply_id)
 
     def stop(self, reply_id: int, because: str) -> bool:
         """Stop the reply if this process writes it; whether it does."""

@@ -55,14 +55,18 @@ class TurnRecorder:
         turn.stored_user_message = question
         return StoredTurn(user_message=question, reply=stored)
 
-    async def finish_reply(self, turn: PreparedTurn, reply: Message, draft: ReplyDraft) -> None:
+    async def finish_reply(
+        self, turn: PreparedTurn, reply: Message, draft: ReplyDraft
+    ) -> Message | None:
         """Store how a streamed reply ended, unless it was marked interrupted meanwhile
-        (then this worker had lost its lease, and the reply stays as marked)."""
+        (then this worker had lost its lease, and the reply stays as marked: None)."""
         final = replace(self._reply(turn, draft).stored_as(reply.id), created_at=reply.created_at)
         async with self._uow as uow:
-            if await uow.messages.finish(final):
+            stored = await uow.messages.finish(final)
+            if stored:
                 await uow.conversations.touch(reply.conversation_id, self._clock.now())
             await uow.commit()
+        return final if stored else None
 
     def _reply(self, turn: PreparedTurn, draft: ReplyDraft) -> NewMessage:
         usage = draft.usage or TokenUsage()

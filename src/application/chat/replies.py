@@ -86,9 +86,12 @@ class FollowReply:
     database; a reply written by a worker this one cannot follow (no Redis) is waited
     for and then sent whole."""
 
-    def __init__(self, uow: UnitOfWork, channel: ReplyChannel, wait: ReplyWait) -> None:
+    def __init__(
+        self, uow: UnitOfWork, channel: ReplyChannel, generations: Generations, wait: ReplyWait
+    ) -> None:
         self._uow = uow
         self._channel = channel
+        self._generations = generations
         self._wait = wait
 
     async def __call__(self, request: FollowReplyRequest) -> ReplyFollow:
@@ -113,7 +116,8 @@ class FollowReply:
                 if isinstance(event, ReplyDelta):
                     sent = event.end
                     yield TextChunk(event.text, event.end)
-            question, reply = await _until_final(self._uow, ref, self._wait)
+            finished_here = self._generations.finished(reply.id)
+            question, reply = finished_here or await _until_final(self._uow, ref, self._wait)
         if len(reply.content) > sent:
             yield TextChunk(reply.content[sent:], len(reply.content))
         yield ReplyEnded(question, reply)

@@ -89,7 +89,9 @@ class StreamMessage:
             with contextlib.suppress(BaseException):
                 await first
             raise
-        writer = _ReplyWriter(self._record, self._channel, turn, stored.reply, upstream, first)
+        writer = _ReplyWriter(
+            self._record, self._channel, self._generations, turn, stored.reply, upstream, first
+        )
         self._generations.start(Generation(stored.reply.id), writer.write)
         try:
             # An empty first delta opens the reply on the channel: a client that follows
@@ -107,6 +109,7 @@ class _ReplyWriter:
         self,
         record: TurnRecorder,
         channel: ReplyChannel,
+        generations: Generations,
         turn: PreparedTurn,
         reply: Message,
         upstream: AsyncIterator[ChatDelta],
@@ -114,6 +117,7 @@ class _ReplyWriter:
     ) -> None:
         self._record = record
         self._channel = channel
+        self._generations = generations
         self._turn = turn
         self._reply = reply
         self._upstream = upstream
@@ -127,7 +131,9 @@ class _ReplyWriter:
             watching.cancel()
         generation.ended()
         try:
-            await self._record.finish_reply(self._turn, self._reply, draft)
+            final = await self._record.finish_reply(self._turn, self._reply, draft)
+            if final is not None and self._turn.stored_user_message is not None:
+                self._generations.keep_finished(self._turn.stored_user_message, final)
         finally:  # followers then read the reply; unfinished, its lease runs out
             with contextlib.suppress(Exception):
                 await self._channel.publish(self._reply.id, ReplyFinished())
