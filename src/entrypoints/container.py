@@ -270,12 +270,14 @@ class Container(containers.DeclarativeContainer):
         generations=generations,
         wait=waiting_for_replies,
     )
+    # A cancel answers within seconds: with the reply stopped, or as it stands if its
+    # writer is out of reach (another worker, no Redis).
     cancel_reply = providers.Factory(
         chat.CancelReply,
         uow=uow,
         channel=reply_channel,
         generations=generations,
-        wait=waiting_for_replies,
+        wait=providers.Singleton(chat.ReplyWait, seconds=10.0),
     )
     mark_interrupted_replies = providers.Factory(chat.MarkInterruptedReplies, uow=uow, clock=clock)
     check_health = providers.Factory(

@@ -126,7 +126,8 @@ class FollowReply:
 class CancelReply:
     """Stop a reply being written: the upstream request is closed and what was written
     is stored ``partial`` with ``cancelled``. Idempotent: a reply that has ended is
-    returned as it is. Only the owner's (404 otherwise)."""
+    returned as it is. Only the owner's (404 otherwise). If the reply has not ended
+    within the wait, it is returned as it stands."""
 
     def __init__(
         self,
