@@ -295,6 +295,16 @@ def _stream_response(events: Any) -> dict[int, ResponseSpec]:
 STREAM_RESPONSE = _stream_response(ApiReplyEvent | DeltaEvent | ApiErrorEvent | ApiDoneEvent)
 V1_STREAM_RESPONSE = _stream_response(V1ReplyEvent | DeltaEvent | V1ErrorEvent | V1DoneEvent)
 FOLLOW_RESPONSE = STREAM_RESPONSE
+FOLLOW_DESCRIPTION = (
+    "Follow a reply (the `stream_url` of a streamed send): with `Last-Event-ID` (or "
+    "`?after=N`), the text after the N characters you have, then the rest live, then "
+    "`done`; without, the whole reply from `reply` on. A reply that has ended is "
+    "replayed. Another user's reply is 404."
+)
+CANCEL_DESCRIPTION = (
+    "Stop a reply being written: it is stored `partial` with what it had and "
+    '`error_code: "cancelled"`. Idempotent: a reply that has ended is returned as it is.'
+)
 V1_FOLLOW_RESPONSE = V1_STREAM_RESPONSE
 
 

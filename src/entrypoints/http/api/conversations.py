@@ -43,6 +43,8 @@ from entrypoints.http.bodies import CheckedBody
 from entrypoints.http.idempotency import idempotent
 from entrypoints.http.pagination import PAGINATION_HEADERS, paged
 from entrypoints.http.streaming import (
+    CANCEL_DESCRIPTION,
+    FOLLOW_DESCRIPTION,
     FOLLOW_RESPONSE,
     STREAM_RESPONSE,
     follow_stored_reply,
@@ -187,6 +189,7 @@ class RepliesController(Controller):
         operation_id="api_follow_reply",
         responses=FOLLOW_RESPONSE,
         media_type="text/event-stream",
+        description=FOLLOW_DESCRIPTION,
     )
     async def follow(
         self,
@@ -195,20 +198,18 @@ class RepliesController(Controller):
         user: NamedDependency[User],
         follow_reply: NamedDependency[FollowReply],
     ) -> Response[Any]:
-        """Follow a reply (the `stream_url` of a streamed send): with `Last-Event-ID`
-        (or `?after=N`), the text after the N characters you have, then the rest live,
-        then `done`; without, the whole reply from `reply` on. A reply that has ended is
-        replayed. Another user's reply is 404."""
         return await follow_stored_reply(request, user, message_id, follow_reply, exchange_body)
 
-    @post("/{message_id:int}/cancel/", operation_id="api_cancel_reply", status_code=200)
+    @post(
+        "/{message_id:int}/cancel/",
+        operation_id="api_cancel_reply",
+        status_code=200,
+        description=CANCEL_DESCRIPTION,
+    )
     async def cancel(
         self,
         message_id: FromPath[int],
         user: NamedDependency[User],
         cancel_reply: NamedDependency[CancelReply],
     ) -> MessageOut:
-        """Stop a reply being written: it is stored `partial` with what it had and
-        `error_code: "cancelled"`. Idempotent: a reply that has ended is returned as it
-        is."""
         return message_out(await cancel_reply(ReplyRef(owner_id=user.id, reply_id=message_id)))

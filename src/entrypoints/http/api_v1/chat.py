@@ -32,6 +32,8 @@ from entrypoints.http.api_v1.schemas import (
 from entrypoints.http.bodies import CheckedBody
 from entrypoints.http.idempotency import idempotent
 from entrypoints.http.streaming import (
+    CANCEL_DESCRIPTION,
+    FOLLOW_DESCRIPTION,
     V1_FOLLOW_RESPONSE,
     V1_STREAM_RESPONSE,
     follow_stored_reply,
@@ -130,6 +132,7 @@ class RepliesV1Controller(Controller):
         operation_id="v1_follow_reply",
         responses=V1_FOLLOW_RESPONSE,
         media_type="text/event-stream",
+        description=FOLLOW_DESCRIPTION,
     )
     async def follow(
         self,
@@ -138,21 +141,19 @@ class RepliesV1Controller(Controller):
         user: NamedDependency[User],
         follow_reply: NamedDependency[FollowReply],
     ) -> Response[Any]:
-        """Follow a reply (the `stream_url` of a streamed chat): with `Last-Event-ID`
-        (or `?after=N`), the text after the N characters you have, then the rest live,
-        then `done`; without, the whole reply from `reply` on. A reply that has ended is
-        replayed. Another user's reply is 404."""
         return await follow_stored_reply(request, user, message_id, follow_reply, done_body)
 
-    @post("/{message_id:int}/cancel/", operation_id="v1_cancel_reply", status_code=200)
+    @post(
+        "/{message_id:int}/cancel/",
+        operation_id="v1_cancel_reply",
+        status_code=200,
+        description=CANCEL_DESCRIPTION,
+    )
     async def cancel(
         self,
         message_id: FromPath[int],
         user: NamedDependency[User],
         cancel_reply: NamedDependency[CancelReply],
     ) -> V1MessageOut:
-        """Stop a reply being written: it is stored `partial` with what it had and
-        `error_code: "cancelled"`. Idempotent: a reply that has ended is returned as it
-        is."""
         reply = await cancel_reply(ReplyRef(owner_id=user.id, reply_id=message_id))
         return v1_message_out(reply)
