@@ -20,6 +20,13 @@ class NotFound(DomainError):
     default_message = "Not found."
 
 
+class ModelNotFound(NotFound):
+    """A model named by id that no configured provider serves now."""
+
+    code = "model_not_found"
+    default_message = "The model does not exist or you do not have access to it."
+
+
 class PermissionDenied(DomainError):
     code = "permission_denied"
     default_message = "You do not have permission to perform this action."

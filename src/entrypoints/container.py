@@ -200,6 +200,23 @@ class Container(containers.DeclarativeContainer):
         chat.SendMessage, prepare=turn_preparation, record=turn_recorder, model=chat_model
     )
 
+    # OpenAI's Chat Completions: calls no conversation keeps, each recorded for usage.
+    completion_preparation = providers.Factory(
+        chat.CompletionPreparation,
+        uow=uow,
+        catalog=catalog,
+        policy=quota,
+        defaults=settings_defaults,
+        images=images,
+    )
+    call_recorder = providers.Factory(chat.CallRecorder, uow=uow, clock=clock)
+    complete_chat = providers.Factory(
+        chat.CompleteChat, prepare=completion_preparation, record=call_recorder, model=chat_model
+    )
+    stream_chat = providers.Factory(
+        chat.StreamChat, prepare=completion_preparation, record=call_recorder, model=chat_model
+    )
+
     get_chat_settings = providers.Factory(
         chat_settings.GetChatSettings, uow=uow, catalog=catalog, defaults=settings_defaults
     )
@@ -229,6 +246,7 @@ class Container(containers.DeclarativeContainer):
     deactivate_user = providers.Factory(admin.DeactivateUser, uow=admin_uow, clock=clock)
     reactivate_user = providers.Factory(admin.ReactivateUser, uow=admin_uow, clock=clock)
     report_usage = providers.Factory(admin.ReportUsage, uow=admin_uow)
+    report_own_usage = providers.Factory(admin.ReportOwnUsage, uow=admin_uow)
     list_audit_log = providers.Factory(admin.ListAuditLog, uow=admin_uow)
 
     idempotent_requests = providers.Singleton(

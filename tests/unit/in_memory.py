@@ -32,6 +32,7 @@ from application.ports import (
     IssuedTokens,
     KeyHold,
     Messages,
+    ModelCalls,
     ModelInfo,
     RefreshClaims,
     RefreshTokenRecord,
@@ -50,6 +51,7 @@ from domain.conversation import (
     NewMessage,
 )
 from domain.errors import AuthenticationFailed, InvalidInput, UsernameTaken
+from domain.model_calls import ModelCall
 from domain.users import NewUser, User, username_key
 
 EPOCH = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
@@ -101,6 +103,7 @@ class FakeState:
     refresh_tokens: dict[str, RefreshTokenRecord] = field(default_factory=dict)
     api_tokens: dict[str, ApiTokenRow] = field(default_factory=dict)
     identities: dict[tuple[str, str], int] = field(default_factory=dict)
+    model_calls: list[ModelCall] = field(default_factory=list)
     # messages.lease_until of the replies being written
     reply_leases: dict[int, datetime] = field(default_factory=dict)
 
@@ -369,6 +372,11 @@ class FakeApiTokens(_Repository):
                 del self._state.api_tokens[digest]
 
 
+class FakeModelCalls(_Repository):
+    async def add(self, call: ModelCall) -> None:
+        self._state.model_calls.append(call)
+
+
 class FakeUnitOfWork:
     """Rolls back on exit unless ``commit()`` was called; counts ``commits``.
 
@@ -387,6 +395,7 @@ class FakeUnitOfWork:
         self.refresh_tokens: RefreshTokens = FakeRefreshTokens(self)
         self.api_tokens: ApiTokens = FakeApiTokens(self)
         self.identities: ExternalIdentities = FakeExternalIdentities(self)
+        self.model_calls: ModelCalls = FakeModelCalls(self)
 
     @property
     def in_transaction(self) -> bool:

@@ -119,8 +119,14 @@ class AnthropicClient:
         if system:
             body["system"] = "\n\n".join(system)
         temperature = self._dialect.temperature(model, request.temperature)
-        if temperature is not None:
+        if temperature is not None and request.top_p is not None:
+            # Claude 4.5 and later take temperature or top_p, not both: a caller who
+            # asked for top_p gets it, and the provider's default temperature.
+            body["top_p"] = request.top_p
+        elif temperature is not None:
             body["temperature"] = temperature
+        if request.stop:
+            body["stop_sequences"] = list(request.stop)
         if stream:
             body["stream"] = True
         return body

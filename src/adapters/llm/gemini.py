@@ -102,6 +102,10 @@ class GeminiClient:
         temperature = self._dialect.temperature(model, request.temperature)
         if temperature is not None:
             config["temperature"] = temperature
+            if request.top_p is not None:
+                config["topP"] = request.top_p
+        if request.stop:
+            config["stopSequences"] = list(request.stop)
         body: dict[str, Any] = {"contents": contents, "generationConfig": config}
         if any(system):
             body["systemInstruction"] = {"parts": [{"text": "\n\n".join(filter(None, system))}]}

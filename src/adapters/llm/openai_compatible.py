@@ -32,19 +32,91 @@ from adapters.llm.upstream import (
     from_transport,
     malformed,
 )
-from application.ports import ChatCompletion, ChatDelta, ChatRequest, ChatTurn, TokenUsage
+from application.ports import (
+    ChatCompletion,
+    ChatDelta,
+    ChatRequest,
+    ChatTurn,
+    TokenUsage,
+    ToolCall,
+    ToolCallPiece,
+)
 
 
 def _message(turn: ChatTurn) -> dict[str, Any]:
-    if turn.image_url is None:
-        return {"role": turn.role, "content": turn.content}
-    return {
-        "role": turn.role,
-        "content": [
+    message: dict[str, Any] = {"role": turn.role, "content": turn.content}
+    if turn.image_url is not None:
+        message["content"] = [
             {"type": "text", "text": turn.content},
             {"type": "image_url", "image_url": {"url": turn.image_url}},
-        ],
-    }
+        ]
+    if turn.tool_calls:
+        message["content"] = turn.content or None
+        message["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in turn.tool_calls
+        ]
+    if turn.tool_call_id is not None:
+        message["tool_call_id"] = turn.tool_call_id
+    return message
+
+
+def _options(request: ChatRequest) -> dict[str, Any]:
+    """What only a caller of Parley's OpenAI-compatible endpoint asks for, in OpenAI's
+    own names (the client wrote them so)."""
+    options: dict[str, Any] = {}
+    if request.top_p is not None:
+        options["top_p"] = request.top_p
+    if request.stop:
+        options["stop"] = list(request.stop)
+    if request.tools is not None:
+        options["tools"] = [dict(tool) for tool in request.tools.tools]
+        if request.tools.choice is not None:
+            choice = request.tools.choice
+            options["tool_choice"] = choice if isinstance(choice, str) else dict(choice)
+    if request.response_format is not None:
+        options["response_format"] = dict(request.response_format)
+    return options
+
+
+def _tool_calls(raw: Any, provider: str) -> tuple[ToolCall, ...]:
+    if raw is None:
+        return ()
+    try:
+        return tuple(
+            ToolCall(
+                id=str(call["id"]),
+                name=str(call["function"]["name"]),
+                arguments=str(call["function"].get("arguments") or ""),
+            )
+            for call in raw
+        )
+    except (KeyError, TypeError, AttributeError):
+        raise malformed(provider, "a tool call has no id or function name") from None
+
+
+def _tool_call_pieces(raw: Any, provider: str) -> tuple[ToolCallPiece, ...]:
+    if raw is None:
+        return ()
+    try:
+        pieces = []
+        for call in raw:
+            function = call.get("function") or {}
+            pieces.append(
+                ToolCallPiece(
+                    index=int(call.get("index", 0)),
+                    id=call.get("id"),
+                    name=function.get("name"),
+                    arguments=str(function.get("arguments") or ""),
+                )
+            )
+        return tuple(pieces)
+    except (TypeError, AttributeError, ValueError):
+        raise malformed(provider, "a streamed tool call is not an object") from None
 
 
 def _usage(raw: Any) -> TokenUsage | None:
@@ -94,6 +166,7 @@ class OpenAICompatibleClient:
         temperature = self._dialect.temperature(model, request.temperature)
         if temperature is not None:
             body["temperature"] = temperature
+        body.update(_options(request))
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -117,6 +190,7 @@ class OpenAICompatibleClient:
         if content is not None and not isinstance(content, str):
             raise malformed(self.name, "message content is not text")
         text = content or ""
+        tool_calls = _tool_calls(message.get("tool_calls"), self.name)
         if not text and isinstance(refusal, str) and refusal:
             text, finish = refusal, "refusal"
         return ChatCompletion(
@@ -126,6 +200,7 @@ class OpenAICompatibleClient:
             usage=_usage(document.get("usage")) or _usage(choice.get("usage")) or TokenUsage(),
             finish_reason=str(finish),
             reasoning=_text(message.get("reasoning_content")),
+            tool_calls=tool_calls,
         )
 
     async def stream(self, model: UpstreamModel, request: ChatRequest) -> AsyncIterator[ChatDelta]:
@@ -187,6 +262,9 @@ class _StreamState:
                 self.refused, piece = True, piece + refusal
             if piece:
                 deltas.append(ChatDelta(text=piece))
+            calls = _tool_call_pieces(delta.get("tool_calls"), self._provider)
+            if calls:
+                deltas.append(ChatDelta(tool_calls=calls))
             self.usage = _usage(choice.get("usage")) or self.usage  # Moonshot
             self.finish = choice.get("finish_reason") or self.finish
         return deltas

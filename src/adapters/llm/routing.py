@@ -139,6 +139,8 @@ class RoutedChatModel:
         images = {_mime_of(turn.image_url) for turn in request.messages if turn.image_url}
         if images:
             chain = [route for route in chain if all(map(route.model.takes_image, images))]
+        if _uses_tools(request):
+            chain = [route for route in chain if route.model.supports_tools]
         if not chain:
             raise ProviderUnavailable(f'No provider can serve the model "{request.model}".')
         return chain
@@ -188,8 +190,8 @@ class RoutedChatModel:
 
     @staticmethod
     def _public(delta: ChatDelta, route: Route) -> ChatDelta:
-        if delta.model is None and delta.provider is None:
-            return delta
+        # Every delta names the model that is answering (a fallback's, if one is):
+        # OpenAI's stream chunks each carry it.
         return replace(delta, model=route.model.id, provider=route.model.provider)
 
 
@@ -218,6 +220,15 @@ def _final(failures: list[UpstreamFailure]) -> ModelFailure:
         return errors[-1]
     return ProviderUnavailable(
         "All providers for this model failed: " + "; ".join(str(f) for f in failures)
+    )
+
+
+def _uses_tools(request: ChatRequest) -> bool:
+    """A fallback that cannot take the request's tools (or tool turns) is no fallback."""
+    return (
+        request.tools is not None
+        or request.response_format is not None
+        or any(turn.tool_calls or turn.role == "tool" for turn in request.messages)
     )
 
 

@@ -193,6 +193,7 @@ def _routes(
                 supports_images=builtin.supports_images,
                 context_window=builtin.context_window,
                 image_types=providers[builtin.provider].image_types,
+                supports_tools=providers[builtin.provider].wire_format == OPENAI_FORMAT,
             )
             upstream = UpstreamModel(
                 name=builtin.upstream, takes_temperature=builtin.takes_temperature
@@ -220,6 +221,10 @@ def _routes(
                 spec.get("context_window", existing[0].context_window if existing else 8192)
             ),
             image_types=providers[provider].image_types,
+            # Tools reach a model on the OpenAI wire format unless the operator says its
+            # server takes none (``tools = false``); the other wire formats get none yet.
+            supports_tools=providers[provider].wire_format == OPENAI_FORMAT
+            and bool(spec.get("tools", existing[0].supports_tools if existing else True)),
         )
         upstream = UpstreamModel(
             name=str(spec.get("upstream", existing[2].name if existing else model_id)),

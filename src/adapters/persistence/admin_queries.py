@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any, Self
 
-from sqlalchemy import Row, case, func, select, text, update
+from sqlalchemy import Row, case, func, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.persistence import tables as t
@@ -205,22 +205,14 @@ class SqlAdminQueries:
         return [_summary(row) for row in rows]
 
     async def usage(self, criteria: UsageCriteria, page: PageRequest) -> Page[UsageRow]:
+        used = _usage_records(criteria).subquery()
         keys: list[Any] = []
         if criteria.by_user:
-            keys += [_c.c.owner_id.label("user_id"), _u.c.username.label("username")]
+            keys += [used.c.user_id.label("user_id"), _u.c.username.label("username")]
         if criteria.by_model:
-            keys.append(_m.c.model.label("model"))
-        filters = [_m.c.role == MessageRole.ASSISTANT.value]
-        if criteria.period.start is not None:
-            filters.append(_m.c.created_at >= criteria.period.start)
-        if criteria.period.end is not None:
-            filters.append(_m.c.created_at < criteria.period.end)
-        if criteria.model is not None:
-            filters.append(_m.c.model == criteria.model)
-        if criteria.owner_id is not None:
-            filters.append(_c.c.owner_id == criteria.owner_id)
-        prompt = func.coalesce(func.sum(_m.c.prompt_tokens), 0)
-        completion = func.coalesce(func.sum(_m.c.completion_tokens), 0)
+            keys.append(used.c.model.label("model"))
+        prompt = func.coalesce(func.sum(used.c.prompt_tokens), 0)
+        completion = func.coalesce(func.sum(used.c.completion_tokens), 0)
         grouped = (
             select(
                 *keys,
@@ -228,10 +220,7 @@ class SqlAdminQueries:
                 prompt.label("prompt_tokens"),
                 completion.label("completion_tokens"),
             )
-            .select_from(
-                _m.join(_c, _c.c.id == _m.c.conversation_id).join(_u, _u.c.id == _c.c.owner_id)
-            )
-            .where(*filters)
+            .select_from(used.join(_u, _u.c.id == used.c.user_id))
             .group_by(*keys)
         )
         total = await self._db.scalar(select(func.count()).select_from(grouped.subquery()))
@@ -252,6 +241,40 @@ class SqlAdminQueries:
             for row in rows
         ]
         return Page(items, int(total or 0), page)
+
+
+def _usage_records(criteria: UsageCriteria) -> Any:
+    """What was used, one row per model call: the replies stored in conversations and
+    the calls no conversation keeps, within the criteria."""
+    calls = t.model_calls
+    replies = select(
+        _c.c.owner_id.label("user_id"),
+        _m.c.model,
+        _m.c.prompt_tokens,
+        _m.c.completion_tokens,
+    ).select_from(_m.join(_c, _c.c.id == _m.c.conversation_id))
+    replies = replies.where(_m.c.role == MessageRole.ASSISTANT.value)
+    stateless = select(
+        calls.c.user_id, calls.c.model, calls.c.prompt_tokens, calls.c.completion_tokens
+    )
+    replies = replies.where(*_usage_filters(criteria, _m.c.created_at, _m.c.model, _c.c.owner_id))
+    stateless = stateless.where(
+        *_usage_filters(criteria, calls.c.created_at, calls.c.model, calls.c.user_id)
+    )
+    return union_all(replies, stateless)
+
+
+def _usage_filters(criteria: UsageCriteria, created_at: Any, model: Any, owner: Any) -> list[Any]:
+    filters = []
+    if criteria.period.start is not None:
+        filters.append(created_at >= criteria.period.start)
+    if criteria.period.end is not None:
+        filters.append(created_at < criteria.period.end)
+    if criteria.model is not None:
+        filters.append(model == criteria.model)
+    if criteria.owner_id is not None:
+        filters.append(owner == criteria.owner_id)
+    return filters
 
 
 class SqlUserActivation:

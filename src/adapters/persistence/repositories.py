@@ -26,6 +26,7 @@ from domain.conversation import (
     NewMessage,
 )
 from domain.errors import InvalidInput, UsernameTaken
+from domain.model_calls import ModelCall
 from domain.users import NewUser, User, username_key
 
 # Primary keys are 32-bit INTEGER columns (PostgreSQL's limit; SQLite's is 64-bit). A
@@ -691,3 +692,25 @@ class SqlApiTokens:
 
     async def revoke_all(self, user_id: int) -> None:
         await self._db.execute(t.api_tokens.delete().where(t.api_tokens.c.user_id == user_id))
+
+
+class SqlModelCalls:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._db = connection
+
+    async def add(self, call: ModelCall) -> None:
+        await self._db.execute(
+            t.model_calls.insert().values(
+                user_id=call.user_id,
+                model=call.model,
+                provider=call.provider,
+                status=call.status.value,
+                prompt_tokens=call.prompt_tokens,
+                completion_tokens=call.completion_tokens,
+                reasoning_tokens=call.reasoning_tokens,
+                finish_reason=call.finish_reason,
+                latency_ms=call.latency_ms,
+                error_code=call.error_code,
+                created_at=call.created_at,
+            )
+        )

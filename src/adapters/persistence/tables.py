@@ -130,6 +130,27 @@ messages = Table(
     ),
 )
 
+# Model calls no conversation keeps (the OpenAI-compatible endpoint's stateless calls,
+# migration 0011): counted in usage beside the replies in ``messages``; no text.
+model_calls = Table(
+    "model_calls",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("model", String(100), nullable=False),
+    Column("provider", String(50), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("reasoning_tokens", Integer, nullable=False),
+    Column("finish_reason", String(50), nullable=True),
+    Column("latency_ms", Integer, nullable=False),
+    Column("error_code", String(50), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_model_calls_created_at", "created_at"),
+    Index("ix_model_calls_user_id_created_at", "user_id", "created_at"),
+)
+
 chat_settings = Table(
     "chat_settings",
     metadata,

@@ -13,6 +13,7 @@ from adapters.persistence.repositories import (
     SqlConversations,
     SqlExternalIdentities,
     SqlMessages,
+    SqlModelCalls,
     SqlRefreshTokens,
     SqlUsers,
 )
@@ -26,6 +27,7 @@ class SqlUnitOfWork:
     refresh_tokens: SqlRefreshTokens
     api_tokens: SqlApiTokens
     identities: SqlExternalIdentities
+    model_calls: SqlModelCalls
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -43,6 +45,7 @@ class SqlUnitOfWork:
         self.refresh_tokens = SqlRefreshTokens(connection)
         self.api_tokens = SqlApiTokens(connection)
         self.identities = SqlExternalIdentities(connection)
+        self.model_calls = SqlModelCalls(connection)
         return self
 
     async def __aexit__(

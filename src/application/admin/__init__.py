@@ -10,7 +10,7 @@ from application.admin.conversations import (
     ListAllConversations,
     ReopenAnyConversation,
 )
-from application.admin.reports import ListAuditLog, ReportUsage
+from application.admin.reports import ListAuditLog, OwnUsageRequest, ReportOwnUsage, ReportUsage
 from application.admin.requests import (
     SEARCH_COUNT_LIMIT,
     AdminConversationDetail,
@@ -38,8 +38,10 @@ __all__ = [
     "ListAuditLogRequest",
     "ListUsers",
     "ListUsersRequest",
+    "OwnUsageRequest",
     "ReactivateUser",
     "ReopenAnyConversation",
+    "ReportOwnUsage",
     "ReportUsage",
     "ReportUsageRequest",
 ]

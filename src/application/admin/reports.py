@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from application.admin.requests import ListAuditLogRequest, ReportUsageRequest
 from application.admin.steps import IDS, UnknownUser, owner_id_of
 from application.admin_ports import (
@@ -12,12 +14,13 @@ from application.admin_ports import (
     UsageRow,
 )
 from application.pagination import Page, PageRequest
-from domain.monitoring import UsageGrouping, require_staff
+from domain.monitoring import TimeRange, UsageGrouping, require_staff
 
 
 class ReportUsage:
-    """Token usage of the models' replies (failed replies count as requests with their
-    tokens, usually 0), grouped by user, by model or both (the default), most tokens
+    """Token usage of the models' replies and of the calls no conversation keeps (the
+    OpenAI-compatible endpoint's); failed ones count as requests with their tokens,
+    usually 0, grouped by user, by model or both (the default), most tokens
     first, within a period; a username and a model id (exact) narrow it down."""
 
     def __init__(self, uow: AdminUnitOfWork) -> None:
@@ -37,6 +40,28 @@ class ReportUsage:
                 by_user=UsageGrouping.USER in query.grouping,
                 by_model=UsageGrouping.MODEL in query.grouping,
             )
+            return await uow.admin.usage(criteria, page)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OwnUsageRequest:
+    owner_id: int
+    period: TimeRange
+
+
+class ReportOwnUsage:
+    """The user's own token usage per model within a period, most tokens first: the
+    replies in their conversations and their calls no conversation keeps (the
+    OpenAI-compatible endpoint's), failed ones included."""
+
+    def __init__(self, uow: AdminUnitOfWork) -> None:
+        self._uow = uow
+
+    async def __call__(self, query: OwnUsageRequest, page: PageRequest) -> Page[UsageRow]:
+        criteria = UsageCriteria(
+            period=query.period, owner_id=query.owner_id, by_user=False, by_model=True
+        )
+        async with self._uow as uow:
             return await uow.admin.usage(criteria, page)
 
 

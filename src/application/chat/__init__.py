@@ -1,6 +1,13 @@
 """Chatting with the model: preparing a turn, sending it, streaming it, recording it, and
 following, stopping and recovering streamed replies."""
 
+from application.chat.completions import (
+    CallRecorder,
+    CompleteChat,
+    CompletionPreparation,
+    CompletionRequest,
+    StreamChat,
+)
 from application.chat.generations import Generations, ReplyLease
 from application.chat.preparation import TurnPreparation
 from application.chat.recording import TurnRecorder
@@ -18,10 +25,14 @@ from application.chat.replies import (
 )
 from application.chat.send import Exchange, SendMessage
 from application.chat.stream import StartedReply, StreamMessage
-from application.chat.turns import HistoryBudget, SendMessageRequest
+from application.chat.turns import HistoryBudget, Sampling, SendMessageRequest
 
 __all__ = [
+    "CallRecorder",
     "CancelReply",
+    "CompleteChat",
+    "CompletionPreparation",
+    "CompletionRequest",
     "Exchange",
     "FollowReply",
     "FollowReplyRequest",
@@ -33,9 +44,11 @@ __all__ = [
     "ReplyLease",
     "ReplyRef",
     "ReplyWait",
+    "Sampling",
     "SendMessage",
     "SendMessageRequest",
     "StartedReply",
+    "StreamChat",
     "StreamEvent",
     "StreamMessage",
     "TextChunk",

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from application.chat.turns import HistoryBudget, PreparedTurn, SendMessageRequest, model_request
+from application.chat.turns import (
+    HistoryBudget,
+    PreparedTurn,
+    SendMessageRequest,
+    model_request,
+    with_sampling,
+)
 from application.chat_settings import SettingsDefaults, settings_of
 from application.errors import ProviderUnavailable
 from application.model_choice import unavailable_model
@@ -78,7 +84,10 @@ class TurnPreparation:
         return PreparedTurn(
             conversation=conversation,
             user_message=user_message,
-            request=model_request(model, settings.settings, history, self._budget.system_prompt),
+            request=with_sampling(
+                model_request(model, settings.settings, history, self._budget.system_prompt),
+                command.sampling,
+            ),
             stored_user_message=stored,
         )
 

@@ -4,7 +4,7 @@ the model is called, the request the model gets, and how an answer is judged."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from application.errors import ContentFiltered, EmptyReply, ModelFailure
 from application.ports import (
@@ -42,6 +42,16 @@ class HistoryBudget:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Sampling:
+    """What the caller asked of the model's sampling; None: the user's chat settings."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class SendMessageRequest:
     """``conversation_id`` None starts a new conversation, titled from the message."""
 
@@ -50,6 +60,7 @@ class SendMessageRequest:
     text: str
     model: str | None = None
     image_url: str | None = None
+    sampling: Sampling = field(default_factory=Sampling)
 
 
 @dataclass(kw_only=True)
@@ -85,6 +96,17 @@ def model_request(
         messages=turns,
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
+    )
+
+
+def with_sampling(request: ChatRequest, sampling: Sampling) -> ChatRequest:
+    """The request with what the caller asked for in place of the settings' values."""
+    return replace(
+        request,
+        temperature=request.temperature if sampling.temperature is None else sampling.temperature,
+        max_tokens=request.max_tokens if sampling.max_tokens is None else sampling.max_tokens,
+        top_p=sampling.top_p,
+        stop=sampling.stop,
     )
 
 

@@ -2,28 +2,63 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-ChatRole = Literal["system", "user", "assistant"]
+ChatRole = Literal["system", "user", "assistant", "tool"]
+
+# A JSON object as the client wrote it (a tool's definition, a response format): Parley
+# passes these through to the providers that take them, in OpenAI's shape, which is the
+# shape every OpenAI-compatible server takes.
+JsonObject = Mapping[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCall:
+    """A function call the model asks the client to make; ``arguments`` is the JSON text
+    the model wrote (it may not parse: the client decides)."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class ChatTurn:
-    """``image_url`` is always a ``data:`` URI: images are fetched once, when sent."""
+    """``image_url`` is always a ``data:`` URI: images are fetched once, when sent. An
+    assistant turn may carry the ``tool_calls`` it made; a ``tool`` turn is the result of
+    the call ``tool_call_id``."""
 
     role: ChatRole
     content: str
     image_url: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolUse:
+    """The tools a request offers the model and how it may use them (OpenAI's shapes)."""
+
+    tools: tuple[JsonObject, ...]
+    choice: str | JsonObject | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class ChatRequest:
+    """``top_p``, ``stop``, ``tools`` and ``response_format`` are only what a caller of
+    the OpenAI-compatible endpoint asked for; None and empty mean "the provider's
+    default" and are not sent."""
+
     model: str
     messages: Sequence[ChatTurn]
     temperature: float
     max_tokens: int
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    tools: ToolUse | None = None
+    response_format: JsonObject | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +88,18 @@ class ChatCompletion:
     usage: TokenUsage = field(default_factory=TokenUsage)
     finish_reason: str = "stop"
     reasoning: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCallPiece:
+    """Part of a streamed tool call: the first piece of call ``index`` has its ``id``
+    and ``name``, later ones more of its ``arguments``."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,6 +114,7 @@ class ChatDelta:
     finish_reason: str | None = None
     model: str | None = None
     provider: str | None = None
+    tool_calls: tuple[ToolCallPiece, ...] = ()
 
 
 class ChatModel(Protocol):
@@ -86,6 +134,9 @@ class ModelInfo:
     context_window: int = 8192
     # The image types the model's provider takes (Gemini takes no GIF, Ollama no GIF).
     image_types: frozenset[str] = frozenset({"image/png", "image/jpeg", "image/webp"})
+    # Whether tools (function calling) and ``response_format`` reach the model: Parley
+    # passes them on the OpenAI wire format only.
+    supports_tools: bool = False
 
     def takes_image(self, mime_type: str) -> bool:
         return self.supports_images and mime_type in self.image_types

@@ -11,6 +11,7 @@ from typing import Protocol, Self
 from application.pagination import Page, PageRequest
 from domain.chat_settings import ChatSettings, UserChatSettings
 from domain.conversation import Conversation, Message, NewConversation, NewMessage
+from domain.model_calls import ModelCall
 from domain.users import NewUser, User
 
 
@@ -167,6 +168,12 @@ class ExternalIdentities(Protocol):
         ...
 
 
+class ModelCalls(Protocol):
+    async def add(self, call: ModelCall) -> None:
+        """Record a call no conversation keeps; it counts in usage reports."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Rolls back on exit unless ``commit()`` was called.
 
@@ -192,6 +199,9 @@ class UnitOfWork(Protocol):
 
     @property
     def identities(self) -> ExternalIdentities: ...
+
+    @property
+    def model_calls(self) -> ModelCalls: ...
 
     async def __aenter__(self) -> Self: ...
 

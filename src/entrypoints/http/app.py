@@ -30,16 +30,23 @@ from entrypoints.http.api.chat_settings import ChatSettingsController
 from entrypoints.http.api.conversations import ConversationsController, RepliesController
 from entrypoints.http.api.sessions import SessionController
 from entrypoints.http.api.tokens import ApiTokenController
+from entrypoints.http.api.usage import UsageController
 from entrypoints.http.api_v1.accounts import AccountsController
 from entrypoints.http.api_v1.chat import ChatController, RepliesV1Controller
 from entrypoints.http.api_v1.conversations import ConversationsV1Controller, MessagesV1Controller
 from entrypoints.http.api_v1.health import health, ready
 from entrypoints.http.api_v1.wechat import WeChatController
-from entrypoints.http.auth import authenticated_user, limit_anonymous_requests, optional_user
+from entrypoints.http.auth import (
+    authenticated_user,
+    bearer_user,
+    limit_anonymous_requests,
+    optional_user,
+)
 from entrypoints.http.csrf import CSRF_COOKIE, CSRF_HEADER, SessionCSRFMiddleware
-from entrypoints.http.dialects import DRF_STYLE, V1
+from entrypoints.http.dialects import DRF_STYLE, OPENAI, V1
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.interrupted_turns import mark_interrupted_turns
+from entrypoints.http.openai_v1.chat import OpenAIController
 from entrypoints.http.openapi import allowed_methods, list_models
 from entrypoints.http.openapi import document as document_errors
 from entrypoints.http.pagination import page_request
@@ -84,6 +91,7 @@ def create_app(container: Container) -> Litestar:
             ChatSettingsController,
             ApiTokenController,
             SessionController,
+            UsageController,
             AdminConversationsController,
             AdminUsersController,
             AdminMonitoringController,
@@ -102,6 +110,13 @@ def create_app(container: Container) -> Litestar:
             health,
             ready,
         ],
+    )
+    # OpenAI's API shape: the SDKs' ``api_key`` is sent as a Bearer key.
+    openai_v1 = Router(
+        path="/v1",
+        opt={"dialect": OPENAI},
+        route_handlers=[OpenAIController],
+        dependencies={"user": Provide(bearer_user)},
     )
 
     async def release_resources() -> None:
@@ -135,7 +150,7 @@ def create_app(container: Container) -> Litestar:
     )
 
     app = Litestar(
-        route_handlers=[api, api_v1],
+        route_handlers=[api, api_v1, openai_v1],
         dependencies=dependencies,
         exception_handlers=EXCEPTION_HANDLERS,
         on_shutdown=[release_resources],
@@ -151,7 +166,8 @@ def create_app(container: Container) -> Litestar:
             version="0.1.0",
             description=(
                 "Self-hosted AI chat backend. Two dialects over one core: `/api/...` "
-                "(DRF style) and `/api/v1/...`."
+                "(DRF style) and `/api/v1/...`; and OpenAI's Chat Completions and Models "
+                "under `/v1/...`, for any OpenAI client."
             ),
             path="/schema",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
@@ -169,6 +185,12 @@ def create_app(container: Container) -> Litestar:
                         security_scheme_in="cookie",
                         description="Browser session from POST /api/auth/session/; unsafe "
                         "methods also need the X-CSRFToken header.",
+                    ),
+                    "OpenAIKey": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="On /v1: a Parley API token (POST /api/auth/token/) or "
+                        "JWT access token, as an OpenAI client's api_key.",
                     ),
                     "ApiToken": SecurityScheme(
                         type="apiKey",

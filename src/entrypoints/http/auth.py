@@ -38,6 +38,39 @@ async def authenticated_user(
     return user
 
 
+async def bearer_user(
+    request: Request[Any, Any, Any],
+    authenticate: NamedDependency[Authenticate],
+    throttle: NamedDependency[Throttle],
+) -> User:
+    """The caller of OpenAI's API shape: ``Authorization: Bearer <key>``, where the key
+    (the SDKs' ``api_key``) is a Parley API token or a JWT access token (it has dots;
+    an API token is hex). Browser sessions are not taken here: OpenAI clients send none,
+    and a cookie-authenticated cross-site call is what CSRF protection exists for."""
+    try:
+        user = await _bearer_identity(request, authenticate)
+    except AuthenticationFailed:
+        await throttle.address(client_address(request))
+        raise
+    await throttle.user(user.id)
+    return user
+
+
+async def _bearer_identity(request: Request[Any, Any, Any], authenticate: Authenticate) -> User:
+    presented = credentials_of(request)
+    if presented is None:
+        raise NotAuthenticated(
+            "You didn't provide an API key: send it as `Authorization: Bearer <key>` "
+            "(a Parley API token from POST /api/auth/token/)."
+        )
+    scheme, key = presented
+    if scheme != "bearer" or not key:
+        raise AuthenticationFailed("Send the API key as `Authorization: Bearer <key>`.")
+    if "." in key:
+        return await authenticate.with_access_token(key)
+    return await authenticate.with_api_token(key)
+
+
 def client_address(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
 

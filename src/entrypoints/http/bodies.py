@@ -38,7 +38,9 @@ class InvalidJson(InvalidInput):
 _fields_of = functools.cache(msgspec.structs.fields)
 
 
-def decode_body(raw: bytes, struct_type: type[S]) -> S:
+def decode_body(raw: bytes, struct_type: type[S], *, nested_keys: bool = False) -> S:
+    """``nested_keys``: an error inside a field is keyed by its path (``messages[0].role``,
+    as OpenAI's ``param`` names it) rather than by the field."""
     try:
         document = msgspec.json.decode(raw) if raw.strip() else {}
     except msgspec.DecodeError as error:
@@ -70,7 +72,8 @@ def decode_body(raw: bytes, struct_type: type[S]) -> S:
         try:
             values[field.name] = _convert(value, field.type)
         except msgspec.ValidationError as error:
-            errors[field.encode_name] = [NOT_NULL if value is None else _readable(error)]
+            key = field.encode_name + (_inner_path(error) if nested_keys else "")
+            errors[key] = [NOT_NULL if value is None else _readable(error)]
     if errors:
         raise InvalidInput(errors)
     return struct_type(**values)
@@ -84,6 +87,12 @@ def _convert(value: Any, kind: Any) -> Any:
         if isinstance(value, float) and value.is_integer():
             return msgspec.convert(int(value), kind, strict=True)
         raise
+
+
+def _inner_path(error: msgspec.ValidationError) -> str:
+    """``[0].role`` of msgspec's "... - at `$[0].role`"."""
+    _, found, path = str(error).rpartition(" - at `$")
+    return path.rstrip("`") if found else ""
 
 
 def _readable(error: msgspec.ValidationError) -> str:
@@ -111,7 +120,9 @@ class CheckedBody(MsgspecDTO[T]):
         if media_type != "application/json" and not media_type.endswith("+json"):
             # Also keeps cross-site form posts (no CORS preflight) from reaching handlers.
             raise UnsupportedMediaType()
-        return decode_body(value, self.model_type)
+        return decode_body(value, self.model_type, nested_keys=self.nested_keys)
+
+    nested_keys = False
 
     @classmethod
     def create_openapi_schema(
@@ -127,3 +138,9 @@ class CheckedBody(MsgspecDTO[T]):
             FieldDefinition.from_annotation(cls.model_type)
         )
         return schema
+
+
+class NestedCheckedBody(CheckedBody[T]):
+    """``CheckedBody`` that names an error inside a field by its path."""
+
+    nested_keys = True

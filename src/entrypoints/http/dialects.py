@@ -4,7 +4,10 @@
 - the DRF-style dialect (``/api/...``): validation ``{"field": ["msg", ...]}``, other
   errors ``{"detail": "...", "code": "..."}``, 401 with ``WWW-Authenticate: Token``;
 - the ``/api/v1/...`` dialect: ``{"error": "...", "code": "..."}`` plus ``"fields":
-  {...}`` for validation details, 401 with ``WWW-Authenticate: Bearer``."""
+  {...}`` for validation details, 401 with ``WWW-Authenticate: Bearer``;
+- OpenAI's (``/v1/...``): ``{"error": {"message", "type", "param", "code"}}``, the type
+  by status as OpenAI's API sets it (the SDKs pick their exception by status), ``param``
+  the first failing field, 401 with ``WWW-Authenticate: Bearer``."""
 
 from __future__ import annotations
 
@@ -30,6 +33,32 @@ class V1Error(msgspec.Struct):
     fields: dict[str, list[str]] = msgspec.field(default_factory=dict)
 
 
+class OpenAIErrorDetail(msgspec.Struct):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class OpenAIError(msgspec.Struct):
+    """An error on ``/v1/...``, in OpenAI's shape."""
+
+    error: OpenAIErrorDetail
+
+
+_OPENAI_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    429: "rate_limit_error",
+}
+
+
+def _openai_type(status: int) -> str:
+    if status >= 500:
+        return "api_error"
+    return _OPENAI_TYPES.get(status, "invalid_request_error")
+
+
 @dataclass(frozen=True)
 class Dialect:
     name: str
@@ -38,8 +67,19 @@ class Dialect:
     validation_schema: Any
 
     def error_body(
-        self, message: str, code: str, fields: dict[str, list[str]] | None = None
+        self,
+        message: str,
+        code: str,
+        fields: dict[str, list[str]] | None = None,
+        *,
+        status: int = 500,
     ) -> dict[str, Any]:
+        if self.name == "openai":
+            if fields:
+                message = "; ".join(f"{name}: {' '.join(texts)}" for name, texts in fields.items())
+            param = next(iter(fields)) if fields else None
+            detail = {"message": message, "type": _openai_type(status), "param": param}
+            return {"error": detail | {"code": code}}
         if self.name == "v1":
             body: dict[str, Any] = {"error": message, "code": code}
             if fields:
@@ -57,6 +97,9 @@ DRF_STYLE = Dialect(
     validation_schema=dict[str, list[str]] | ApiError,
 )
 V1 = Dialect("v1", auth_scheme="Bearer", error_schema=V1Error, validation_schema=V1Error)
+OPENAI = Dialect(
+    "openai", auth_scheme="Bearer", error_schema=OpenAIError, validation_schema=OpenAIError
+)
 
 
 def dialect_of(request: Request[Any, Any, Any]) -> Dialect:
@@ -65,4 +108,6 @@ def dialect_of(request: Request[Any, Any, Any]) -> Dialect:
     if isinstance(declared, Dialect):
         return declared
     path = request.url.path
+    if path == "/v1" or path.startswith("/v1/"):
+        return OPENAI
     return V1 if path == "/api/v1" or path.startswith("/api/v1/") else DRF_STYLE

@@ -114,7 +114,7 @@ class ErrorBody:
         if status == 401:
             scheme = dialect.auth_scheme
             headers = {"WWW-Authenticate": f'{scheme} realm="api"', **(headers or {})}
-        body = dialect.error_body(message, code, fields)
+        body = dialect.error_body(message, code, fields, status=status)
         return Response(body, status_code=status, headers=headers)
 
 

@@ -27,7 +27,7 @@ from entrypoints.http.errors import domain_error
 HEADER = "idempotency-key"
 
 
-async def _fingerprint(request: Request[Any, Any, Any]) -> str:
+async def fingerprint(request: Request[Any, Any, Any]) -> str:
     body = await request.body()
     return hashlib.sha256(
         b"\0".join([request.method.encode(), request.url.path.encode(), body])
@@ -77,7 +77,7 @@ async def idempotent(
     key = request.headers.get(HEADER)
     if key is None:
         return await answer()
-    reserved = await keys.reserve(user.id, key, await _fingerprint(request))
+    reserved = await keys.reserve(user.id, key, await fingerprint(request))
     if isinstance(reserved, str):
         return RecordedResponse.replayed(reserved)
     async with keys.holding(reserved):
@@ -105,7 +105,7 @@ async def idempotent_stream(
     key = request.headers.get(HEADER)
     if key is None:
         return respond(await start())
-    reserved = await keys.reserve(user.id, key, await _fingerprint(request))
+    reserved = await keys.reserve(user.id, key, await fingerprint(request))
     if isinstance(reserved, str):
         recorded = msgspec.json.decode(reserved, type=RecordedResponse)
         if recorded.reply_id is None:

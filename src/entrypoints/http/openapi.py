@@ -17,9 +17,10 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Schema
 
-from entrypoints.http.dialects import DRF_STYLE
+from entrypoints.http.dialects import DRF_STYLE, OPENAI
 
 SECURITY: list[dict[str, list[str]]] = [{"BearerJWT": []}, {"ApiToken": []}, {"Session": []}]
+OPENAI_SECURITY: list[dict[str, list[str]]] = [{"OpenAIKey": []}]
 
 
 DESCRIPTIONS = {
@@ -42,7 +43,7 @@ DESCRIPTIONS = {
 }
 
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
-_MODEL_CALLS = {"send_message", "stream_message"}
+_MODEL_CALLS = {"send_message", "stream_message", "complete_chat", "stream_chat"}
 _CONFLICTS = {
     "start_conversation",
     "reopen_conversation",
@@ -145,7 +146,7 @@ def document(app: Litestar) -> None:
             if needs is None:
                 handler.security = [*SECURITY, {}]
             elif needs:
-                handler.security = SECURITY
+                handler.security = OPENAI_SECURITY if dialect == OPENAI else SECURITY
 
 
 _MODEL_FIELDS = {"ai_model", "model"}

@@ -1,0 +1,270 @@
+"""Chat completions no conversation keeps: OpenAI's Chat Completions as Parley serves it.
+
+The caller sends the whole history, as to OpenAI; Parley adds its accounts, limits,
+models, fallbacks and a usage record of every call (``ModelCall``), and keeps no text."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field, replace
+
+from application.chat.turns import Sampling, with_sampling
+from application.chat_settings import SettingsDefaults, settings_of
+from application.errors import ModelFailure
+from application.ports import (
+    CONTENT_FILTER,
+    ChatCompletion,
+    ChatDelta,
+    ChatModel,
+    ChatRequest,
+    ChatTurn,
+    Clock,
+    ImageInspector,
+    JsonObject,
+    ModelCatalog,
+    ModelInfo,
+    TokenUsage,
+    ToolUse,
+    UnitOfWork,
+)
+from domain.conversation import MessageStatus
+from domain.errors import InvalidInput, MessageTooLong, ModelNotFound
+from domain.model_calls import ModelCall
+from domain.quota import QuotaPolicy
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompletionRequest:
+    """``messages`` as the caller sent them; an ``image_url`` may still be an http(s)
+    URL (it is fetched once, here)."""
+
+    owner_id: int
+    model: str
+    messages: Sequence[ChatTurn]
+    sampling: Sampling = field(default_factory=Sampling)
+    tools: ToolUse | None = None
+    response_format: JsonObject | None = None
+
+
+class CompletionPreparation:
+    """The rules of a completion: the model is one the catalogue serves now (else 404
+    ``model_not_found``); tools, a response format and tool turns need a model that takes
+    them; each image is fetched once and must be of a type the model takes; the newest
+    user message is within the message-length quota. Sampling the caller did not give
+    comes from the user's chat settings."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        catalog: ModelCatalog,
+        policy: QuotaPolicy,
+        defaults: SettingsDefaults,
+        images: ImageInspector,
+    ) -> None:
+        self._uow = uow
+        self._catalog = catalog
+        self._policy = policy
+        self._defaults = defaults
+        self._images = images
+
+    async def __call__(self, command: CompletionRequest) -> ChatRequest:
+        model = self._catalog.get(command.model)
+        if model is None:
+            raise ModelNotFound(
+                f"The model `{command.model}` does not exist or you do not have access to it."
+            )
+        _check_tools(model, command)
+        _check_length(self._policy, command.messages)
+        messages = await asyncio.gather(
+            *(self._with_image(model, i, turn) for i, turn in enumerate(command.messages))
+        )
+        async with self._uow as uow:
+            settings = await settings_of(uow, command.owner_id, self._catalog, self._defaults)
+            await uow.commit()
+        request = ChatRequest(
+            model=model.id,
+            messages=messages,
+            temperature=settings.settings.temperature,
+            max_tokens=settings.settings.max_tokens,
+            tools=command.tools,
+            response_format=command.response_format,
+        )
+        return with_sampling(request, command.sampling)
+
+    async def _with_image(self, model: ModelInfo, index: int, turn: ChatTurn) -> ChatTurn:
+        if turn.image_url is None:
+            return turn
+        image = await self._images.fetch(turn.image_url)
+        if not model.takes_image(image.mime_type):
+            kind = image.mime_type.removeprefix("image/").upper()
+            reason = "images" if not model.supports_images else f"{kind} images"
+            raise InvalidInput(
+                {f"messages[{index}].content": [f'The model "{model.id}" does not take {reason}.']}
+            )
+        return replace(turn, image_url=image.data_uri)
+
+
+def _check_tools(model: ModelInfo, command: CompletionRequest) -> None:
+    if model.supports_tools:
+        return
+    refused = {"tools": command.tools is not None, "response_format": bool(command.response_format)}
+    refused["messages"] = any(t.tool_calls or t.role == "tool" for t in command.messages)
+    errors = {
+        field: [f'The model "{model.id}" does not take {field.replace("_", " ")}.']
+        for field, given in refused.items()
+        if given
+    }
+    if errors:
+        raise InvalidInput(errors)
+
+
+def _check_length(policy: QuotaPolicy, messages: Sequence[ChatTurn]) -> None:
+    newest = next((turn for turn in reversed(messages) if turn.role == "user"), None)
+    if newest is not None and len(newest.content) > policy.max_message_chars:
+        raise MessageTooLong(policy.max_message_chars)
+
+
+_WRITING: set[asyncio.Task[None]] = set()
+
+
+class CallRecorder:
+    """Writes a call's usage record, even when the caller has gone: the write runs on
+    in its own task if the request is cancelled."""
+
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def record(self, owner_id: int, request: ChatRequest, outcome: CallOutcome) -> None:
+        call = outcome.call(owner_id, request.model, self._clock)
+        task = asyncio.ensure_future(self._write(call))
+        _WRITING.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(_WRITING.discard)
+        await asyncio.shield(task)
+
+    async def _write(self, call: ModelCall) -> None:
+        async with self._uow as uow:
+            await uow.model_calls.add(call)
+            await uow.commit()
+
+
+@dataclass(kw_only=True)
+class CallOutcome:
+    """How a call ended, gathered as it goes."""
+
+    started: float  # time.perf_counter() when the model was asked
+    text: str = ""
+    model: str | None = None
+    provider: str | None = None
+    usage: TokenUsage | None = None
+    finish_reason: str | None = None
+    failure: ModelFailure | None = None
+
+    def call(self, owner_id: int, requested_model: str, clock: Clock) -> ModelCall:
+        usage = self.usage or TokenUsage()
+        return ModelCall(
+            user_id=owner_id,
+            model=self.model or requested_model,
+            provider=self.provider,
+            status=self._status(),
+            created_at=clock.now(),
+            latency_ms=round((time.perf_counter() - self.started) * 1000),
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            finish_reason=self.finish_reason,
+            error_code=None if self.failure is None else self.failure.code,
+        )
+
+    def _status(self) -> MessageStatus:
+        if self.failure is not None:
+            return MessageStatus.PARTIAL if self.text else MessageStatus.FAILED
+        if self.finish_reason is None:  # the caller left before the end
+            return MessageStatus.PARTIAL if self.text else MessageStatus.FAILED
+        if self.finish_reason == CONTENT_FILTER:
+            return MessageStatus.BLOCKED
+        return MessageStatus.COMPLETED
+
+
+class CompleteChat:
+    """Answer a completion no conversation keeps (``CompletionPreparation``'s rules hold,
+    nothing is recorded before they do). The provider's answer is returned as it is --
+    an empty or filtered answer included, as OpenAI's API returns it -- and a usage
+    record is written however the call ends; a provider failure is raised after it."""
+
+    def __init__(
+        self, prepare: CompletionPreparation, record: CallRecorder, model: ChatModel
+    ) -> None:
+        self._prepare = prepare
+        self._record = record
+        self._model = model
+
+    async def __call__(self, command: CompletionRequest) -> ChatCompletion:
+        request = await self._prepare(command)
+        outcome = CallOutcome(started=time.perf_counter())
+        try:
+            completion = await self._model.complete(request)
+        except ModelFailure as failure:
+            outcome.failure = failure
+            await self._record.record(command.owner_id, request, outcome)
+            raise
+        outcome.text, outcome.usage = completion.text, completion.usage
+        outcome.model, outcome.provider = completion.model, completion.provider
+        outcome.finish_reason = completion.finish_reason
+        await self._record.record(command.owner_id, request, outcome)
+        return completion
+
+
+class StreamChat:
+    """``CompleteChat``, streamed. The first delta is awaited before this returns, so a
+    call that fails before any token fails as a whole; a failure after it ends the
+    stream with the error. A caller who leaves stops the provider's stream (as OpenAI's
+    does) and the record keeps what was written by then."""
+
+    def __init__(
+        self, prepare: CompletionPreparation, record: CallRecorder, model: ChatModel
+    ) -> None:
+        self._prepare = prepare
+        self._record = record
+        self._model = model
+
+    async def __call__(self, command: CompletionRequest) -> AsyncIterator[ChatDelta]:
+        request = await self._prepare(command)
+        outcome = CallOutcome(started=time.perf_counter())
+        upstream = aiter(self._model.stream(request))
+        try:
+            first = await anext(upstream, None)
+        except ModelFailure as failure:
+            outcome.failure = failure
+            await self._record.record(command.owner_id, request, outcome)
+            raise
+        return self._relay(command.owner_id, request, outcome, first, upstream)
+
+    async def _relay(
+        self,
+        owner_id: int,
+        request: ChatRequest,
+        outcome: CallOutcome,
+        first: ChatDelta | None,
+        upstream: AsyncIterator[ChatDelta],
+    ) -> AsyncIterator[ChatDelta]:
+        delta = first
+        try:
+            while delta is not None:
+                outcome.text += delta.text
+                outcome.usage = delta.usage or outcome.usage
+                outcome.finish_reason = delta.finish_reason or outcome.finish_reason
+                outcome.model = delta.model or outcome.model
+                outcome.provider = delta.provider or outcome.provider
+                yield delta
+                delta = await anext(upstream, None)
+        except ModelFailure as failure:
+            outcome.failure = failure
+            raise
+        finally:
+            aclose = getattr(upstream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            await self._record.record(owner_id, request, outcome)

@@ -1,0 +1,72 @@
+"""``GET /api/usage/``: the caller's own token usage, per model."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+
+from application.admin import OwnUsageRequest, ReportOwnUsage
+from application.pagination import PageRequest
+from domain.users import User
+from entrypoints.http.api.admin_filters import period
+from entrypoints.http.pagination import PAGINATION_HEADERS, paged
+from entrypoints.http.schema_docs import QUERY_DAY_OR_INSTANT
+
+
+class OwnUsageOut(msgspec.Struct):
+    model: str | None
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class UsageController(Controller):
+    path = "/usage"
+    tags = ["usage (/api)"]
+
+    @get("/", operation_id="api_own_usage", response_headers=PAGINATION_HEADERS)
+    async def own_usage(
+        self,
+        request: Request[Any, Any, Any],
+        user: NamedDependency[User],
+        page: NamedDependency[PageRequest],
+        report_own_usage: NamedDependency[ReportOwnUsage],
+        start: Annotated[
+            str | None,
+            QueryParameter(
+                name="from",
+                description="First day (YYYY-MM-DD) or ISO 8601 instant, inclusive.",
+                schema_extra=QUERY_DAY_OR_INSTANT,
+            ),
+        ] = None,
+        end: Annotated[
+            str | None,
+            QueryParameter(
+                name="to",
+                description="Last day (YYYY-MM-DD) or ISO 8601 instant, inclusive.",
+                schema_extra=QUERY_DAY_OR_INSTANT,
+            ),
+        ] = None,
+    ) -> Response[list[OwnUsageOut]]:
+        """Your token usage per model, most tokens first: the replies in your
+        conversations and your calls to the OpenAI-compatible endpoint (`/v1`), failed
+        ones included (with the tokens the provider billed, usually 0)."""
+        result = await report_own_usage(
+            OwnUsageRequest(owner_id=user.id, period=period(start, end)), page
+        )
+        items = [
+            OwnUsageOut(
+                model=row.model,
+                requests=row.requests,
+                prompt_tokens=row.prompt_tokens,
+                completion_tokens=row.completion_tokens,
+                total_tokens=row.total_tokens,
+            )
+            for row in result.items
+        ]
+        return paged(request, result, items)
