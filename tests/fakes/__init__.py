@@ -18,6 +18,8 @@ from tests.fakes.llm_server import (
     Reset,
     SafetyBlock,
     StreamError,
+    ToolCall,
+    ToolCalls,
     cut_stream,
     delay,
     echo,
@@ -33,6 +35,8 @@ from tests.fakes.llm_server import (
     safety_block,
     slow_stream,
     stream_error,
+    tool_call,
+    tool_calls,
 )
 
 __all__ = [
@@ -54,6 +58,8 @@ __all__ = [
     "SSEEvent",
     "SafetyBlock",
     "StreamError",
+    "ToolCall",
+    "ToolCalls",
     "cut_stream",
     "delay",
     "echo",
@@ -70,4 +76,6 @@ __all__ = [
     "safety_block",
     "slow_stream",
     "stream_error",
+    "tool_call",
+    "tool_calls",
 ]

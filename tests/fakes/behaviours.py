@@ -2,7 +2,8 @@
 
 ``server.script(error(429, retry_after=1), reply("hi"), refusal(), ...)`` queues them, one per
 chat request that passed authentication and validation; ``server.default`` applies after.
-Every behaviour is rendered in the wire format of the endpoint that was hit.
+Every behaviour is rendered in the wire format of the endpoint that was hit (``tool_call`` /
+``tool_calls`` on the OpenAI-compatible wire only).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ __all__ = [
     "Reset",
     "SafetyBlock",
     "StreamError",
+    "ToolCall",
+    "ToolCalls",
     "cut_stream",
     "delay",
     "echo",
@@ -41,6 +44,8 @@ __all__ = [
     "safety_block",
     "slow_stream",
     "stream_error",
+    "tool_call",
+    "tool_calls",
 ]
 
 StreamErrorKind = Literal["server_error", "overloaded", "rate_limit"]
@@ -177,6 +182,30 @@ class NoDone:
     text: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model calls a function instead of answering (OpenAI-compatible wire only).
+
+    ``name=None`` calls the function ``tool_choice`` names, else the request's first tool;
+    ``arguments`` is the JSON text sent as ``function.arguments`` (verbatim, even when it is
+    not valid JSON, as a model may emit); ``call_id`` defaults to ``call_<serial>_<index>``.
+    The answer has ``content: null``, ``tool_calls: [...]`` and ``finish_reason:
+    "tool_calls"``; a stream sends the call's id and name first, then the arguments in
+    pieces. Gemini and Anthropic requests scripted with it are a bug in the test (recorded in
+    ``server.errors``): Parley sends tools to OpenAI-wire models only."""
+
+    name: str | None = None
+    arguments: str = "{}"
+    call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCalls:
+    """Several (parallel) tool calls in one answer, in order (``tool_calls[i].index == i``)."""
+
+    calls: tuple[ToolCall, ...]
+
+
 Behaviour = (
     Reply
     | Error
@@ -191,6 +220,8 @@ Behaviour = (
     | QuotaExhausted
     | Overloaded
     | NoDone
+    | ToolCall
+    | ToolCalls
 )
 BEHAVIOUR_TYPES = (
     Reply,
@@ -206,6 +237,8 @@ BEHAVIOUR_TYPES = (
     QuotaExhausted,
     Overloaded,
     NoDone,
+    ToolCall,
+    ToolCalls,
 )
 
 
@@ -292,3 +325,17 @@ def overloaded() -> Overloaded:
 
 def no_done(text: str | None = None) -> NoDone:
     return NoDone(text)
+
+
+def tool_call(
+    name: str | None = None, arguments: str = "{}", *, call_id: str | None = None
+) -> ToolCall:
+    """``tool_call("get_weather", '{"city": "Paris"}')``; see ``ToolCall``."""
+    return ToolCall(name, arguments, call_id)
+
+
+def tool_calls(*calls: ToolCall) -> ToolCalls:
+    """``tool_calls(tool_call("a"), tool_call("b", '{"x": 1}'))``: parallel calls."""
+    if not calls:
+        raise ValueError("tool_calls() needs at least one tool_call()")
+    return ToolCalls(tuple(calls))

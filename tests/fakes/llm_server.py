@@ -24,14 +24,18 @@ Endpoints (``POST`` unless noted):
 * ``GET /v1/models``, ``GET /{flavour}/v1/models`` and ``GET /v1beta/models`` -- model lists.
 
 Requests are validated as the real APIs do (model ids from ``tests.fakes.provider_models``,
-parameter ranges, content parts): a refused request gets the provider's own error and leaves
-the script untouched. Made-up model ids must be allowed: ``FakeLLMServer(models=(...))`` or
-``server.allow_models(...)``.
+parameter ranges, content parts; on the OpenAI wire also ``top_p``, ``stop``, ``n``, ``tools``,
+``tool_choice``, ``response_format`` and the tool-call turns, see ``wire_openai_params``): a
+refused request gets the provider's own error and leaves the script untouched. Made-up model
+ids must be allowed: ``FakeLLMServer(models=(...))`` or ``server.allow_models(...)``.
 
 By default every chat request is answered with ``"fake reply to: <last user text>"`` and
-usage counted in whitespace-separated words. Tests change that per request with
-``server.script(error(429, retry_after=1), reply("hi"), ...)`` (a FIFO, one behaviour per chat
-request) or for all later requests with ``server.default = ...``.
+usage counted in whitespace-separated words; with ``response_format`` json_object/json_schema
+that reply is the JSON text ``{"echo": "<last user text>"}``, and when ``tool_choice`` is
+``"required"`` or names a function the default is a call to that function (``"required"``: the
+first tool) with arguments ``"{}"``. Tests change that per request with
+``server.script(error(429, retry_after=1), reply("hi"), tool_call("get_weather", '{}'), ...)``
+(a FIFO, one behaviour per chat request) or for all later requests with ``server.default``.
 
 Usage::
 
@@ -72,6 +76,8 @@ from tests.fakes.behaviours import (
     Reset,
     SafetyBlock,
     StreamError,
+    ToolCall,
+    ToolCalls,
     cut_stream,
     delay,
     echo,
@@ -87,6 +93,8 @@ from tests.fakes.behaviours import (
     safety_block,
     slow_stream,
     stream_error,
+    tool_call,
+    tool_calls,
 )
 from tests.fakes.fixtures import Fixture, load_fixture
 from tests.fakes.provider_models import ModelInfo
@@ -96,6 +104,7 @@ from tests.fakes.wire_common import (
     OPENAI_FLAVOURS,
     Answer,
     Call,
+    FunctionCall,
     HttpError,
     RecordedRequest,
     Rejected,
@@ -106,7 +115,7 @@ from tests.fakes.wire_common import (
 )
 from tests.fakes.wire_gemini import GeminiWire
 from tests.fakes.wire_gemini import error_body as gemini_error_body
-from tests.fakes.wire_openai import OpenAIWire
+from tests.fakes.wire_openai import OpenAIWire, argument_pieces
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -129,6 +138,8 @@ __all__ = [
     "Reset",
     "SafetyBlock",
     "StreamError",
+    "ToolCall",
+    "ToolCalls",
     "cut_stream",
     "delay",
     "echo",
@@ -145,6 +156,8 @@ __all__ = [
     "safety_block",
     "slow_stream",
     "stream_error",
+    "tool_call",
+    "tool_calls",
 ]
 
 ECHO_PREFIX = "fake reply to: "
@@ -521,6 +534,11 @@ class FakeLLMServer:
                 raise _Dropped  # the client gave up while we slept
             behaviour = behaviour.then if behaviour.then is not None else Reply()
 
+        if isinstance(behaviour, ToolCall | ToolCalls) and call.flavour not in OPENAI_FLAVOURS:
+            raise TypeError(  # a bug in the test: kept in server.errors
+                f"tool_call() is scripted for a {call.flavour} request: the fake renders tool "
+                "calls on the OpenAI-compatible wire only"
+            )
         if isinstance(behaviour, Reset) or (isinstance(behaviour, CutStream) and not call.stream):
             exchange.reset()
         elif isinstance(behaviour, Error):
@@ -585,7 +603,7 @@ class FakeLLMServer:
         exchange: _Exchange,
         wire: Wire,
         call: Call,
-        behaviour: Reply | Refusal | SafetyBlock | PromptBlock | NoDone,
+        behaviour: Reply | Refusal | SafetyBlock | PromptBlock | NoDone | ToolCall | ToolCalls,
     ) -> None:
         answer = self._answer(call, behaviour)
         chunk_delay = behaviour.chunk_delay if isinstance(behaviour, Reply) else 0.0
@@ -606,9 +624,15 @@ class FakeLLMServer:
 
     @staticmethod
     def _answer(
-        call: Call, behaviour: Reply | Refusal | SafetyBlock | PromptBlock | NoDone
+        call: Call,
+        behaviour: Reply | Refusal | SafetyBlock | PromptBlock | NoDone | ToolCall | ToolCalls,
     ) -> Answer:
         prompt = call.prompt_words
+        if isinstance(behaviour, Reply) and behaviour.text is None and call.forced_tool:
+            # tool_choice "required" or a named function: the model must call it
+            behaviour = ToolCall(call.forced_tool)
+        if isinstance(behaviour, ToolCall | ToolCalls):
+            return _tool_answer(call, behaviour)
         if isinstance(behaviour, Refusal):
             return Answer("refusal", behaviour.text, prompt, words(behaviour.text), "stop")
         if isinstance(behaviour, SafetyBlock):
@@ -618,9 +642,9 @@ class FakeLLMServer:
                 "prompt_block", "", prompt, 0, "content_filter", block_reason=behaviour.reason
             )
         if isinstance(behaviour, NoDone):
-            text = ECHO_PREFIX + call.last_user_text if behaviour.text is None else behaviour.text
+            text = _echo(call) if behaviour.text is None else behaviour.text
             return Answer("text", text, prompt, words(text), "stop")
-        text = ECHO_PREFIX + call.last_user_text if behaviour.text is None else behaviour.text
+        text = _echo(call) if behaviour.text is None else behaviour.text
         if behaviour.prompt_tokens is not None:
             prompt = behaviour.prompt_tokens
         completion = (
@@ -637,6 +661,36 @@ class FakeLLMServer:
         return Answer(
             "text", text, prompt, completion, behaviour.finish_reason, reasoning, reasoning_tokens
         )
+
+
+def _echo(call: Call) -> str:
+    """The default reply: ``fake reply to: <last user text>``; with ``response_format``
+    json_object / json_schema, JSON text ``{"echo": "<last user text>"}`` clients can parse."""
+    if call.json_mode:
+        return json.dumps({"echo": call.last_user_text}, ensure_ascii=False)
+    return ECHO_PREFIX + call.last_user_text
+
+
+def _tool_answer(call: Call, behaviour: ToolCall | ToolCalls) -> Answer:
+    scripted = behaviour.calls if isinstance(behaviour, ToolCalls) else (behaviour,)
+    rendered = []
+    for index, scripted_call in enumerate(scripted):
+        name = scripted_call.name or call.forced_tool or (call.tools[0] if call.tools else None)
+        if name is None:
+            raise ValueError(  # a bug in the test: kept in server.errors
+                "tool_call() without a name answers a request that has no tools"
+            )
+        call_id = scripted_call.call_id or f"call_{call.response_id.rpartition('-')[2]}_{index}"
+        rendered.append(FunctionCall(call_id, name, scripted_call.arguments))
+    completion = sum(words(c.name) + len(argument_pieces(c.arguments)) for c in rendered)
+    return Answer(
+        "tool_calls",
+        "",
+        call.prompt_words,
+        completion,
+        "tool_calls",
+        tool_calls=tuple(rendered),
+    )
 
 
 def _stream_type(call: Call) -> bytes:

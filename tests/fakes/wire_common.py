@@ -16,6 +16,7 @@ __all__ = [
     "Answer",
     "AnswerKind",
     "Call",
+    "FunctionCall",
     "HttpError",
     "Lookup",
     "RecordedRequest",
@@ -79,9 +80,21 @@ class Call:
     include_usage: bool = False  # OpenAI stream_options.include_usage
     sse: bool = True  # Gemini: alt=sse; otherwise a streamed JSON array
     show_reasoning: bool = True  # Gemini includeThoughts; DashScope enable_thinking
+    tools: tuple[str, ...] = ()  # OpenAI wire: the names of the request's function tools
+    forced_tool: str | None = None  # the function tool_choice forces ("required": the first)
+    json_mode: bool = False  # OpenAI wire: response_format json_object / json_schema
 
 
-AnswerKind = Literal["text", "refusal", "safety", "prompt_block"]
+AnswerKind = Literal["text", "refusal", "safety", "prompt_block", "tool_calls"]
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionCall:
+    """One tool call of an answer (OpenAI ``tool_calls[i]``)."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +109,7 @@ class Answer:
     reasoning: str | None = None
     reasoning_tokens: int = 0
     block_reason: str = "SAFETY"
+    tool_calls: tuple[FunctionCall, ...] = ()  # kind "tool_calls"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ import http
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from tests.fakes.wire_common import (
     retry_headers,
     show,
 )
+from tests.fakes.wire_openai_params import Invalid, check_messages, check_options
 
 __all__ = ["OpenAIWire"]
 
@@ -422,6 +424,7 @@ class OpenAIWire:
 
         last_user = ""
         prompt_words = 0
+        texts: list[str] = []
         for i, message in enumerate(messages):
             if not isinstance(message, dict):
                 raise self._invalid(
@@ -439,19 +442,20 @@ class OpenAIWire:
             content = message.get("content")
             text = self._content_text(flavour, model, info["images"], i, content)
             prompt_words += len(text.split())
+            texts.append(text)
             if role == "user":
                 last_user = text
 
         self._check_sampling(flavour, model, info, body)
+        try:
+            check_messages(messages)
+            plan = check_options(
+                flavour, body, flavour == "openai" and bool(info["reasoning"]), texts
+            )
+        except Invalid as invalid:
+            raise self._refuse(flavour, invalid) from None
         stream = body.get("stream") is True
-        show_reasoning = True
-        if flavour == "dashscope" and info["reasoning"]:
-            thinking = body.get("enable_thinking")
-            if not stream and thinking is not False:
-                raise Rejected(HttpError(400, dumps(_ENABLE_THINKING.body)))
-            show_reasoning = thinking is not False
-        elif flavour == "dashscope":
-            show_reasoning = body.get("enable_thinking") is True
+        show_reasoning = self._show_reasoning(flavour, info, body, stream)
         options = body.get("stream_options")
         prefix = "chatcmpl-" if flavour != "deepseek" else ""
         return Call(
@@ -465,7 +469,53 @@ class OpenAIWire:
             and isinstance(options, dict)
             and options.get("include_usage") is True,
             show_reasoning=show_reasoning,
+            tools=plan.tools,
+            forced_tool=plan.forced,
+            json_mode=plan.json_mode,
         )
+
+    @staticmethod
+    def _show_reasoning(flavour: str, info: Any, body: dict[str, Any], stream: bool) -> bool:
+        """DashScope's enable_thinking (a qwen3 reasoning model refuses a non-streaming call
+        without ``enable_thinking: false``); every other flavour shows what it has."""
+        if flavour != "dashscope":
+            return True
+        thinking = body.get("enable_thinking")
+        if not info["reasoning"]:
+            return thinking is True
+        if not stream and thinking is not False:
+            raise Rejected(HttpError(400, dumps(_ENABLE_THINKING.body)))
+        return thinking is not False
+
+    def _refuse(self, flavour: str, invalid: Invalid) -> Rejected:
+        """A parameter check's 400 in the flavour's words and error body."""
+        message, param, code = invalid.message, invalid.param, invalid.code
+        if flavour == "deepseek":  # DeepSeek: param null, code "invalid_request_error"
+            if message.startswith("Invalid parameter: messages with role 'tool'"):
+                # as DeepSeek words it (FoundationAgents/OpenManus#23, qwersyk/Newelle#425)
+                message = (
+                    "Messages with role 'tool' must be a response to a preceding message with "
+                    "'tool_calls'"
+                )
+            return self._invalid(flavour, message, None, "invalid_request_error")
+        if flavour == "dashscope":
+            # DashScope's words for the tool turns (philschmid/mcp-openai-gemini-llama-example
+            # #5, QwenLM/qwen-code#606); other checks keep OpenAI's text.
+            if message.startswith("Invalid parameter: messages with role 'tool'"):
+                message = (
+                    '<400> InternalError.Algo.InvalidParameter: messages with role "tool" must '
+                    'be a response to a preceeding message with "tool_calls".'
+                )
+            elif message.startswith("An assistant message with 'tool_calls'"):
+                message = (
+                    "<400> InternalError.Algo.InvalidParameter: An assistant message with "
+                    '"tool_calls" must be followed by tool messages responding to each '
+                    '"tool_call_id". The following tool_call_ids did not have response '
+                    f"messages: message[{(param or '').removeprefix('messages.[').split(']')[0]}]"
+                    ".role"
+                )
+            return self._invalid(flavour, message, None, "invalid_parameter_error")
+        return self._invalid(flavour, message, param, code)
 
     def _content_text(self, flavour: str, model: str, images: bool, i: int, content: Any) -> str:
         if content is None or isinstance(content, str):
@@ -649,6 +699,27 @@ class OpenAIWire:
         elif refusing:
             message["refusal"] = answer.text
             choice["finish_reason"] = "stop"
+        elif answer.kind == "tool_calls":
+            # The shape of the tool-call completions recorded in openai-python's
+            # tests/lib/chat/test_completions.py: content null, a tool_calls list of objects
+            # with id, type "function" and function name and arguments, refusal null, and
+            # finish_reason "tool_calls".
+            calls = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
+                for c in answer.tool_calls
+            ]
+            rest = {k: v for k, v in message.items() if k not in ("role", "content")}
+            message = choice["message"] = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": calls,
+                **rest,
+            }
+            choice["finish_reason"] = "tool_calls"
         else:
             message["content"] = answer.text
             choice["finish_reason"] = TO_OPENAI_FINISH.get(answer.finish, answer.finish)
@@ -666,6 +737,44 @@ class OpenAIWire:
         if call.flavour == "deepseek" and details and reasoning is None:
             del body["usage"]["completion_tokens_details"]
         return dumps(body)
+
+    @staticmethod
+    def _tool_call_chunks(
+        t: _Templates, answer: Answer, chunk: Callable[[dict[str, Any], dict[str, Any]], bytes]
+    ) -> list[bytes]:
+        """The chunks of streamed tool calls, as openai-python records them
+        (.inline-snapshot/external/a247c49c5fcd...bin, a streamed get_weather call): the first
+        chunk's delta is the role chunk with ``"content": null`` carrying the first call's
+        ``index``, ``id``, ``type`` and ``function.name`` with ``"arguments": ""``; then chunks
+        whose delta is ``{"tool_calls": [{"index": i, "function": {"arguments": piece}}]}``.
+        A further (parallel) call opens with its own ``{"index", "id", "type", "function":
+        {"name", "arguments": ""}}`` delta. The finishing chunk (``finish_reason:
+        "tool_calls"``) and the usage chunk follow as for text."""
+        events: list[bytes] = []
+        for index, c in enumerate(answer.tool_calls):
+            opening = {
+                "index": index,
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": ""},
+            }
+            if index == 0:
+                delta = dict(t.role_chunk["choices"][0]["delta"])
+                delta["content"] = None
+                delta["tool_calls"] = [opening]
+                if "refusal" in delta:  # keep OpenAI's key order: role, content, tool_calls
+                    delta["refusal"] = delta.pop("refusal")
+                events.append(chunk(t.role_chunk, delta))
+            else:
+                events.append(chunk(t.content_chunk, {"tool_calls": [opening]}))
+            events += [
+                chunk(
+                    t.content_chunk,
+                    {"tool_calls": [{"index": index, "function": {"arguments": piece}}]},
+                )
+                for piece in argument_pieces(c.arguments)
+            ]
+        return events
 
     def stream(self, call: Call, answer: Answer) -> StreamPlan:
         t = _TEMPLATES[call.flavour]
@@ -699,6 +808,8 @@ class OpenAIWire:
         if refusing:
             events.append(chunk(t.role_chunk, dict(_REFUSAL_ROLE["choices"][0]["delta"])))
             events += [chunk(t.content_chunk, {"refusal": p}) for p in pieces(answer.text)]
+        elif answer.kind == "tool_calls":
+            events += self._tool_call_chunks(t, answer, chunk)
         else:
             events.append(chunk(t.role_chunk, dict(t.role_chunk["choices"][0]["delta"])))
         if reasoning is not None:
@@ -725,12 +836,7 @@ class OpenAIWire:
             completion_tokens + reasoning_tokens,
             reasoning_tokens,
         )
-        if blocked:
-            finish = "content_filter"
-        elif refusing:
-            finish = "stop"
-        else:
-            finish = TO_OPENAI_FINISH.get(answer.finish, answer.finish)
+        finish = _stream_finish(answer, refusing)
         finish_delta = dict(t.finish_chunk["choices"][0]["delta"])
         if t.usage_chunk is None:  # Moonshot: usage inside the finishing choice, always
             finishing = json.loads(chunk(t.finish_chunk, finish_delta, finish)[6:])
@@ -745,6 +851,26 @@ class OpenAIWire:
                 events.append(b"data: " + dumps(usage_chunk) + b"\n\n")
         events.append(b"data: [DONE]\n\n")
         return StreamPlan(events, body_events, terminator=1, prefix=1)
+
+
+def _stream_finish(answer: Answer, refusing: bool) -> str:
+    if answer.kind in ("safety", "prompt_block"):
+        return "content_filter"
+    if refusing:
+        return "stop"
+    if answer.kind == "tool_calls":
+        return "tool_calls"
+    return TO_OPENAI_FINISH.get(answer.finish, answer.finish)
+
+
+def argument_pieces(arguments: str) -> list[str]:
+    """Token-like fragments whose concatenation is exactly ``arguments``: words (with their
+    leading space) and runs of punctuation, as OpenAI streams them (``{"``, ``city``, ``":"``,
+    ``San``, `` Francisco``, ``"}``)."""
+    return _ARGUMENT_PIECES.findall(arguments)
+
+
+_ARGUMENT_PIECES = re.compile(r"\s*\w+|[^\w\s]+|\s+")
 
 
 def http_phrase(status: int) -> str:

@@ -31,6 +31,8 @@ from tests.fakes import (
     safety_block,
     slow_stream,
     stream_error,
+    tool_call,
+    tool_calls,
 )
 from tests.fakes.fixtures import parse_sse
 
@@ -1333,3 +1335,553 @@ def test_moonshot_stream_usage_is_inside_the_finishing_choice(llm: FakeLLMServer
     assert finishing["usage"]["completion_tokens"] == 5
     template = load_fixture("moonshot/stream_choice_usage.sse").payloads()[-2]
     assert finishing.keys() == template["choices"][0].keys()
+
+
+# ---- tools, response_format and the other pass-through parameters ----------------------------
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+TIME = {"type": "function", "function": {"name": "get_time"}}
+
+
+def tool_turns(*answers: tuple[str, str], ids: tuple[str, ...] = ("call_a",)) -> dict[str, Any]:
+    """A body whose assistant turn called ``ids`` (content null) and whose tool turns are
+    ``answers`` as (tool_call_id, content)."""
+    calls = [
+        {"id": i, "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+        for i in ids
+    ]
+    return {
+        "model": MODEL,
+        "messages": [
+            {"role": "user", "content": "weather in Paris?"},
+            {"role": "assistant", "content": None, "tool_calls": calls},
+            *({"role": "tool", "tool_call_id": i, "content": text} for i, text in answers),
+        ],
+        "tools": [WEATHER],
+    }
+
+
+def rejected(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    r = client.post("/chat/completions", json=body)
+    assert r.status_code == 400, r.text
+    error: dict[str, Any] = r.json()["error"]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("extra", "param", "code", "message"),
+    [
+        ({"top_p": 1.5}, "top_p", "decimal_above_max_value",
+         "Invalid 'top_p': decimal above maximum value. Expected a value <= 1, but got 1.5 "
+         "instead."),
+        ({"top_p": -0.1}, "top_p", "decimal_below_min_value",
+         "Invalid 'top_p': decimal below minimum value. Expected a value >= 0, but got -0.1 "
+         "instead."),
+        ({"top_p": "0.5"}, "top_p", "invalid_type",
+         "Invalid type for 'top_p': expected a decimal, but got a string instead."),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "array_above_max_length",
+         "Invalid 'stop': array too long. Expected an array with maximum length 4, but got an "
+         "array with length 5 instead."),
+        ({"stop": {"a": 1}}, "stop", "invalid_type",
+         "Invalid type for 'stop': expected one of a string or array of strings, but got an "
+         "object instead."),
+        ({"stop": ["a", 1]}, "stop[1]", "invalid_type",
+         "Invalid type for 'stop[1]': expected a string, but got an integer instead."),
+        ({"n": 0}, "n", "integer_below_min_value",
+         "Invalid 'n': integer below minimum value. Expected a value >= 1, but got 0 instead."),
+        ({"n": 129}, "n", "integer_above_max_value",
+         "Invalid 'n': integer above maximum value. Expected a value <= 128, but got 129 "
+         "instead."),
+        ({"n": 1.5}, "n", "invalid_type",
+         "Invalid type for 'n': expected an integer, but got a decimal number instead."),
+    ],
+)  # fmt: skip
+def test_openai_rejects_bad_top_p_stop_and_n(
+    llm: FakeLLMServer,
+    openai: httpx.Client,
+    extra: dict[str, Any],
+    param: str,
+    code: str,
+    message: str,
+) -> None:
+    llm.script(reply("never sent"))
+    error = rejected(openai, chat(**extra))
+    assert error == {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": param,
+        "code": code,
+    }
+    assert llm.pending == 1  # a refused request leaves the script alone
+
+
+def test_openai_accepts_valid_top_p_stop_and_n(openai: httpx.Client) -> None:
+    extras: list[dict[str, Any]] = [
+        {"top_p": 0},
+        {"top_p": 1},
+        {"top_p": 0.3},
+        {"stop": "END"},
+        {"stop": ["a", "b", "c", "d"]},
+        {"stop": []},
+        {"n": 1},
+        {"top_p": None, "stop": None, "n": None},
+    ]
+    for extra in extras:
+        r = openai.post("/chat/completions", json=chat(**extra))
+        assert r.status_code == 200, (extra, r.text)
+
+
+def test_openai_reasoning_models_refuse_top_p_and_stop(openai: httpx.Client) -> None:
+    error = rejected(openai, chat(model="gpt-5-mini", top_p=0.9))
+    assert error == {
+        "message": "Unsupported parameter: 'top_p' is not supported with this model.",
+        "type": "invalid_request_error",
+        "param": "top_p",
+        "code": "unsupported_parameter",
+    }
+    error = rejected(openai, chat(model="o3", stop=["\n"]))
+    assert (error["param"], error["code"]) == ("stop", "unsupported_parameter")
+    assert error["message"] == "Unsupported parameter: 'stop' is not supported with this model."
+    assert openai.post("/chat/completions", json=chat(model="gpt-5", top_p=1)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("extra", "param", "code", "message"),
+    [
+        ({"tool_choice": "none"}, "tool_choice", None,
+         "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are "
+         "specified."),
+        ({"tool_choice": {"type": "function", "function": {"name": "get_weather"}}},
+         "tool_choice", None,
+         "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are "
+         "specified."),
+        ({"tools": []}, "tools", "empty_array",
+         "Invalid 'tools': empty array. Expected an array with minimum length 1, but got an "
+         "empty array instead."),
+        ({"tools": WEATHER}, "tools", "invalid_type",
+         "Invalid type for 'tools': expected an array, but got an object instead."),
+        ({"tools": [{"type": "function", "function": {"name": "get weather"}}]},
+         "tools[0].function.name", "invalid_value",
+         "Invalid 'tools[0].function.name': string does not match pattern. Expected a string "
+         "that matches the pattern '^[a-zA-Z0-9_-]+$'."),
+        ({"tools": [WEATHER, {"type": "function", "function": {"name": "x" * 65}}]},
+         "tools[1].function.name", "string_above_max_length",
+         "Invalid 'tools[1].function.name': string too long. Expected a string with maximum "
+         "length 64, but got a string with length 65 instead."),
+        ({"tools": [{"type": "function", "function": {"description": "no name"}}]},
+         "tools[0].function.name", "missing_required_parameter",
+         "Missing required parameter: 'tools[0].function.name'."),
+        ({"tools": [{"type": "function"}]}, "tools[0].function", "missing_required_parameter",
+         "Missing required parameter: 'tools[0].function'."),
+        ({"tools": [{"type": "retrieval", "function": {"name": "a"}}]}, "tools[0].type",
+         "invalid_value", "Invalid value: 'retrieval'. Supported values are: 'function' and "
+         "'custom'."),
+        ({"tools": [{"type": "function", "function": {"name": "a", "parameters": "{}"}}]},
+         "tools[0].function.parameters", "invalid_type",
+         "Invalid type for 'tools[0].function.parameters': expected an object, but got a "
+         "string instead."),
+        ({"tools": [{"type": "function", "function": {"name": "a", "description": 3}}]},
+         "tools[0].function.description", "invalid_type",
+         "Invalid type for 'tools[0].function.description': expected a string, but got an "
+         "integer instead."),
+        ({"tools": [WEATHER] * 129}, "tools", "array_above_max_length",
+         "Invalid 'tools': array too long. Expected an array with maximum length 128, but got "
+         "an array with length 129 instead."),
+        ({"tools": [WEATHER], "tool_choice": "sometimes"}, "tool_choice", "invalid_value",
+         "Invalid value: 'sometimes'. Supported values are: 'none', 'auto', and 'required'."),
+        ({"tools": [WEATHER], "tool_choice": {"type": "function"}}, "tool_choice.function",
+         "missing_required_parameter", "Missing required parameter: 'tool_choice.function'."),
+        ({"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}},
+         "tool_choice", "invalid_value",
+         "Invalid value for 'tool_choice': function 'nope' is not one of the functions in "
+         "'tools'."),
+    ],
+)  # fmt: skip
+def test_openai_tools_and_tool_choice_are_validated(
+    llm: FakeLLMServer,
+    openai: httpx.Client,
+    extra: dict[str, Any],
+    param: str,
+    code: str | None,
+    message: str,
+) -> None:
+    error = rejected(openai, chat(**extra))
+    assert error == {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": param,
+        "code": code,
+    }
+
+
+@pytest.mark.parametrize(
+    ("response_format", "param", "code", "message"),
+    [
+        ({"type": "json_object"}, "messages", None,
+         "'messages' must contain the word 'json' in some form, to use 'response_format' of "
+         "type 'json_object'."),
+        ("json_object", "response_format", "invalid_type",
+         "Invalid type for 'response_format': expected an object, but got a string instead."),
+        ({"type": "xml"}, "response_format.type", "invalid_value",
+         "Invalid value: 'xml'. Supported values are: 'json_object', 'json_schema', and "
+         "'text'."),
+        ({"type": "json_schema"}, "response_format.json_schema", "missing_required_parameter",
+         "Missing required parameter: 'response_format.json_schema'."),
+        ({"type": "json_schema", "json_schema": {"schema": {"type": "object"}}},
+         "response_format.json_schema.name", "missing_required_parameter",
+         "Missing required parameter: 'response_format.json_schema.name'."),
+        ({"type": "json_schema", "json_schema": {"name": "a b"}},
+         "response_format.json_schema.name", "invalid_value",
+         "Invalid 'response_format.json_schema.name': string does not match pattern. Expected "
+         "a string that matches the pattern '^[a-zA-Z0-9_-]+$'."),
+        ({"type": "json_schema", "json_schema": {"name": "a", "schema": []}},
+         "response_format.json_schema.schema", "invalid_type",
+         "Invalid type for 'response_format.json_schema.schema': expected an object, but got "
+         "an array instead."),
+    ],
+)  # fmt: skip
+def test_openai_response_format_is_validated(
+    openai: httpx.Client,
+    response_format: Any,
+    param: str,
+    code: str | None,
+    message: str,
+) -> None:
+    error = rejected(openai, chat(response_format=response_format))
+    assert error == {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": param,
+        "code": code,
+    }
+
+
+def test_json_mode_echo_is_json_text(openai: httpx.Client) -> None:
+    # the word may be anywhere in the messages, in any case, e.g. only in the system prompt
+    body = chat("what is the capital of France?", response_format={"type": "json_object"})
+    body["messages"][0]["content"] = "Answer in JSON."
+    message = openai.post("/chat/completions", json=body).json()["choices"][0]["message"]
+    assert json.loads(message["content"]) == {"echo": "what is the capital of France?"}
+
+    schema = {"name": "answer", "schema": {"type": "object"}, "strict": True}
+    body = chat("élan vital", response_format={"type": "json_schema", "json_schema": schema})
+    body["stream"] = True  # json_schema needs no "json" in the messages
+    with openai.stream("POST", "/chat/completions", json=body) as r:
+        chunks = [json.loads(p) for p in sse_data(r.iter_lines())[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    assert json.loads(text) == {"echo": "élan vital"}
+
+    plain = chat(response_format={"type": "text"})
+    message = openai.post("/chat/completions", json=plain).json()["choices"][0]["message"]
+    assert message["content"] == "fake reply to: hello there"
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "message"),
+    [
+        ({"model": MODEL, "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "tool", "tool_call_id": "call_a", "content": "sunny"}]},
+         "messages.[1].role",
+         "Invalid parameter: messages with role 'tool' must be a response to a preceeding "
+         "message with 'tool_calls'."),
+        (tool_turns(("call_b", "sunny")), "messages.[2].tool_call_id",
+         "Invalid parameter: 'tool_call_id' of 'call_b' not found in 'tool_calls' of previous "
+         "message."),
+        (tool_turns(ids=("call_a", "call_b")) | {"messages": [
+            *tool_turns(("call_a", "sunny"), ids=("call_a", "call_b"))["messages"],
+            {"role": "user", "content": "and?"}]},
+         "messages.[1].role",
+         "An assistant message with 'tool_calls' must be followed by tool messages responding "
+         "to each 'tool_call_id'. The following tool_call_ids did not have response messages: "
+         "call_b"),
+        (tool_turns(ids=("call_a", "call_b")), "messages.[1].role",
+         "An assistant message with 'tool_calls' must be followed by tool messages responding "
+         "to each 'tool_call_id'. The following tool_call_ids did not have response messages: "
+         "call_a, call_b"),
+        ({"model": MODEL, "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": None}]},
+         "messages.[1].content", "Invalid value for 'content': expected a string, got null."),
+    ],
+)  # fmt: skip
+def test_openai_tool_turns_must_answer_the_preceding_tool_calls(
+    openai: httpx.Client, body: dict[str, Any], param: str, message: str
+) -> None:
+    error = rejected(openai, body)
+    assert error == {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": param,
+        "code": None,
+    }
+
+
+def test_openai_tool_message_fields_are_checked(openai: httpx.Client) -> None:
+    body = tool_turns(("call_a", "sunny"))
+    del body["messages"][2]["tool_call_id"]
+    error = rejected(openai, body)
+    assert error["message"] == (
+        "Missing parameter 'tool_call_id': messages with role 'tool' must have a 'tool_call_id'."
+    )
+    assert error["param"] == "messages.[2].tool_call_id"
+    long_id = "call_" + "x" * 40
+    error = rejected(openai, tool_turns((long_id, "sunny"), ids=(long_id,)))
+    assert (error["param"], error["code"]) == (
+        "messages[2].tool_call_id",
+        "string_above_max_length",
+    )
+    body = tool_turns(("call_a", "sunny"))
+    body["messages"][1]["tool_calls"][0]["function"]["name"] = "get weather"
+    error = rejected(openai, body)
+    assert error["param"] == "messages[1].tool_calls[0].function.name"
+    body = tool_turns(("call_a", "sunny"))
+    del body["messages"][1]["tool_calls"][0]["function"]["arguments"]
+    error = rejected(openai, body)
+    assert error["message"] == (
+        "Missing required parameter: 'messages[1].tool_calls[0].function.arguments'."
+    )
+    body = tool_turns(("call_a", "sunny"))
+    body["messages"][1]["tool_calls"] = []
+    assert rejected(openai, body)["code"] == "empty_array"
+    body = chat()
+    body["messages"][1]["content"] = None
+    error = rejected(openai, body)
+    assert (error["param"], error["code"]) == ("messages[1].content", "invalid_type")
+
+
+def test_openai_accepts_a_complete_tool_round_trip(openai: httpx.Client) -> None:
+    for body in (
+        tool_turns(("call_a", "sunny")),
+        tool_turns(("call_b", "rain"), ("call_a", "sunny"), ids=("call_a", "call_b")),
+        tool_turns(("call_a", "sunny")) | {"tool_choice": "auto"},
+    ):
+        body["messages"].append({"role": "assistant", "content": "It is sunny."})
+        body["messages"].append({"role": "user", "content": "thanks"})
+        r = openai.post("/chat/completions", json=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["message"]["content"] == "fake reply to: thanks"
+    # an assistant turn with tool calls may also carry text
+    body = tool_turns(("call_a", "sunny"))
+    body["messages"][1]["content"] = "Let me look."
+    assert openai.post("/chat/completions", json=body).status_code == 200
+
+
+def test_forced_tool_choice_answers_with_a_tool_call(
+    llm: FakeLLMServer, openai: httpx.Client
+) -> None:
+    named = {"type": "function", "function": {"name": "get_time"}}
+    cases = [
+        ("required", "get_weather"),  # the first tool
+        (named, "get_time"),
+    ]
+    for choice, name in cases:
+        body = openai.post(
+            "/chat/completions", json=chat(tools=[WEATHER, TIME], tool_choice=choice)
+        ).json()
+        choice_body = body["choices"][0]
+        assert choice_body["finish_reason"] == "tool_calls"
+        message = choice_body["message"]
+        assert list(message)[:3] == ["role", "content", "tool_calls"]
+        assert message["content"] is None
+        assert message["refusal"] is None
+        (call,) = message["tool_calls"]
+        assert call["id"].startswith("call_")
+        assert call == {
+            "id": call["id"],
+            "type": "function",
+            "function": {"name": name, "arguments": "{}"},
+        }
+    # "auto", "none" and no tool_choice: the model answers in text (the echo)
+    for extra in ({"tool_choice": "auto"}, {"tool_choice": "none"}, {}):
+        body = openai.post("/chat/completions", json=chat(tools=[WEATHER], **extra)).json()
+        assert body["choices"][0]["finish_reason"] == "stop"
+        assert "tool_calls" not in body["choices"][0]["message"]
+    # a scripted text reply still wins over the forced tool call
+    llm.script(reply("no tools today"))
+    body = openai.post("/chat/completions", json=chat(tools=[WEATHER], tool_choice="required"))
+    assert body.json()["choices"][0]["message"]["content"] == "no tools today"
+
+
+def test_scripted_tool_call_plain_and_streamed(llm: FakeLLMServer, openai: httpx.Client) -> None:
+    arguments = '{"city":"San Francisco","state":"CA"}'
+    llm.script(
+        tool_call("get_weather", arguments, call_id="call_Weather1"),
+        tool_call("get_weather", arguments),
+    )
+    body = openai.post("/chat/completions", json=chat(tools=[WEATHER])).json()
+    (call,) = body["choices"][0]["message"]["tool_calls"]
+    assert call == {
+        "id": "call_Weather1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": arguments},
+    }
+    assert body["choices"][0]["finish_reason"] == "tool_calls"
+    assert body["usage"]["completion_tokens"] > 0
+
+    stream = chat(tools=[WEATHER], stream=True, stream_options={"include_usage": True})
+    with openai.stream("POST", "/chat/completions", json=stream) as r:
+        payloads = sse_data(r.iter_lines())
+    assert payloads[-1] == "[DONE]"
+    chunks = [json.loads(p) for p in payloads[:-1]]
+    first = chunks[0]["choices"][0]["delta"]
+    assert first["role"] == "assistant"
+    assert first["content"] is None
+    (opening,) = first["tool_calls"]
+    assert opening == {
+        "index": 0,
+        "id": opening["id"],
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": ""},
+    }
+    assert opening["id"].startswith("call_")
+    middle = chunks[1:-2]
+    assert len(middle) > 1  # the arguments come in pieces
+    fragments = []
+    for c in middle:
+        delta = c["choices"][0]["delta"]
+        (piece,) = delta["tool_calls"]
+        fragment = piece["function"]["arguments"]
+        assert delta == {"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]}
+        fragments.append(fragment)
+        assert c["choices"][0]["finish_reason"] is None
+        assert c["usage"] is None
+    assert "".join(fragments) == arguments
+    assert fragments[:3] == ['{"', "city", '":"']  # token-like, as OpenAI streams them
+    assert chunks[-2]["choices"][0] == {
+        "index": 0,
+        "delta": {},
+        "logprobs": None,
+        "finish_reason": "tool_calls",
+    }
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"]["completion_tokens"] > 0
+
+
+def test_parallel_tool_calls_and_a_forced_stream(llm: FakeLLMServer, openai: httpx.Client) -> None:
+    llm.script(tool_calls(tool_call("get_weather", '{"city": "Paris"}'), tool_call("get_time")))
+    body = openai.post("/chat/completions", json=chat(tools=[WEATHER, TIME])).json()
+    calls = body["choices"][0]["message"]["tool_calls"]
+    assert [(c["function"]["name"], c["function"]["arguments"]) for c in calls] == [
+        ("get_weather", '{"city": "Paris"}'),
+        ("get_time", "{}"),
+    ]
+    assert len({c["id"] for c in calls}) == 2
+
+    llm.script(tool_calls(tool_call(arguments='{"a": 1}'), tool_call("get_time")))
+    body = chat(tools=[WEATHER, TIME], stream=True)
+    with openai.stream("POST", "/chat/completions", json=body) as r:
+        chunks = [json.loads(p) for p in sse_data(r.iter_lines())[:-1]]
+    assert "usage" not in chunks[0]
+    deltas = [c["choices"][0]["delta"].get("tool_calls") for c in chunks[:-1]]
+    assert all(d is not None and len(d) == 1 for d in deltas)
+    by_index: dict[int, list[dict[str, Any]]] = {}
+    for d in deltas:
+        assert d is not None
+        by_index.setdefault(d[0]["index"], []).append(d[0])
+    assert sorted(by_index) == [0, 1]
+    assert by_index[0][0]["function"]["name"] == "get_weather"  # unnamed: the first tool
+    assert by_index[1][0]["function"]["name"] == "get_time"
+    assert by_index[1][0]["id"].startswith("call_")
+    assert "".join(p["function"]["arguments"] for p in by_index[0]) == '{"a": 1}'
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+    # tool_choice "required" streams the forced call the same way, and a cut stream stops
+    # inside it
+    llm.script(cut_stream(after_chunks=1))
+    body = chat(tools=[WEATHER], tool_choice="required", stream=True)
+    lines: list[str] = []
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        openai.stream("POST", "/chat/completions", json=body) as r,
+    ):
+        collect_lines(r, lines)
+    (only,) = lines
+    assert json.loads(only.removeprefix("data: "))["choices"][0]["delta"]["tool_calls"]
+
+
+def test_tool_checks_in_every_openai_compatible_flavour(llm: FakeLLMServer) -> None:
+    no_tools = {"tool_choice": "auto"}
+    for name, model in FLAVOUR_MODELS.items():
+        with flavour_client(llm, name) as client:
+            r = client.post("/chat/completions", json=flavour_chat(model, **no_tools))
+            assert r.status_code == 400, (name, r.text)
+            assert "'tool_choice' is only allowed when 'tools'" in r.text, name
+            body = flavour_chat(model, tools=[WEATHER], tool_choice="required")
+            r = client.post("/chat/completions", json=body)
+            assert r.status_code == 200, (name, r.text)
+            message = r.json()["choices"][0]["message"]
+            assert message["content"] is None, name
+            assert message["tool_calls"][0]["function"]["name"] == "get_weather", name
+            assert r.json()["choices"][0]["finish_reason"] == "tool_calls", name
+            orphan = {
+                "model": model,
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {"role": "tool", "tool_call_id": "call_a", "content": "x"},
+                ],
+            }
+            r = client.post("/chat/completions", json=orphan)
+            assert r.status_code == 400, name
+
+    with flavour_client(llm, "deepseek") as client:
+        r = client.post("/chat/completions", json=orphan | {"model": "deepseek-v4-flash"})
+        assert r.json() == {
+            "error": {
+                "message": "Messages with role 'tool' must be a response to a preceding "
+                "message with 'tool_calls'",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_request_error",
+            }
+        }
+        schema = {"type": "json_schema", "json_schema": {"name": "a"}}
+        body = flavour_chat("deepseek-v4-flash", "json please", response_format=schema)
+        error = rejected(client, body)
+        assert error["message"] == "This response_format type is unavailable now"
+        body = flavour_chat("deepseek-v4-flash", stop=[str(i) for i in range(16)])
+        assert client.post("/chat/completions", json=body).status_code == 200
+    with flavour_client(llm, "dashscope") as client:
+        r = client.post("/chat/completions", json=orphan | {"model": "qwen-plus"})
+        error = r.json()["error"]
+        assert error["message"].startswith("<400> InternalError.Algo.InvalidParameter: ")
+        assert error["code"] == "invalid_parameter_error"
+        assert r.json()["request_id"]
+        body = flavour_chat("qwen-plus", response_format={"type": "json_object"})
+        error = rejected(client, body)
+        assert error["message"].startswith("'messages' must contain the word 'json'")
+    with flavour_client(llm, "moonshot") as client:
+        body = flavour_chat("kimi-k2.6", stop=list("abcdef"))
+        error = rejected(client, body)
+        assert set(error) == {"message", "type"}
+        assert "maximum length 5" in error["message"]
+    with flavour_client(llm, "ollama") as client:
+        body = flavour_chat("llama3.2", stop=["a", 1])
+        error = rejected(client, body)
+        assert error["message"] == "invalid type for 'stop' field: float64"
+        body = flavour_chat("llama3.2", stop=list("abcdefgh"))
+        assert client.post("/chat/completions", json=body).status_code == 200
+
+
+def test_a_tool_call_for_gemini_or_anthropic_is_a_test_bug(
+    llm: FakeLLMServer, gemini: httpx.Client, anthropic: httpx.Client, openai: httpx.Client
+) -> None:
+    llm.script(tool_call("get_weather"), tool_call("get_weather"), tool_call())
+    with pytest.raises(httpx.RemoteProtocolError):
+        gemini.post(GENERATE, json=contents())
+    with pytest.raises(httpx.RemoteProtocolError):
+        anthropic.post("/v1/messages", json=messages())
+    with pytest.raises(httpx.RemoteProtocolError):  # no name, and no tools to take one from
+        openai.post("/chat/completions", json=chat())
+    assert [type(e) for e in llm.errors] == [TypeError, TypeError, ValueError]
+    assert "OpenAI-compatible wire only" in str(llm.errors[0])
+    llm.errors.clear()
+    with pytest.raises(ValueError, match="at least one"):
+        tool_calls()

@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import anthropic
 import httpx
 import openai
+import pydantic
 import pytest
 from anthropic.types import MessageParam
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import (
+    ChatCompletionMessageFunctionToolCall,
+    ChatCompletionMessageParam,
+    ChatCompletionToolParam,
+)
 
 from tests.fakes import (
     FakeLLMServer,
@@ -33,6 +38,7 @@ from tests.fakes import (
     reply,
     safety_block,
     stream_error,
+    tool_call,
 )
 
 KEY = "test-key"
@@ -282,6 +288,143 @@ def test_openai_stream_without_done_still_ends_cleanly(
     )
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "ok then"
     assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+class GetWeather(pydantic.BaseModel):
+    city: str
+
+
+class Echo(pydantic.BaseModel):
+    echo: str
+
+
+WEATHER_TOOL: ChatCompletionToolParam = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+def test_openai_tool_calls_parse_plain_and_streamed(
+    server: FakeLLMServer, oai: openai.OpenAI
+) -> None:
+    completion = oai.chat.completions.create(
+        model=OPENAI_MODEL,
+        messages=OPENAI_QUESTION,
+        tools=[WEATHER_TOOL],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content is None
+    assert choice.message.refusal is None
+    assert choice.message.tool_calls is not None
+    (call,) = choice.message.tool_calls
+    assert isinstance(call, ChatCompletionMessageFunctionToolCall)
+    assert call.id.startswith("call_")
+    assert (call.function.name, call.function.arguments) == ("get_weather", "{}")
+
+    arguments = '{"city": "San Francisco"}'
+    server.script(tool_call("get_weather", arguments), tool_call("get_weather", arguments))
+    stream = oai.chat.completions.create(
+        model=OPENAI_MODEL,
+        messages=OPENAI_QUESTION,
+        tools=[WEATHER_TOOL],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    pieces = [
+        d.function.arguments or ""
+        for c in chunks
+        if c.choices and c.choices[0].delta.tool_calls
+        for d in c.choices[0].delta.tool_calls
+        if d.function is not None
+    ]
+    assert "".join(pieces) == arguments
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+    assert chunks[-1].usage is not None
+
+    with oai.chat.completions.stream(
+        model=OPENAI_MODEL, messages=OPENAI_QUESTION, tools=[WEATHER_TOOL]
+    ) as helper:
+        kinds = [e.type for e in helper]
+        final = helper.get_final_completion()
+    assert "tool_calls.function.arguments.delta" in kinds
+    assert "tool_calls.function.arguments.done" in kinds
+    assert "content.delta" not in kinds
+    message = final.choices[0].message
+    assert message.tool_calls is not None
+    assert message.tool_calls[0].function.name == "get_weather"
+    assert message.tool_calls[0].function.arguments == arguments
+    assert final.choices[0].finish_reason == "tool_calls"
+
+
+def test_openai_parse_helpers_read_strict_tools_and_json_schema(
+    server: FakeLLMServer, oai: openai.OpenAI
+) -> None:
+    server.script(tool_call("GetWeather", '{"city":"Paris"}'))
+    parsed = oai.chat.completions.parse(
+        model=OPENAI_MODEL,
+        messages=OPENAI_QUESTION,
+        tools=[openai.pydantic_function_tool(GetWeather)],
+    )
+    tool_calls = parsed.choices[0].message.tool_calls
+    assert tool_calls is not None
+    assert tool_calls[0].function.parsed_arguments == GetWeather(city="Paris")
+    sent = server.last_request.json
+    assert sent["tools"][0]["function"]["strict"] is True
+
+    answer = oai.chat.completions.parse(
+        model=OPENAI_MODEL, messages=OPENAI_QUESTION, response_format=Echo
+    )
+    assert answer.choices[0].message.parsed == Echo(echo="capital of France")
+    assert server.last_request.json["response_format"]["type"] == "json_schema"
+
+
+def test_openai_tool_rejections_are_bad_request_errors(
+    server: FakeLLMServer, oai: openai.OpenAI
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.chat.completions.create(
+            model=OPENAI_MODEL, messages=OPENAI_QUESTION, tool_choice="auto"
+        )
+    assert caught.value.param == "tool_choice"
+    assert caught.value.code is None
+    assert "'tool_choice' is only allowed when 'tools' are specified" in caught.value.message
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.chat.completions.create(
+            model=OPENAI_MODEL, messages=OPENAI_QUESTION, response_format={"type": "json_object"}
+        )
+    assert caught.value.param == "messages"
+
+    orphan: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": "hi"},
+        {"role": "tool", "tool_call_id": "call_a", "content": "sunny"},
+    ]
+    with pytest.raises(openai.BadRequestError) as caught:
+        oai.chat.completions.create(model=OPENAI_MODEL, messages=orphan)
+    assert caught.value.param == "messages.[1].role"
+
+    # the round trip the SDK itself builds from a tool-call answer is accepted
+    first = oai.chat.completions.create(
+        model=OPENAI_MODEL, messages=OPENAI_QUESTION, tools=[WEATHER_TOOL], tool_choice="required"
+    )
+    assistant = first.choices[0].message
+    assert assistant.tool_calls is not None
+    follow_up: list[ChatCompletionMessageParam] = [
+        *OPENAI_QUESTION,
+        cast("ChatCompletionMessageParam", assistant.model_dump(exclude_none=True)),
+        {"role": "tool", "tool_call_id": assistant.tool_calls[0].id, "content": "sunny"},
+    ]
+    second = oai.chat.completions.create(
+        model=OPENAI_MODEL, messages=follow_up, tools=[WEATHER_TOOL]
+    )
+    assert second.choices[0].message.content == "fake reply to: capital of France"
 
 
 def test_openai_models_list(oai: openai.OpenAI) -> None:
