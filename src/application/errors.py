@@ -26,6 +26,16 @@ class ProviderError(ModelFailure):
     default_message = "The model provider returned an error."
 
 
+class ProviderRefusedRequest(ProviderError):
+    """The provider refused the request as invalid (its HTTP 400): Parley's fault when
+    Parley built it, the caller's when the caller wrote it (the OpenAI-compatible
+    endpoint passes the caller's messages and options through). Its code stays
+    ``provider_error``, as stored replies have always said."""
+
+    code = "provider_error"
+    default_message = "The model provider refused the request as invalid."
+
+
 class ProviderAuthError(ModelFailure):
     code = "provider_auth"
     default_message = "The model provider rejected Parley's credentials."

@@ -5,6 +5,7 @@ own OpenAPI document, as a normal user and as staff. Every response must be docu
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -92,6 +93,27 @@ BEYOND_THE_SCHEMA = {
         "does not take",
     ),
     "to": ("Must not be before from.",),
+    # The OpenAI-compatible endpoint's (param, indices dropped): what a model takes, the
+    # one-image limit, and rules across two fields (tool_choice needs tools; a call bound
+    # to a conversation takes no tools).
+    "messages[].content": (
+        "Image URLs must point at a public host that answers.",
+        "The image URL answered HTTP",
+        "The image could not be downloaded.",
+        "The URL does not point at a PNG",
+        "The data: URI does not hold a",
+        "The image is larger than",
+        "does not take",
+        "One image per message",
+    ),
+    "tools": ("does not take", "Not taken with a Parley conversation"),
+    "response_format": ("does not take", "Not taken with a Parley conversation"),
+    "messages": ("does not take",),
+    "tool_choice": ("tool_choice is only allowed when tools are given.",),
+    "messages[].tool_call_id": ("A tool message answers a tool call",),
+    # What the provider refuses of what the caller wrote (e.g. a json_object response
+    # format with no "json" in the messages): the provider's 400, passed on.
+    "None": ("Model provider",),
     "username": ("A user with that username already exists.",),
 }
 
@@ -101,6 +123,9 @@ def _beyond_the_schema(response: Any) -> bool:
         return False
     body = response.json()
     fields = body.get("fields", body) if isinstance(body, dict) else None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):  # OpenAI's shape
+        error = body["error"]
+        fields = {re.sub(r"\[\d+\]", "[]", str(error["param"])): [error["message"]]}
     if not isinstance(fields, dict) or not fields:
         return False
     return all(

@@ -19,6 +19,7 @@ from application.errors import (
     ProviderAuthError,
     ProviderError,
     ProviderQuotaExceeded,
+    ProviderRefusedRequest,
     ProviderTimeout,
     ProviderUnavailable,
 )
@@ -55,7 +56,7 @@ PORT_ERROR: dict[FailureKind, type[ModelFailure]] = {
     FailureKind.AUTH: ProviderAuthError,
     FailureKind.SERVER_ERROR: ProviderError,
     FailureKind.TRANSPORT: ProviderError,
-    FailureKind.BAD_REQUEST: ProviderError,
+    FailureKind.BAD_REQUEST: ProviderRefusedRequest,
     FailureKind.MALFORMED: ProviderError,
 }
 

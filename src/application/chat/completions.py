@@ -96,7 +96,11 @@ class CompletionPreparation:
     async def _with_image(self, model: ModelInfo, index: int, turn: ChatTurn) -> ChatTurn:
         if turn.image_url is None:
             return turn
-        image = await self._images.fetch(turn.image_url)
+        try:
+            image = await self._images.fetch(turn.image_url)
+        except InvalidInput as refused:  # said of "image_url": say where it is here
+            messages = [m for texts in refused.field_errors.values() for m in texts]
+            raise InvalidInput({f"messages[{index}].content": messages}) from None
         if not model.takes_image(image.mime_type):
             kind = image.mime_type.removeprefix("image/").upper()
             reason = "images" if not model.supports_images else f"{kind} images"

@@ -26,6 +26,7 @@ from application.errors import (
     ProviderAuthError,
     ProviderError,
     ProviderQuotaExceeded,
+    ProviderRefusedRequest,
     ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
@@ -42,7 +43,7 @@ from domain.errors import (
     UsernameTaken,
 )
 from entrypoints.http.bodies import UnsupportedMediaType
-from entrypoints.http.dialects import dialect_of
+from entrypoints.http.dialects import OPENAI, Dialect, dialect_of
 
 log = logging.getLogger("parley.http")
 
@@ -90,7 +91,14 @@ CODE_OF_HTTP_STATUS = {
 }
 
 
-def status_of(error: DomainError) -> int:
+# On the OpenAI-compatible endpoint the caller wrote the messages and options the
+# provider refused: that is the caller's 400, as OpenAI's own API would answer it.
+OPENAI_STATUS_OF: dict[type[DomainError], int] = {ProviderRefusedRequest: 400}
+
+
+def status_of(error: DomainError, dialect: Dialect | None = None) -> int:
+    if dialect == OPENAI and type(error) in OPENAI_STATUS_OF:
+        return OPENAI_STATUS_OF[type(error)]
     for cls in type(error).__mro__:
         if cls in STATUS_OF:
             return STATUS_OF[cls]
@@ -125,7 +133,7 @@ def domain_error(request: Request[Any, Any, Any], error: DomainError) -> Respons
         headers = {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
     return ErrorBody.render(
         request,
-        status_of(error),
+        status_of(error, dialect_of(request)),
         message=error.message,
         code=error.code,
         fields=fields,

@@ -9,24 +9,30 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-Probability = Annotated[float, msgspec.Meta(ge=0, le=1)]
-Temperature = Annotated[float, msgspec.Meta(ge=0, le=2)]
+from entrypoints.http.schema_docs import NO_NUL, ImageUrl, documented
+
+# NUL is refused in every string field (bodies.py), as in Parley's other dialects.
+Text = Annotated[str, documented(pattern=NO_NUL)]
+# Litestar leaves a bound of 0 out of the document (it tests the bound for truth), so
+# these say their minimum again.
+Probability = Annotated[float, msgspec.Meta(ge=0, le=1), documented(minimum=0, maximum=1)]
+Temperature = Annotated[float, msgspec.Meta(ge=0, le=2), documented(minimum=0, maximum=2)]
 TokenLimit = Annotated[int, msgspec.Meta(ge=1)]
-ModelName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+ModelName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)]
 FunctionName = Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
 
 
 class TextPart(msgspec.Struct, tag_field="type", tag="text"):
-    text: str
+    text: Text
 
 
-class ImageUrl(msgspec.Struct):
-    url: str
+class ImageUrlIn(msgspec.Struct):
+    url: ImageUrl
     detail: str | None = None
 
 
 class ImagePart(msgspec.Struct, tag_field="type", tag="image_url"):
-    image_url: ImageUrl
+    image_url: ImageUrlIn
 
 
 class FunctionCall(msgspec.Struct):
@@ -40,14 +46,40 @@ class ToolCallIn(msgspec.Struct):
     type: Literal["function"] = "function"
 
 
-class MessageIn(msgspec.Struct):
-    """``developer`` is OpenAI's newer name for ``system``."""
+TextContent = Text | list[TextPart]
 
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart | ImagePart] | None = None
+
+class SystemMessage(msgspec.Struct, tag_field="role", tag="system"):
+    content: TextContent
+    name: str | None = None
+
+
+class DeveloperMessage(msgspec.Struct, tag_field="role", tag="developer"):
+    """OpenAI's newer name for a system message."""
+
+    content: TextContent
+    name: str | None = None
+
+
+class UserMessage(msgspec.Struct, tag_field="role", tag="user"):
+    """At most one image part (a limit of Parley's, which keeps one image a message)."""
+
+    content: Text | list[TextPart | ImagePart]
+    name: str | None = None
+
+
+class AssistantMessageIn(msgspec.Struct, tag_field="role", tag="assistant"):
+    content: TextContent | None = None
     name: str | None = None
     tool_calls: list[ToolCallIn] | None = None
-    tool_call_id: str | None = None
+
+
+class ToolMessage(msgspec.Struct, tag_field="role", tag="tool"):
+    content: TextContent
+    tool_call_id: Text
+
+
+MessageIn = SystemMessage | DeveloperMessage | UserMessage | AssistantMessageIn | ToolMessage
 
 
 class FunctionIn(msgspec.Struct, omit_defaults=True):
@@ -90,15 +122,27 @@ class ChatCompletionIn(msgspec.Struct):
     top_p: Probability | None = None
     max_tokens: TokenLimit | None = None
     max_completion_tokens: TokenLimit | None = None
-    stop: str | Annotated[list[str], msgspec.Meta(max_length=4)] | None = None
-    n: int | None = None
+    # Litestar documents a union member's constraints on the union: said once, here.
+    stop: Annotated[
+        str | Annotated[list[str], msgspec.Meta(max_length=4)] | None,
+        documented(pattern=NO_NUL, maxItems=4, items={"type": "string", "pattern": NO_NUL}),
+    ] = None
+    n: Annotated[int, msgspec.Meta(ge=1, le=1, description="Only 1: one choice.")] | None = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None
-    user: str | None = None
+    user: Text | None = None
     tools: Annotated[list[ToolIn], msgspec.Meta(max_length=128)] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     response_format: ResponseFormatIn | None = None
-    metadata: dict[str, str] | None = None
+    metadata: (
+        Annotated[
+            dict[str, str],
+            documented(
+                properties={"conversation_id": {"type": "string", "pattern": "^[0-9]{1,18}$"}}
+            ),
+        ]
+        | None
+    ) = None
 
 
 class FunctionCallOut(msgspec.Struct):

@@ -76,7 +76,9 @@ class _Chunks:
 
 
 def _failure(failure: ModelFailure) -> bytes:
-    return _line(OPENAI.error_body(failure.message, failure.code, status=status_of(failure)))
+    return _line(
+        OPENAI.error_body(failure.message, failure.code, status=status_of(failure, OPENAI))
+    )
 
 
 async def completion_chunks(

@@ -4,26 +4,33 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import msgspec
 
 from application.chat import CompletionRequest, Sampling, SendMessageRequest
-from application.ports import ChatCompletion, ChatTurn, TokenUsage, ToolCall, ToolUse
+from application.ports import ChatCompletion, ChatRole, ChatTurn, TokenUsage, ToolCall, ToolUse
 from domain.conversation import Message
 from domain.errors import InvalidInput
 from entrypoints.http.openai_v1.schemas import (
     AssistantMessage,
+    AssistantMessageIn,
     ChatCompletionIn,
     ChatCompletionOut,
     Choice,
     CompletionTokensDetails,
+    DeveloperMessage,
     FunctionCallOut,
     ImagePart,
     MessageIn,
+    SystemMessage,
     TextPart,
     ToolCallOut,
+    ToolMessage,
     Usage,
+    UserMessage,
 )
 
 CONVERSATION_HEADER = "x-parley-conversation"
@@ -33,8 +40,6 @@ _FINISH_REASONS = {"stop", "length", "content_filter", "tool_calls"}
 
 
 def sampling_of(body: ChatCompletionIn) -> Sampling:
-    if body.n is not None and body.n != 1:
-        raise InvalidInput({"n": ["Only n=1 is supported: one choice per request."]})
     stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
     return Sampling(
         temperature=body.temperature,
@@ -73,10 +78,12 @@ def completion_request(owner_id: int, body: ChatCompletionIn) -> CompletionReque
         )
     elif body.tool_choice is not None:
         raise InvalidInput({"tool_choice": ["tool_choice is only allowed when tools are given."]})
+    turns = [_turn(i, message) for i, message in enumerate(body.messages)]
+    _check_tool_results(turns)
     return CompletionRequest(
         owner_id=owner_id,
         model=body.model,
-        messages=[_turn(i, message) for i, message in enumerate(body.messages)],
+        messages=turns,
         sampling=sampling_of(body),
         tools=tools,
         response_format=None if body.response_format is None else _builtins(body.response_format),
@@ -90,7 +97,7 @@ def message_to_store(
     Parley keeps is the history (the request's earlier messages are not used)."""
     unsupported = {"tools": body.tools, "response_format": body.response_format}
     errors = {
-        name: ["Not taken with a Parley conversation, which keeps no tool calls."]
+        name: ["Not taken with a Parley conversation: it keeps text turns only."]
         for name, given in unsupported.items()
         if given
     }
@@ -114,25 +121,57 @@ def message_to_store(
 
 def _turn(index: int, message: MessageIn) -> ChatTurn:
     texts, images = _parts(message.content)
-    where = f"messages[{index}]"
-    if len(images) > 1 or (images and message.role != "user"):
-        raise InvalidInput({f"{where}.content": ["One image per message, in a user message."]})
-    if message.role == "tool" and not message.tool_call_id:
-        raise InvalidInput({f"{where}.tool_call_id": ["A tool message answers a tool call."]})
-    calls = tuple(
-        ToolCall(id=call.id, name=call.function.name, arguments=call.function.arguments)
-        for call in message.tool_calls or ()
-    )
-    return ChatTurn(
-        role="system" if message.role == "developer" else message.role,
+    where = f"messages[{index}].content"
+    if len(images) > 1:
+        raise InvalidInput({where: [ONE_IMAGE]})
+    if any("\x00" in text for text in texts):
+        # PostgreSQL cannot store NUL, and no provider needs one.
+        raise InvalidInput({where: ["Null characters are not allowed."]})
+    turn = ChatTurn(
+        role=_ROLES[type(message)],
         content="\n".join(texts),
         image_url=images[0] if images else None,
-        tool_calls=calls if message.role == "assistant" else (),
-        tool_call_id=message.tool_call_id if message.role == "tool" else None,
     )
+    if isinstance(message, AssistantMessageIn) and message.tool_calls:
+        calls = tuple(
+            ToolCall(id=call.id, name=call.function.name, arguments=call.function.arguments)
+            for call in message.tool_calls
+        )
+        return replace(turn, tool_calls=calls)
+    if isinstance(message, ToolMessage):
+        return replace(turn, tool_call_id=message.tool_call_id)
+    return turn
 
 
-def _parts(content: str | list[TextPart | ImagePart] | None) -> tuple[list[str], list[str]]:
+def _check_tool_results(turns: list[ChatTurn]) -> None:
+    """A tool message answers a call of the assistant message before it (or before the
+    tool messages answering that one's other calls), as OpenAI's API requires."""
+    calls: set[str] = set()
+    for index, turn in enumerate(turns):
+        if turn.role == "tool" and turn.tool_call_id not in calls:
+            raise InvalidInput(
+                {
+                    f"messages[{index}].tool_call_id": [
+                        "A tool message answers a tool call of the assistant message before it."
+                    ]
+                }
+            )
+        if turn.role != "tool":
+            calls = {call.id for call in turn.tool_calls}
+
+
+ONE_IMAGE = "One image per message: Parley keeps one image with each message."
+
+_ROLES: dict[type[MessageIn], ChatRole] = {
+    SystemMessage: "system",
+    DeveloperMessage: "system",
+    UserMessage: "user",
+    AssistantMessageIn: "assistant",
+    ToolMessage: "tool",
+}
+
+
+def _parts(content: str | Sequence[TextPart | ImagePart] | None) -> tuple[list[str], list[str]]:
     if content is None:
         return [], []
     if isinstance(content, str):
