@@ -577,14 +577,16 @@ class FakeModelCatalog:
         default: str = "",
         *,
         with_images: Iterable[str] = (),
+        with_tools: Iterable[str] = (),
     ) -> None:
-        takes_images = set(with_images)
+        takes_images, takes_tools = set(with_images), set(with_tools)
         self._models = {
             model_id: ModelInfo(
                 id=model_id,
                 name=model_id.title(),
                 provider="fake-provider",
                 supports_images=model_id in takes_images,
+                supports_tools=model_id in takes_tools,
             )
             for model_id in models
         }
