@@ -104,7 +104,7 @@ async def test_an_unknown_model_is_not_found_and_nothing_is_recorded() -> None:
     ],
 )
 async def test_tools_reach_only_a_model_that_takes_them(
-    options: dict[str, object], field: str
+    options: dict[str, Any], field: str
 ) -> None:
     world = World()
     with pytest.raises(InvalidInput) as refused:
