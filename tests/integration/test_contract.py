@@ -95,7 +95,7 @@ BEYOND_THE_SCHEMA = {
     "to": ("Must not be before from.",),
     # The OpenAI-compatible endpoint's (param, indices dropped): what a model takes, the
     # one-image limit, and rules across two fields (tool_choice needs tools; a call bound
-    # to a conversation takes no tools).
+    # to a conversation takes no tools and ends with the user's message).
     "messages[].content": (
         "Image URLs must point at a public host that answers.",
         "The image URL answered HTTP",
@@ -111,6 +111,7 @@ BEYOND_THE_SCHEMA = {
     "messages": ("does not take",),
     "tool_choice": ("tool_choice is only allowed when tools are given.",),
     "messages[].tool_call_id": ("A tool message answers a tool call",),
+    "messages[].role": ("With a conversation, the last message is the user's.",),
     # What the provider refuses of what the caller wrote (e.g. a json_object response
     # format with no "json" in the messages): the provider's 400, passed on.
     "None": ("Model provider",),
