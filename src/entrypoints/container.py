@@ -209,7 +209,7 @@ class Container(containers.DeclarativeContainer):
         defaults=settings_defaults,
         images=images,
     )
-    call_recorder = providers.Factory(chat.CallRecorder, uow=uow, clock=clock)
+    call_recorder = providers.Factory(chat.CallRecorder, uow=uow, clock=clock, catalog=catalog)
     complete_chat = providers.Factory(
         chat.CompleteChat, prepare=completion_preparation, record=call_recorder, model=chat_model
     )

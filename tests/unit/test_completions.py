@@ -51,7 +51,7 @@ class World:
             SettingsDefaults(temperature=0.5, max_tokens=300),
             self.images,
         )
-        record = CallRecorder(self.uow, FakeClock())
+        record = CallRecorder(self.uow, FakeClock(), self.catalog)
         self.complete = CompleteChat(prepare, record, self.model)
         self.stream = StreamChat(prepare, record, self.model)
 
@@ -171,6 +171,7 @@ async def test_a_provider_failure_is_raised_after_it_is_recorded() -> None:
         await world.complete(ask())
     (call,) = world.uow.committed.model_calls
     assert (call.status, call.error_code) == (MessageStatus.FAILED, "provider_unavailable")
+    assert call.provider == "fake-provider"  # the requested model's, as none answered
 
 
 async def test_a_filtered_answer_is_returned_as_the_provider_gave_it_and_recorded_blocked() -> None:

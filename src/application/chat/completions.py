@@ -135,13 +135,17 @@ _WRITING: set[asyncio.Task[None]] = set()
 
 class CallRecorder:
     """Writes a call's usage record, even when the caller has gone: the write runs on
-    in its own task if the request is cancelled."""
+    in its own task if the request is cancelled. A call that failed before any answer
+    is recorded against the requested model's provider."""
 
-    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWork, clock: Clock, catalog: ModelCatalog) -> None:
         self._uow = uow
         self._clock = clock
+        self._catalog = catalog
 
     async def record(self, owner_id: int, request: ChatRequest, outcome: CallOutcome) -> None:
+        if outcome.provider is None and (model := self._catalog.get(request.model)):
+            outcome.provider = model.provider
         call = outcome.call(owner_id, request.model, self._clock)
         task = asyncio.ensure_future(self._write(call))
         _WRITING.add(task)  # the loop keeps only a weak reference to a task

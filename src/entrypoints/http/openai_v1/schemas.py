@@ -89,7 +89,9 @@ class FunctionIn(msgspec.Struct, omit_defaults=True):
     strict: bool | None = None
 
 
-class ToolIn(msgspec.Struct, omit_defaults=True):
+class ToolIn(msgspec.Struct):
+    """Passed on as given: ``type`` is always written (providers require it)."""
+
     function: FunctionIn
     type: Literal["function"] = "function"
 

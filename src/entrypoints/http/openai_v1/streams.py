@@ -8,6 +8,7 @@ streams have no event names or ids, and OpenAI's clients read exactly these byte
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -53,13 +54,12 @@ class _Chunks:
         self.created = int(time.time())
         self.model = model
         self._usage: Any = None if include_usage else msgspec.UNSET
-        self._started = False
+
+    def start(self) -> bytes:
+        """OpenAI's first chunk: the role and no text yet."""
+        return self.delta(Delta(role="assistant", content=""))
 
     def delta(self, delta: Delta, finish: str | None = None) -> bytes:
-        if not self._started:
-            self._started = True
-            delta.role = "assistant"
-            delta.content = delta.content or ""
         choice = ChunkChoice(delta=delta, finish_reason=finish)
         return _line(self._chunk([choice], self._usage))
 
@@ -88,8 +88,12 @@ async def completion_chunks(
     chunks = _Chunks(None, model, include_usage)
     usage: TokenUsage | None = None
     finish: str | None = None
+    started = False
     try:
         async for delta in deltas:
+            if not started:  # the first delta names the model that answers
+                chunks.model, started = delta.model or chunks.model, True
+                yield chunks.start()
             chunks.model = delta.model or chunks.model
             usage, finish = delta.usage or usage, delta.finish_reason or finish
             if delta.text or delta.reasoning or delta.tool_calls:
@@ -127,6 +131,7 @@ async def reply_chunks(
 ) -> AsyncIterator[bytes]:
     """A bound call's stream: the stored reply as Parley writes it."""
     chunks = _Chunks(follow.reply.id, follow.reply.model or model, include_usage)
+    yield chunks.start()
     async for event in follow.events:
         if not isinstance(event, ReplyEnded):
             yield chunks.delta(Delta(content=event.text))
@@ -179,17 +184,27 @@ async def idempotent_chunks(
         raise
 
     async def recorded_lines() -> AsyncIterator[bytes]:
+        # The answer is kept before its last line is sent: clients close the connection
+        # as soon as they read ``[DONE]``, and nothing after that last yield would run.
         sent: list[str] = []
+        kept = False
         async with keys.holding(reserved):
             try:
-                async for line in lines:
-                    sent.append(line.decode())
-                    yield line
+                held = await anext(lines, None)
+                while held is not None:
+                    following = await anext(lines, None)
+                    sent.append(held.decode())
+                    if following is None:
+                        body = RecordedResponse(body=msgspec.Raw(_encode(sent)))
+                        answer = msgspec.json.encode(body).decode()
+                        await asyncio.shield(keys.complete(reserved, answer))
+                        kept = True
+                    yield held
+                    held = following
             except BaseException:
-                await keys.release(reserved)
+                if not kept:  # cut short: a retry asks the model again
+                    await keys.release(reserved)
                 raise
-            body = msgspec.Raw(_encode(sent))
-            await keys.complete(reserved, msgspec.json.encode(RecordedResponse(body=body)).decode())
 
     return event_stream(recorded_lines())
 
