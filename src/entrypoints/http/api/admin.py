@@ -33,7 +33,14 @@ from application.admin import (
 from application.pagination import PageRequest
 from domain.monitoring import SEARCH_MAX_TERMS, SEARCH_TERM_MAX_CHARS, require_staff
 from domain.users import User
-from entrypoints.http.api.admin_filters import grouping, period, status_filter, text_filter
+from entrypoints.http.api.admin_filters import (
+    PeriodEnd,
+    PeriodStart,
+    grouping,
+    period,
+    status_filter,
+    text_filter,
+)
 from entrypoints.http.api.admin_schemas import (
     AdminUserOut,
     AuditEntryOut,
@@ -48,7 +55,6 @@ from entrypoints.http.api.admin_schemas import (
 from entrypoints.http.api.schemas import ConversationOut
 from entrypoints.http.pagination import PAGINATION_HEADERS, paged
 from entrypoints.http.schema_docs import (
-    QUERY_DAY_OR_INSTANT,
     QUERY_GROUP_BY,
     QUERY_SEARCH,
     QUERY_STATUS,
@@ -248,23 +254,8 @@ class AdminMonitoringController(Controller):
         staff: NamedDependency[User],
         page: NamedDependency[PageRequest],
         report_usage: NamedDependency[ReportUsage],
-        start: Annotated[
-            str | None,
-            QueryParameter(
-                name="from",
-                description="First day (YYYY-MM-DD) or ISO 8601 instant, inclusive.",
-                schema_extra=QUERY_DAY_OR_INSTANT,
-            ),
-        ] = None,
-        end: Annotated[
-            str | None,
-            QueryParameter(
-                name="to",
-                description="Last day (YYYY-MM-DD) or ISO 8601 instant, inclusive; not before "
-                "`from`.",
-                schema_extra=QUERY_DAY_OR_INSTANT,
-            ),
-        ] = None,
+        start: PeriodStart = None,
+        end: PeriodEnd = None,
         owner: Annotated[
             str | None,
             QueryParameter(name="user", description="Username (exact).", schema_extra=QUERY_TEXT),

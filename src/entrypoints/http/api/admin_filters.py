@@ -6,10 +6,32 @@ the field errors that name them are made here; the core gets typed values."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
+
+from litestar.params import QueryParameter
 
 from domain.conversation import ConversationStatus
 from domain.errors import InvalidInput
 from domain.monitoring import TimeRange, UsageGrouping
+from entrypoints.http.schema_docs import QUERY_DAY_OR_INSTANT
+
+# ``from`` and ``to`` of a report's period (read with ``period``), as handlers declare them.
+PeriodStart = Annotated[
+    str | None,
+    QueryParameter(
+        name="from",
+        description="First day (YYYY-MM-DD) or ISO 8601 instant, inclusive.",
+        schema_extra=QUERY_DAY_OR_INSTANT,
+    ),
+]
+PeriodEnd = Annotated[
+    str | None,
+    QueryParameter(
+        name="to",
+        description="Last day (YYYY-MM-DD) or ISO 8601 instant, inclusive; not before `from`.",
+        schema_extra=QUERY_DAY_OR_INSTANT,
+    ),
+]
 
 
 def text_filter(value: str | None, field: str) -> str | None:

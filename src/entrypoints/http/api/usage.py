@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
-from litestar.params import QueryParameter
 
 from application.admin import OwnUsageRequest, ReportOwnUsage
 from application.pagination import PageRequest
 from domain.users import User
-from entrypoints.http.api.admin_filters import period
+from entrypoints.http.api.admin_filters import PeriodEnd, PeriodStart, period
 from entrypoints.http.pagination import PAGINATION_HEADERS, paged
-from entrypoints.http.schema_docs import QUERY_DAY_OR_INSTANT
 
 
 class OwnUsageOut(msgspec.Struct):
@@ -36,22 +34,8 @@ class UsageController(Controller):
         user: NamedDependency[User],
         page: NamedDependency[PageRequest],
         report_own_usage: NamedDependency[ReportOwnUsage],
-        start: Annotated[
-            str | None,
-            QueryParameter(
-                name="from",
-                description="First day (YYYY-MM-DD) or ISO 8601 instant, inclusive.",
-                schema_extra=QUERY_DAY_OR_INSTANT,
-            ),
-        ] = None,
-        end: Annotated[
-            str | None,
-            QueryParameter(
-                name="to",
-                description="Last day (YYYY-MM-DD) or ISO 8601 instant, inclusive.",
-                schema_extra=QUERY_DAY_OR_INSTANT,
-            ),
-        ] = None,
+        start: PeriodStart = None,
+        end: PeriodEnd = None,
     ) -> Response[list[OwnUsageOut]]:
         """Your token usage per model, most tokens first: the replies in your
         conversations and your calls to the OpenAI-compatible endpoint (`/v1`), failed
