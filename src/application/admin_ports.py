@@ -10,6 +10,7 @@ from typing import Protocol, TypeVar
 
 from application.pagination import Page, PageRequest
 from application.ports import UnitOfWork
+from domain.budgets import PeriodSpend
 from domain.conversation import Conversation, ConversationStatus
 from domain.monitoring import ConversationStats, TimeRange
 
@@ -52,6 +53,9 @@ class UserSummary:
     date_joined: datetime
     conversation_count: int
     total_messages: int
+    # This day's and this month's spend (reservations of calls in flight included), when
+    # it was asked for (the user list).
+    spent: PeriodSpend | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +79,7 @@ class UsageRow:
     requests: int
     prompt_tokens: int
     completion_tokens: int
+    cost_nanos: int = 0  # at the models' prices when the calls were made
 
     @property
     def total_tokens(self) -> int:

@@ -170,6 +170,11 @@ class NewMessage:
     # A user's image as the providers take it (a data: URI), fetched once when it was
     # sent; ``image_url`` stays what the user gave.
     image_data: str | None = None
+    # What the reply counts against its owner's budget: the reported tokens, or an
+    # estimate of what a stream produced when none were reported; its cost in nano-units
+    # of the operator's currency (0 for a model without a price).
+    billed_tokens: int = 0
+    cost_nanos: int = 0
 
     @property
     def counts_as_history(self) -> bool:

@@ -26,3 +26,5 @@ class ModelCall:
     reasoning_tokens: int = 0
     finish_reason: str | None = None
     error_code: str | None = None
+    billed_tokens: int = 0  # as a reply's (``NewMessage``)
+    cost_nanos: int = 0

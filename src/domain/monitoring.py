@@ -30,6 +30,8 @@ class AuditAction(StrEnum):
     CONVERSATION_REOPEN = "conversation.reopen"
     USER_DEACTIVATE = "user.deactivate"
     USER_REACTIVATE = "user.reactivate"
+    USER_BUDGET = "user.budget"
+    USER_MODELS = "user.models"
 
 
 def search_terms(text: str | None) -> tuple[str, ...]:

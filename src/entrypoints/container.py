@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from operator import attrgetter
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from dependency_injector import containers, providers
@@ -40,8 +41,11 @@ from application import (
     oauth,
     throttling,
 )
+from application.budgets import BudgetRules, GetOwnBudget, HeldReservations, ListModels, Metering
 from application.idempotency import IdempotencyWait, IdempotentRequests
 from application.interrupted_turns import MarkInterruptedTurns, TurnBound
+from domain.budgets import Budget, Limit, Limits, ModelAccess, parse_amount, parse_tokens
+from domain.errors import InvalidInput
 from domain.quota import QuotaPolicy
 from domain.rate_limit import Rate
 
@@ -79,6 +83,43 @@ def reply_lease(seconds: float) -> chat.ReplyLease:
 def reply_wait(turn: TurnBound, lease: chat.ReplyLease) -> chat.ReplyWait:
     """A reply written elsewhere ends within a turn, or is marked once its lease ends."""
     return chat.ReplyWait(seconds=turn.seconds + lease.seconds)
+
+
+def budget_rules(
+    daily_tokens: str,
+    monthly_tokens: str,
+    daily_cost: str,
+    monthly_cost: str,
+    allowed_models: list[str],
+    timezone: str,
+    currency: str,
+    lease: chat.ReplyLease,
+    turn: TurnBound,
+) -> BudgetRules:
+    """The operator's default budget and model list, in the operator's zone. A budget's
+    reservation is leased as a streamed reply is (the same renewal loop keeps both)."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput({"budget_timezone": [f"{timezone!r} is not a time zone."]}) from None
+    budget = Budget(
+        daily=Limit(
+            tokens=parse_tokens("budget_daily_tokens", daily_tokens),
+            cost_nanos=parse_amount("budget_daily_cost", daily_cost),
+        ),
+        monthly=Limit(
+            tokens=parse_tokens("budget_monthly_tokens", monthly_tokens),
+            cost_nanos=parse_amount("budget_monthly_cost", monthly_cost),
+        ),
+    )
+    access = ModelAccess(frozenset(allowed_models) if allowed_models else None)
+    return BudgetRules(
+        default=Limits(budget=budget, access=access),
+        zone=zone,
+        currency=currency,
+        lease_seconds=lease.seconds,
+        longest_call_seconds=turn.seconds,
+    )
 
 
 def oauth_state_store(redis: Redis | None) -> MemoryOAuthStates | RedisOAuthStates:
@@ -145,6 +186,33 @@ class Container(containers.DeclarativeContainer):
     chat_model = providers.Singleton(attrgetter("chat_model"), llm)
     images = providers.Singleton(attrgetter("images"), llm)
 
+    turn_bound = providers.Singleton(
+        turn_bound,
+        config.provider_deadline,
+        config.db_pool_timeout,
+        config.db_statement_timeout_ms,
+    )
+    reply_lease = providers.Singleton(reply_lease, config.reply_lease_seconds)
+    # Budgets and model access: every model call is metered through these.
+    budget_rules = providers.Singleton(
+        budget_rules,
+        config.budget_daily_tokens,
+        config.budget_monthly_tokens,
+        config.budget_daily_cost,
+        config.budget_monthly_cost,
+        config.allowed_models,
+        config.budget_timezone,
+        config.currency,
+        reply_lease,
+        turn_bound,
+    )
+    held_reservations = providers.Singleton(HeldReservations, rules=budget_rules)
+    metering = providers.Singleton(
+        Metering, rules=budget_rules, catalog=catalog, clock=clock, held=held_reservations
+    )
+    get_own_budget = providers.Factory(GetOwnBudget, uow=uow, rules=budget_rules, clock=clock)
+    list_models = providers.Factory(ListModels, uow=uow, catalog=catalog, rules=budget_rules)
+
     password_hasher = providers.Singleton(Argon2PasswordHasher)
     api_token_codec = providers.Singleton(Sha256ApiTokenCodec)
     token_issuer = providers.Singleton(
@@ -194,8 +262,9 @@ class Container(containers.DeclarativeContainer):
         budget=history_budget,
         defaults=settings_defaults,
         images=images,
+        metering=metering,
     )
-    turn_recorder = providers.Factory(chat.TurnRecorder, uow=uow, clock=clock)
+    turn_recorder = providers.Factory(chat.TurnRecorder, uow=uow, clock=clock, metering=metering)
     send_message = providers.Factory(
         chat.SendMessage, prepare=turn_preparation, record=turn_recorder, model=chat_model
     )
@@ -208,8 +277,11 @@ class Container(containers.DeclarativeContainer):
         policy=quota,
         defaults=settings_defaults,
         images=images,
+        metering=metering,
     )
-    call_recorder = providers.Factory(chat.CallRecorder, uow=uow, clock=clock, catalog=catalog)
+    call_recorder = providers.Factory(
+        chat.CallRecorder, uow=uow, clock=clock, catalog=catalog, metering=metering
+    )
     complete_chat = providers.Factory(
         chat.CompleteChat, prepare=completion_preparation, record=call_recorder, model=chat_model
     )
@@ -242,24 +314,28 @@ class Container(containers.DeclarativeContainer):
         admin.ReopenAnyConversation, uow=admin_uow, policy=quota, clock=clock
     )
     get_conversation_stats = providers.Factory(admin.GetConversationStats, uow=admin_uow)
-    list_users = providers.Factory(admin.ListUsers, uow=admin_uow)
+    list_users = providers.Factory(admin.ListUsers, uow=admin_uow, rules=budget_rules, clock=clock)
     deactivate_user = providers.Factory(admin.DeactivateUser, uow=admin_uow, clock=clock)
     reactivate_user = providers.Factory(admin.ReactivateUser, uow=admin_uow, clock=clock)
     report_usage = providers.Factory(admin.ReportUsage, uow=admin_uow)
     report_own_usage = providers.Factory(admin.ReportOwnUsage, uow=admin_uow)
     list_audit_log = providers.Factory(admin.ListAuditLog, uow=admin_uow)
+    get_user_budget = providers.Factory(
+        admin.GetUserBudget, uow=admin_uow, rules=budget_rules, clock=clock
+    )
+    set_user_budget = providers.Factory(
+        admin.SetUserBudget, uow=admin_uow, rules=budget_rules, clock=clock
+    )
+    get_user_models = providers.Factory(admin.GetUserModels, uow=admin_uow, rules=budget_rules)
+    set_user_models = providers.Factory(
+        admin.SetUserModels, uow=admin_uow, rules=budget_rules, catalog=catalog, clock=clock
+    )
 
     idempotent_requests = providers.Singleton(
         IdempotentRequests,
         store=providers.Singleton(SqlIdempotencyStore, engine),
         clock=clock,
         wait=providers.Factory(IdempotencyWait),
-    )
-    turn_bound = providers.Singleton(
-        turn_bound,
-        config.provider_deadline,
-        config.db_pool_timeout,
-        config.db_statement_timeout_ms,
     )
     mark_interrupted_turns = providers.Factory(
         MarkInterruptedTurns,
@@ -269,7 +345,6 @@ class Container(containers.DeclarativeContainer):
     )
     redis = providers.Singleton(redis_client, config.redis_url)
 
-    reply_lease = providers.Singleton(reply_lease, config.reply_lease_seconds)
     generations = providers.Singleton(chat.Generations, uow=uow, clock=clock, lease=reply_lease)
     reply_channel = providers.Singleton(reply_channel_for, redis)
     waiting_for_replies = providers.Singleton(reply_wait, turn_bound, reply_lease)

@@ -78,6 +78,18 @@ class Settings:
     db_max_overflow: int = 10
     db_pool_timeout: float = 10.0
     db_statement_timeout_ms: int = 30_000
+    # Budgets for users with none of their own (an admin sets those through the API):
+    # tokens and cost per day and per month; "" is no limit. Costs are in ``currency``,
+    # at the models' prices (TOML ``input_price``/``output_price`` per million tokens).
+    budget_daily_tokens: str = ""
+    budget_monthly_tokens: str = ""
+    budget_daily_cost: str = ""
+    budget_monthly_cost: str = ""
+    # The zone whose midnights start budget days and months (an IANA name).
+    budget_timezone: str = "UTC"
+    currency: str = "USD"
+    # The models users with no list of their own may use; empty: every model.
+    allowed_models: tuple[str, ...] = ()
     rate_limit: str = "60/minute"
     auth_rate_limit: str = "10/minute"
     session_max_age: int = 14 * 24 * 3600

@@ -817,6 +817,8 @@ def test_stateless_calls_are_counted_in_usage(
             "prompt_tokens": 30,
             "completion_tokens": 5,
             "total_tokens": 35,
+            "cost": 0.0,  # the model has no price
+            "currency": "USD",
         }
     ]
     assert _own_usage(http, other) == [
@@ -826,6 +828,8 @@ def test_stateless_calls_are_counted_in_usage(
             "prompt_tokens": 4,
             "completion_tokens": 1,
             "total_tokens": 5,
+            "cost": 0.0,
+            "currency": "USD",
         }
     ]
     assert http.get("/api/usage/").status_code == 401

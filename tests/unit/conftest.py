@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 
 from adapters.auth.api_tokens import Sha256ApiTokenCodec
 from adapters.streams.replies import MemoryReplyChannel
+from application.budgets import BudgetRules, HeldReservations, Metering
 from application.chat import Generations, HistoryBudget, ReplyLease, TurnPreparation, TurnRecorder
 from application.chat_settings import SettingsDefaults
 from domain.quota import QuotaPolicy
@@ -69,6 +72,14 @@ def policy() -> QuotaPolicy:
     return QuotaPolicy()
 
 
+def metering_for(
+    catalog: FakeModelCatalog, clock: FakeClock, rules: BudgetRules | None = None
+) -> Metering:
+    """The metering of calls (no budget, every model, unless ``rules`` say otherwise)."""
+    rules = rules or BudgetRules(zone=UTC)
+    return Metering(rules, catalog, clock, HeldReservations(rules))
+
+
 def turn_preparation(
     uow: FakeUnitOfWork,
     catalog: FakeModelCatalog,
@@ -78,6 +89,7 @@ def turn_preparation(
     budget: HistoryBudget | None = None,
     policy: QuotaPolicy | None = None,
     defaults: SettingsDefaults | None = None,
+    metering: Metering | None = None,
 ) -> TurnPreparation:
     return TurnPreparation(
         uow,
@@ -87,12 +99,13 @@ def turn_preparation(
         budget or HistoryBudget(),
         defaults or SettingsDefaults(),
         images,
+        metering or metering_for(catalog, clock),
     )
 
 
 @pytest.fixture
-def recorder(uow: FakeUnitOfWork, clock: FakeClock) -> TurnRecorder:
-    return TurnRecorder(uow, clock)
+def recorder(uow: FakeUnitOfWork, clock: FakeClock, catalog: FakeModelCatalog) -> TurnRecorder:
+    return TurnRecorder(uow, clock, metering_for(catalog, clock))
 
 
 @pytest.fixture

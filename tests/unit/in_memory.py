@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -37,9 +37,12 @@ from application.ports import (
     RefreshClaims,
     RefreshTokenRecord,
     RefreshTokens,
+    Spending,
+    SpendWindow,
     TokenUsage,
     Users,
 )
+from domain.budgets import PeriodSpend, Price, Spend, UserLimits
 from domain.chat_settings import ChatSettings, UserChatSettings
 from domain.conversation import (
     Conversation,
@@ -92,6 +95,13 @@ class ApiTokenRow:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class HeldAmount:
+    user_id: int
+    amount: Spend
+    lease_until: datetime
+
+
 @dataclass
 class FakeState:
     """Every table of the fake database. Keys are primary keys."""
@@ -106,6 +116,8 @@ class FakeState:
     model_calls: list[ModelCall] = field(default_factory=list)
     # messages.lease_until of the replies being written
     reply_leases: dict[int, datetime] = field(default_factory=dict)
+    user_limits: dict[int, UserLimits] = field(default_factory=dict)
+    reservations: dict[int, HeldAmount] = field(default_factory=dict)
 
     def messages_of(self, conversation_id: int) -> list[Message]:
         """Oldest first."""
@@ -377,6 +389,67 @@ class FakeModelCalls(_Repository):
         self._state.model_calls.append(call)
 
 
+class FakeSpending(_Repository):
+    async def limits_of(self, user_id: int) -> UserLimits | None:
+        return self._state.user_limits.get(user_id)
+
+    async def save_limits(self, user_id: int, limits: UserLimits, when: datetime) -> None:
+        self._state.user_limits[user_id] = limits
+
+    async def spent(self, user_id: int, window: SpendWindow) -> PeriodSpend:
+        state = self._state
+        owned = {c.id for c in state.conversations.values() if c.owner_id == user_id}
+        billed = [
+            (m.created_at, Spend(m.billed_tokens, m.cost_nanos))
+            for m in state.messages.values()
+            if m.conversation_id in owned and m.role is MessageRole.ASSISTANT
+        ]
+        billed += [
+            (c.created_at, Spend(c.billed_tokens, c.cost_nanos))
+            for c in state.model_calls
+            if c.user_id == user_id
+        ]
+        held = Spend()
+        for reservation in state.reservations.values():
+            if reservation.user_id == user_id and reservation.lease_until > window.now:
+                held += reservation.amount
+        day, month = held, held
+        for when, spend in billed:
+            if when >= window.month_start:
+                month += spend
+            if when >= window.day_start:
+                day += spend
+        return PeriodSpend(day=day, month=month)
+
+    async def spent_by_user(
+        self, user_ids: Sequence[int], window: SpendWindow
+    ) -> dict[int, PeriodSpend]:
+        spent = {user_id: await self.spent(user_id, window) for user_id in user_ids}
+        return {user_id: spend for user_id, spend in spent.items() if spend != PeriodSpend()}
+
+    async def spent_locked(self, user_id: int, window: SpendWindow) -> PeriodSpend:
+        return await self.spent(user_id, window)
+
+    async def hold(self, user_id: int, amount: Spend, now: datetime, lease_until: datetime) -> int:
+        reservation_id = self._uow.next_id("budget_reservations")
+        self._state.reservations[reservation_id] = HeldAmount(user_id, amount, lease_until)
+        return reservation_id
+
+    async def release(self, reservation_id: int) -> None:
+        self._state.reservations.pop(reservation_id, None)
+
+    async def renew(self, reservation_ids: Sequence[int], lease_until: datetime) -> None:
+        for reservation_id in reservation_ids:
+            if held := self._state.reservations.get(reservation_id):
+                self._state.reservations[reservation_id] = replace(held, lease_until=lease_until)
+
+    async def release_expired(self, now: datetime) -> int:
+        expired = [i for i, held in self._state.reservations.items() if held.lease_until <= now]
+        for reservation_id in expired:
+            del self._state.reservations[reservation_id]
+        return len(expired)
+
+
 class FakeUnitOfWork:
     """Rolls back on exit unless ``commit()`` was called; counts ``commits``.
 
@@ -396,6 +469,7 @@ class FakeUnitOfWork:
         self.api_tokens: ApiTokens = FakeApiTokens(self)
         self.identities: ExternalIdentities = FakeExternalIdentities(self)
         self.model_calls: ModelCalls = FakeModelCalls(self)
+        self.spending: Spending = FakeSpending(self)
 
     @property
     def in_transaction(self) -> bool:
@@ -578,8 +652,10 @@ class FakeModelCatalog:
         *,
         with_images: Iterable[str] = (),
         with_tools: Iterable[str] = (),
+        prices: Mapping[str, Price] | None = None,
     ) -> None:
         takes_images, takes_tools = set(with_images), set(with_tools)
+        prices = prices or {}
         self._models = {
             model_id: ModelInfo(
                 id=model_id,
@@ -587,6 +663,7 @@ class FakeModelCatalog:
                 provider="fake-provider",
                 supports_images=model_id in takes_images,
                 supports_tools=model_id in takes_tools,
+                price=prices.get(model_id),
             )
             for model_id in models
         }

@@ -18,6 +18,8 @@ from application.admin import (
     DeactivateUser,
     GetAnyConversation,
     GetConversationStats,
+    GetUserBudget,
+    GetUserModels,
     ListAllConversations,
     ListAllConversationsRequest,
     ListAuditLog,
@@ -28,6 +30,10 @@ from application.admin import (
     ReopenAnyConversation,
     ReportUsage,
     ReportUsageRequest,
+    SetUserBudget,
+    SetUserBudgetRequest,
+    SetUserModels,
+    SetUserModelsRequest,
 )
 from application.admin_ports import (
     AuditCriteria,
@@ -40,6 +46,7 @@ from application.admin_ports import (
     UserSummary,
 )
 from application.authentication import Authenticate
+from application.budgets import BudgetRules
 from application.pagination import Page, PageRequest
 from application.ports import RefreshTokenRecord
 from domain.conversation import ConversationStatus
@@ -53,7 +60,9 @@ from domain.errors import (
 from domain.monitoring import CannotDeactivateSelf, ConversationStats, TimeRange, UsageGrouping
 from domain.quota import QuotaPolicy
 from domain.users import User
-from tests.unit.in_memory import EPOCH, FakeClock, FakeUnitOfWork
+from tests.unit.in_memory import EPOCH, FakeClock, FakeModelCatalog, FakeUnitOfWork
+
+RULES = BudgetRules(zone=UTC)
 
 JANUARY, FEBRUARY = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 2, 1, tzinfo=UTC)
 
@@ -211,15 +220,23 @@ def _calls(uow: FakeAdminUnitOfWork, clock: FakeClock, actor: User) -> list[Call
         lambda: CloseAnyConversation(uow, clock)(ref),
         lambda: ReopenAnyConversation(uow, QuotaPolicy(), clock)(ref),
         lambda: GetConversationStats(uow)(ref),
-        lambda: ListUsers(uow)(ListUsersRequest(actor=actor), page),
+        lambda: ListUsers(uow, RULES, clock)(ListUsersRequest(actor=actor), page),
         lambda: DeactivateUser(uow, clock)(AdminUserRef(actor=actor, user_id=2)),
         lambda: ReactivateUser(uow, clock)(user_ref),
         lambda: ReportUsage(uow)(ReportUsageRequest(actor=actor), page),
         lambda: ListAuditLog(uow)(ListAuditLogRequest(actor=actor), page),
+        lambda: GetUserBudget(uow, RULES, clock)(user_ref),
+        lambda: SetUserBudget(uow, RULES, clock)(
+            SetUserBudgetRequest(actor=actor, user_id=1, budget=None)
+        ),
+        lambda: GetUserModels(uow, RULES)(user_ref),
+        lambda: SetUserModels(uow, RULES, FakeModelCatalog(), clock)(
+            SetUserModelsRequest(actor=actor, user_id=1, allowed=None)
+        ),
     ]
 
 
-@pytest.mark.parametrize("index", range(10))
+@pytest.mark.parametrize("index", range(14))
 @pytest.mark.parametrize(
     "who", [{"is_staff": False}, {"is_staff": True, "is_active": False}], ids=["user", "inactive"]
 )

@@ -25,6 +25,7 @@ from application.ports import ChatDelta, ChatRequest, ChatTurn, TokenUsage, Tool
 from domain.conversation import MessageStatus
 from domain.errors import InvalidInput, MessageTooLong, ModelNotFound
 from domain.quota import QuotaPolicy
+from tests.unit.conftest import metering_for
 from tests.unit.in_memory import (
     FakeChatModel,
     FakeClock,
@@ -50,8 +51,11 @@ class World:
             QuotaPolicy(max_message_chars=100),
             SettingsDefaults(temperature=0.5, max_tokens=300),
             self.images,
+            metering_for(self.catalog, FakeClock()),
         )
-        record = CallRecorder(self.uow, FakeClock(), self.catalog)
+        record = CallRecorder(
+            self.uow, FakeClock(), self.catalog, metering_for(self.catalog, FakeClock())
+        )
         self.complete = CompleteChat(prepare, record, self.model)
         self.stream = StreamChat(prepare, record, self.model)
 

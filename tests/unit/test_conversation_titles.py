@@ -14,7 +14,7 @@ from application.conversations import (
 )
 from domain.errors import InvalidInput
 from domain.quota import QuotaPolicy
-from tests.unit.conftest import turn_preparation
+from tests.unit.conftest import metering_for, turn_preparation
 from tests.unit.in_memory import (
     FakeChatModel,
     FakeClock,
@@ -120,7 +120,9 @@ async def test_a_first_message_of_4000_characters_starts_a_conversation_titled_t
     images: FakeImageInspector,
 ) -> None:
     send = SendMessage(
-        turn_preparation(uow, catalog, clock, images), TurnRecorder(uow, clock), chat_model
+        turn_preparation(uow, catalog, clock, images),
+        TurnRecorder(uow, clock, metering_for(catalog, clock)),
+        chat_model,
     )
 
     exchange = await send(

@@ -22,7 +22,7 @@ from domain.chat_settings import ChatSettings
 from domain.conversation import ConversationStatus, MessageRole, MessageStatus
 from domain.errors import ConversationClosed, InvalidInput, MessageTooLong, NotFound
 from domain.quota import QuotaPolicy
-from tests.unit.conftest import turn_preparation
+from tests.unit.conftest import metering_for, turn_preparation
 from tests.unit.in_memory import (
     FakeChatModel,
     FakeClock,
@@ -52,7 +52,9 @@ def make_send(
         steps = turn_preparation(
             uow, catalog, clock, images, budget=budget, policy=policy, defaults=defaults
         )
-        return SendMessage(steps, TurnRecorder(uow, clock), chat_model)
+        return SendMessage(
+            steps, TurnRecorder(uow, clock, metering_for(catalog, clock)), chat_model
+        )
 
     return make
 

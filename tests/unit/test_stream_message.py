@@ -31,7 +31,7 @@ from application.errors import ProviderError, ProviderUnavailable
 from application.ports import ChatDelta, ChatRequest, TokenUsage
 from domain.conversation import MessageRole, MessageStatus
 from domain.errors import NotFound
-from tests.unit.conftest import turn_preparation
+from tests.unit.conftest import metering_for, turn_preparation
 from tests.unit.in_memory import (
     FakeChatModel,
     FakeClock,
@@ -94,7 +94,7 @@ class Chat:
         self.uow = uow
         self.generations = generations
         self.clock = clock
-        recorder = TurnRecorder(uow, clock)
+        recorder = TurnRecorder(uow, clock, metering_for(catalog, clock))
         self.send = StreamMessage(
             turn_preparation(uow, catalog, clock, images), recorder, model, channel, generations
         )

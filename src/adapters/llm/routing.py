@@ -136,6 +136,8 @@ class RoutedChatModel:
 
     def _usable_chain(self, request: ChatRequest) -> list[Route]:
         chain = self.chain(request.model)
+        if request.permitted_models is not None:
+            chain = [route for route in chain if route.model.id in request.permitted_models]
         images = {_mime_of(turn.image_url) for turn in request.messages if turn.image_url}
         if images:
             chain = [route for route in chain if all(map(route.model.takes_image, images))]

@@ -3,7 +3,8 @@
 A built-in provider is enabled by its API key (a keyless local server by its base URL);
 its built-in models then appear. The TOML ``[models.ID]`` tables add or re-point models
 (``provider``, ``upstream``, ``name``, ``images``, ``context_window``, ``temperature``
--- false for a model that takes only its default temperature),
+-- false for a model that takes only its default temperature, ``input_price`` and
+``output_price`` per million tokens),
 ``remove_models`` hides some, ``fallbacks`` chains them. The offline ``echo`` model is
 on when no provider is, or when ``keep_echo`` says so."""
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -34,6 +36,7 @@ from adapters.llm.routing import ProviderClient, RetryPolicy, Route, RoutedChatM
 from adapters.llm.transport import provider_http_client
 from adapters.llm.upstream import Dialect, UpstreamModel
 from application.ports import ModelInfo
+from domain.budgets import Price
 
 ECHO_MODEL = ModelInfo(
     id=ECHO_MODEL_ID,
@@ -180,6 +183,25 @@ def build_llm(config: LlmConfig) -> LlmStack:
     return LlmStack(catalog=catalog, chat_model=chat_model, images=images, clients=clients)
 
 
+def _price(model_id: str, spec: Mapping[str, Any], known: Price | None) -> Price | None:
+    """``input_price`` and ``output_price``: the model's prices per million tokens, both
+    or neither."""
+    given = [spec.get(key) for key in ("input_price", "output_price")]
+    if given == [None, None]:
+        return known
+    try:
+        if None in given:
+            raise ValueError
+        return Price(
+            input_per_million=Decimal(str(given[0])), output_per_million=Decimal(str(given[1]))
+        )
+    except (ValueError, ArithmeticError):
+        raise ModelConfigError(
+            f"model {model_id}: input_price and output_price are both needed, as amounts "
+            "of 0 or more per million tokens"
+        ) from None
+
+
 def _routes(
     config: LlmConfig, providers: Mapping[str, _Provider]
 ) -> dict[str, tuple[ModelInfo, str, UpstreamModel]]:
@@ -225,6 +247,7 @@ def _routes(
             # server takes none (``tools = false``); the other wire formats get none yet.
             supports_tools=providers[provider].wire_format == OPENAI_FORMAT
             and bool(spec.get("tools", existing[0].supports_tools if existing else True)),
+            price=_price(model_id, spec, existing[0].price if existing else None),
         )
         upstream = UpstreamModel(
             name=str(spec.get("upstream", existing[2].name if existing else model_id)),

@@ -219,6 +219,7 @@ class SqlAdminQueries:
                 func.count().label("requests"),
                 prompt.label("prompt_tokens"),
                 completion.label("completion_tokens"),
+                func.coalesce(func.sum(used.c.cost_nanos), 0).label("cost_nanos"),
             )
             .select_from(used.join(_u, _u.c.id == used.c.user_id))
             .group_by(*keys)
@@ -237,6 +238,7 @@ class SqlAdminQueries:
                 requests=int(row.requests),
                 prompt_tokens=int(row.prompt_tokens),
                 completion_tokens=int(row.completion_tokens),
+                cost_nanos=int(row.cost_nanos),
             )
             for row in rows
         ]
@@ -252,10 +254,15 @@ def _usage_records(criteria: UsageCriteria) -> Any:
         _m.c.model,
         _m.c.prompt_tokens,
         _m.c.completion_tokens,
+        _m.c.cost_nanos,
     ).select_from(_m.join(_c, _c.c.id == _m.c.conversation_id))
     replies = replies.where(_m.c.role == MessageRole.ASSISTANT.value)
     stateless = select(
-        calls.c.user_id, calls.c.model, calls.c.prompt_tokens, calls.c.completion_tokens
+        calls.c.user_id,
+        calls.c.model,
+        calls.c.prompt_tokens,
+        calls.c.completion_tokens,
+        calls.c.cost_nanos,
     )
     replies = replies.where(*_usage_filters(criteria, _m.c.created_at, _m.c.model, _c.c.owner_id))
     stateless = stateless.where(

@@ -383,6 +383,8 @@ def _message_values(message: NewMessage) -> dict[str, Any]:
         "reasoning_tokens": message.reasoning_tokens,
         "error_message": message.error_message,
         "image_data": message.image_data,
+        "billed_tokens": message.billed_tokens,
+        "cost_nanos": message.cost_nanos,
     }
 
 
@@ -417,6 +419,8 @@ class SqlMessages:
                 reasoning=reply.reasoning,
                 reasoning_tokens=reply.reasoning_tokens,
                 error_message=reply.error_message,
+                billed_tokens=reply.billed_tokens,
+                cost_nanos=reply.cost_nanos,
                 lease_until=None,
             )
         )
@@ -712,5 +716,7 @@ class SqlModelCalls:
                 latency_ms=call.latency_ms,
                 error_code=call.error_code,
                 created_at=call.created_at,
+                billed_tokens=call.billed_tokens,
+                cost_nanos=call.cost_nanos,
             )
         )

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -121,6 +122,10 @@ messages = Table(
     # Until when the worker writing a ``streaming`` reply holds it (migration 0010); it
     # renews the lease, so a reply whose lease ended belongs to a process that died.
     Column("lease_until", UtcDateTime, nullable=True),
+    # What the reply counts against its owner's budget (migration 0012); written, and
+    # summed in SQL, never read back into a Message.
+    Column("billed_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("cost_nanos", BigInteger, nullable=False, server_default="0"),
     Index("ix_messages_conversation_id_id", "conversation_id", "id"),
     Index(
         "ix_messages_streaming",
@@ -147,8 +152,41 @@ model_calls = Table(
     Column("latency_ms", Integer, nullable=False),
     Column("error_code", String(50), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    Column("billed_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("cost_nanos", BigInteger, nullable=False, server_default="0"),
     Index("ix_model_calls_created_at", "created_at"),
     Index("ix_model_calls_user_id_created_at", "user_id", "created_at"),
+)
+
+# ---- budgets (migration 0012) -----------------------------------------------------------
+# What calls in flight hold of their users' budgets, each leased by the process making
+# the call (it renews the lease); one whose lease ended belongs to a process that died.
+budget_reservations = Table(
+    "budget_reservations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+    Column("cost_nanos", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("lease_until", UtcDateTime, nullable=False),
+    Index("ix_budget_reservations_user_id_lease_until", "user_id", "lease_until"),
+    Index("ix_budget_reservations_lease_until", "lease_until"),
+)
+
+# An admin's limits for one user; NULL limits are "no limit", ``has_budget`` false and
+# NULL ``allowed_models`` (a JSON list) are "the default".
+user_limits = Table(
+    "user_limits",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("has_budget", Boolean, nullable=False),
+    Column("daily_tokens", BigInteger, nullable=True),
+    Column("daily_cost_nanos", BigInteger, nullable=True),
+    Column("monthly_tokens", BigInteger, nullable=True),
+    Column("monthly_cost_nanos", BigInteger, nullable=True),
+    Column("allowed_models", Text, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
 )
 
 chat_settings = Table(

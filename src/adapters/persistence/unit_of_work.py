@@ -17,6 +17,7 @@ from adapters.persistence.repositories import (
     SqlRefreshTokens,
     SqlUsers,
 )
+from adapters.persistence.spending import SqlSpending
 
 
 class SqlUnitOfWork:
@@ -28,6 +29,7 @@ class SqlUnitOfWork:
     api_tokens: SqlApiTokens
     identities: SqlExternalIdentities
     model_calls: SqlModelCalls
+    spending: SqlSpending
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -46,6 +48,7 @@ class SqlUnitOfWork:
         self.api_tokens = SqlApiTokens(connection)
         self.identities = SqlExternalIdentities(connection)
         self.model_calls = SqlModelCalls(connection)
+        self.spending = SqlSpending(connection)
         return self
 
     async def __aexit__(

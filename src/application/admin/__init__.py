@@ -10,6 +10,15 @@ from application.admin.conversations import (
     ListAllConversations,
     ReopenAnyConversation,
 )
+from application.admin.limits import (
+    GetUserBudget,
+    GetUserModels,
+    SetUserBudget,
+    SetUserBudgetRequest,
+    SetUserModels,
+    SetUserModelsRequest,
+    UserModels,
+)
 from application.admin.reports import ListAuditLog, OwnUsageRequest, ReportOwnUsage, ReportUsage
 from application.admin.requests import (
     SEARCH_COUNT_LIMIT,
@@ -32,6 +41,8 @@ __all__ = [
     "DeactivateUser",
     "GetAnyConversation",
     "GetConversationStats",
+    "GetUserBudget",
+    "GetUserModels",
     "ListAllConversations",
     "ListAllConversationsRequest",
     "ListAuditLog",
@@ -44,4 +55,9 @@ __all__ = [
     "ReportOwnUsage",
     "ReportUsage",
     "ReportUsageRequest",
+    "SetUserBudget",
+    "SetUserBudgetRequest",
+    "SetUserModels",
+    "SetUserModelsRequest",
+    "UserModels",
 ]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from application.admin.requests import AdminUserRef, ListUsersRequest
 from application.admin.steps import audit, existing_id
 from application.admin_ports import (
     AdminUnitOfWork,
     UserSummary,
 )
+from application.budgets import BudgetRules
 from application.pagination import Page, PageRequest
 from application.ports import Clock
+from domain.budgets import PeriodSpend
 from domain.errors import NotFound
 from domain.monitoring import (
     AuditAction,
@@ -19,16 +23,22 @@ from domain.monitoring import (
 
 
 class ListUsers:
-    """Every account, newest first, with its conversation and message counts;
-    ``username`` filters by exact name."""
+    """Every account, newest first, with its conversation and message counts and what it
+    spent this day and this month; ``username`` filters by exact name."""
 
-    def __init__(self, uow: AdminUnitOfWork) -> None:
+    def __init__(self, uow: AdminUnitOfWork, rules: BudgetRules, clock: Clock) -> None:
         self._uow = uow
+        self._rules = rules
+        self._clock = clock
 
     async def __call__(self, query: ListUsersRequest, page: PageRequest) -> Page[UserSummary]:
         require_staff(query.actor)
+        window = self._rules.window(self._clock.now())
         async with self._uow as uow:
-            return await uow.admin.users(query.username, page)
+            found = await uow.admin.users(query.username, page)
+            spent = await uow.spending.spent_by_user([u.id for u in found.items], window)
+        items = [replace(u, spent=spent.get(u.id, PeriodSpend())) for u in found.items]
+        return Page(items, found.total, found.request)
 
 
 class DeactivateUser:

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 
+from application.budgets import Metering, Reservation
 from application.chat.turns import Sampling, with_sampling
 from application.chat_settings import SettingsDefaults, settings_of
 from application.errors import ModelFailure
@@ -48,12 +49,20 @@ class CompletionRequest:
     response_format: JsonObject | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class PreparedCall:
+    request: ChatRequest
+    reservation: Reservation | None  # what the call holds of the user's budget
+
+
 class CompletionPreparation:
     """The rules of a completion: the model is one the catalogue serves now (else 404
-    ``model_not_found``); tools, a response format and tool turns need a model that takes
-    them; each image is fetched once and must be of a type the model takes; the newest
-    user message is within the message-length quota. Sampling the caller did not give
-    comes from the user's chat settings."""
+    ``model_not_found``) and the user may use (403 ``model_not_allowed``); tools, a
+    response format and tool turns need a model that takes them; each image is fetched
+    once and must be of a type the model takes; the newest user message is within the
+    message-length quota. Sampling the caller did not give
+    comes from the user's chat settings. The call's estimate must fit the user's budget
+    (429 ``budget_exceeded``); it is reserved and committed before the model is called."""
 
     def __init__(
         self,
@@ -62,14 +71,16 @@ class CompletionPreparation:
         policy: QuotaPolicy,
         defaults: SettingsDefaults,
         images: ImageInspector,
+        metering: Metering,
     ) -> None:
         self._uow = uow
         self._catalog = catalog
         self._policy = policy
         self._defaults = defaults
         self._images = images
+        self._metering = metering
 
-    async def __call__(self, command: CompletionRequest) -> ChatRequest:
+    async def __call__(self, command: CompletionRequest) -> PreparedCall:
         model = self._catalog.get(command.model)
         if model is None:
             raise ModelNotFound(
@@ -81,17 +92,30 @@ class CompletionPreparation:
             *(self._with_image(model, i, turn) for i, turn in enumerate(command.messages))
         )
         async with self._uow as uow:
+            limits = await self._metering.limits(uow, command.owner_id)
+            limits.access.require(model.id)
             settings = await settings_of(uow, command.owner_id, self._catalog, self._defaults)
-            await uow.commit()
-        request = ChatRequest(
-            model=model.id,
-            messages=messages,
-            temperature=settings.settings.temperature,
-            max_tokens=settings.settings.max_tokens,
-            tools=command.tools,
-            response_format=command.response_format,
-        )
-        return with_sampling(request, command.sampling)
+            request = with_sampling(
+                ChatRequest(
+                    model=model.id,
+                    messages=messages,
+                    temperature=settings.settings.temperature,
+                    max_tokens=settings.settings.max_tokens,
+                    tools=command.tools,
+                    response_format=command.response_format,
+                ),
+                command.sampling,
+                permitted_models=limits.access.allowed,
+            )
+            reservation = await self._metering.reserve(
+                uow, command.owner_id, limits.budget, request
+            )
+            try:
+                await uow.commit()
+            except BaseException:
+                self._metering.settled(reservation)
+                raise
+        return PreparedCall(request=request, reservation=reservation)
 
     async def _with_image(self, model: ModelInfo, index: int, turn: ChatTurn) -> ChatTurn:
         if turn.image_url is None:
@@ -138,24 +162,38 @@ class CallRecorder:
     in its own task if the request is cancelled. A call that failed before any answer
     is recorded against the requested model's provider."""
 
-    def __init__(self, uow: UnitOfWork, clock: Clock, catalog: ModelCatalog) -> None:
+    def __init__(
+        self, uow: UnitOfWork, clock: Clock, catalog: ModelCatalog, metering: Metering
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._catalog = catalog
+        self._metering = metering
 
-    async def record(self, owner_id: int, request: ChatRequest, outcome: CallOutcome) -> None:
+    async def record(self, owner_id: int, call: PreparedCall, outcome: CallOutcome) -> None:
+        """Write the record with what the call is billed, settling its reservation."""
+        request = call.request
         if outcome.provider is None and (model := self._catalog.get(request.model)):
             outcome.provider = model.provider
-        call = outcome.call(owner_id, request.model, self._clock)
-        task = asyncio.ensure_future(self._write(call))
+        bill = self._metering.bill(request, outcome.model, outcome.usage, outcome.text)
+        record = replace(
+            outcome.call(owner_id, request.model, self._clock),
+            billed_tokens=bill.tokens,
+            cost_nanos=bill.cost_nanos,
+        )
+        task = asyncio.ensure_future(self._write(record, call.reservation))
         _WRITING.add(task)  # the loop keeps only a weak reference to a task
         task.add_done_callback(_WRITING.discard)
         await asyncio.shield(task)
 
-    async def _write(self, call: ModelCall) -> None:
-        async with self._uow as uow:
-            await uow.model_calls.add(call)
-            await uow.commit()
+    async def _write(self, record: ModelCall, reservation: Reservation | None) -> None:
+        try:
+            async with self._uow as uow:
+                await uow.model_calls.add(record)
+                await self._metering.settle(uow, reservation)
+                await uow.commit()
+        finally:
+            self._metering.settled(reservation)
 
 
 @dataclass(kw_only=True)
@@ -210,18 +248,21 @@ class CompleteChat:
         self._model = model
 
     async def __call__(self, command: CompletionRequest) -> ChatCompletion:
-        request = await self._prepare(command)
+        call = await self._prepare(command)
         outcome = CallOutcome(started=time.perf_counter())
         try:
-            completion = await self._model.complete(request)
+            completion = await self._model.complete(call.request)
         except ModelFailure as failure:
             outcome.failure = failure
-            await self._record.record(command.owner_id, request, outcome)
+            await self._record.record(command.owner_id, call, outcome)
+            raise
+        except BaseException:  # the caller left: the record says so, and settles
+            await self._record.record(command.owner_id, call, outcome)
             raise
         outcome.text, outcome.usage = completion.text, completion.usage
         outcome.model, outcome.provider = completion.model, completion.provider
         outcome.finish_reason = completion.finish_reason
-        await self._record.record(command.owner_id, request, outcome)
+        await self._record.record(command.owner_id, call, outcome)
         return completion
 
 
@@ -239,21 +280,24 @@ class StreamChat:
         self._model = model
 
     async def __call__(self, command: CompletionRequest) -> AsyncIterator[ChatDelta]:
-        request = await self._prepare(command)
+        call = await self._prepare(command)
         outcome = CallOutcome(started=time.perf_counter())
-        upstream = aiter(self._model.stream(request))
+        upstream = aiter(self._model.stream(call.request))
         try:
             first = await anext(upstream, None)
         except ModelFailure as failure:
             outcome.failure = failure
-            await self._record.record(command.owner_id, request, outcome)
+            await self._record.record(command.owner_id, call, outcome)
             raise
-        return self._relay(command.owner_id, request, outcome, first, upstream)
+        except BaseException:
+            await self._record.record(command.owner_id, call, outcome)
+            raise
+        return self._relay(command.owner_id, call, outcome, first, upstream)
 
     async def _relay(
         self,
         owner_id: int,
-        request: ChatRequest,
+        call: PreparedCall,
         outcome: CallOutcome,
         first: ChatDelta | None,
         upstream: AsyncIterator[ChatDelta],
@@ -275,4 +319,4 @@ class StreamChat:
             aclose = getattr(upstream, "aclose", None)
             if aclose is not None:
                 await aclose()
-            await self._record.record(owner_id, request, outcome)
+            await self._record.record(owner_id, call, outcome)

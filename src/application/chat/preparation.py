@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from application.budgets import Metering
 from application.chat.turns import (
     HistoryBudget,
     PreparedTurn,
@@ -33,8 +34,11 @@ class TurnPreparation:
     The message is 1..max_message_chars characters; a closed conversation takes none; the
     model is the one named for this turn, else the conversation's, else the user's chat
     setting, and must be available now; an image is fetched now (a later turn never
-    depends on its URL) and must be of a type the model takes. A new conversation is
-    committed together with its first message (the active limit needs that)."""
+    depends on its URL) and must be of a type the model takes. The user may use the model
+    (403 ``model_not_allowed``) and the turn's estimate fits their budget (429
+    ``budget_exceeded``): it is reserved and committed before the model is called. A new
+    conversation is committed together with its first message (the active limit needs
+    that)."""
 
     def __init__(
         self,
@@ -45,8 +49,10 @@ class TurnPreparation:
         budget: HistoryBudget,
         defaults: SettingsDefaults,
         images: ImageInspector,
+        metering: Metering,
     ) -> None:
         self._uow = uow
+        self._metering = metering
         self._catalog = catalog
         self._policy = policy
         self._clock = clock
@@ -73,22 +79,35 @@ class TurnPreparation:
             settings = stored_settings or await settings_of(
                 uow, command.owner_id, self._catalog, self._defaults
             )
+            limits = await self._metering.limits(uow, command.owner_id)
             model = self._model(command, conversation, settings, image)
+            limits.access.require(model.id)
             earlier = await uow.messages.latest(conversation.id, self._budget.max_messages - 1)
             user_message = self._user_message(command, conversation.id, image)
+            history = fit_history([*earlier, user_message], self._budget.max_chars)
+            request = with_sampling(
+                model_request(model, settings.settings, history, self._budget.system_prompt),
+                command.sampling,
+                permitted_models=limits.access.allowed,
+            )
+            reservation = await self._metering.reserve(
+                uow, command.owner_id, limits.budget, request
+            )
             stored = None
             if store_message or command.conversation_id is None:
                 stored = await uow.messages.add(user_message)
-                await uow.commit()  # updated_at moves with the reply: one write per turn
-        history = fit_history([*earlier, user_message], self._budget.max_chars)
+            if stored or reservation:
+                try:
+                    await uow.commit()  # updated_at moves with the reply: one write per turn
+                except BaseException:
+                    self._metering.settled(reservation)
+                    raise
         return PreparedTurn(
             conversation=conversation,
             user_message=user_message,
-            request=with_sampling(
-                model_request(model, settings.settings, history, self._budget.system_prompt),
-                command.sampling,
-            ),
+            request=request,
             stored_user_message=stored,
+            reservation=reservation,
         )
 
     async def _conversation(

@@ -6,6 +6,7 @@ import time
 from dataclasses import replace
 from datetime import datetime
 
+from application.budgets import Metering
 from application.chat.turns import PreparedTurn, ReplyDraft, StoredTurn
 from application.ports import Clock, TokenUsage, UnitOfWork
 from domain.conversation import Message, MessageRole, MessageStatus, NewMessage
@@ -15,9 +16,10 @@ class TurnRecorder:
     """Stores what a turn produced: the user's message (if not stored yet) and the reply,
     the conversation's updated_at moved to the reply's time."""
 
-    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWork, clock: Clock, metering: Metering) -> None:
         self._uow = uow
         self._clock = clock
+        self._metering = metering
 
     async def store_user_message(self, turn: PreparedTurn) -> None:
         if turn.stored_user_message is not None:
@@ -27,12 +29,17 @@ class TurnRecorder:
             await uow.commit()
 
     async def store_reply(self, turn: PreparedTurn, draft: ReplyDraft) -> StoredTurn:
+        """Store the reply with what it is billed, settling the turn's reservation."""
         reply = self._reply(turn, draft)
-        async with self._uow as uow:
-            question = turn.stored_user_message or await uow.messages.add(turn.user_message)
-            stored = await uow.messages.add(reply)
-            await uow.conversations.touch(reply.conversation_id, reply.created_at)
-            await uow.commit()
+        try:
+            async with self._uow as uow:
+                question = turn.stored_user_message or await uow.messages.add(turn.user_message)
+                stored = await uow.messages.add(reply)
+                await uow.conversations.touch(reply.conversation_id, reply.created_at)
+                await self._metering.settle(uow, turn.reservation)
+                await uow.commit()
+        finally:
+            self._metering.settled(turn.reservation)
         turn.stored_user_message = question
         turn.conversation.touch(reply.created_at)
         return StoredTurn(user_message=question, reply=stored)
@@ -48,10 +55,14 @@ class TurnRecorder:
             status=MessageStatus.STREAMING,
             model=turn.request.model,
         )
-        async with self._uow as uow:
-            question = turn.stored_user_message or await uow.messages.add(turn.user_message)
-            stored = await uow.messages.add_streaming(reply, lease_until)
-            await uow.commit()
+        try:
+            async with self._uow as uow:
+                question = turn.stored_user_message or await uow.messages.add(turn.user_message)
+                stored = await uow.messages.add_streaming(reply, lease_until)
+                await uow.commit()
+        except BaseException:  # no reply to settle it: the reservation's lease runs out
+            self._metering.settled(turn.reservation)
+            raise
         turn.stored_user_message = question
         return StoredTurn(user_message=question, reply=stored)
 
@@ -61,16 +72,21 @@ class TurnRecorder:
         """Store how a streamed reply ended, unless it was marked interrupted meanwhile
         (then this worker had lost its lease, and the reply stays as marked: None)."""
         final = replace(self._reply(turn, draft).stored_as(reply.id), created_at=reply.created_at)
-        async with self._uow as uow:
-            stored = await uow.messages.finish(final)
-            if stored:
-                await uow.conversations.touch(reply.conversation_id, self._clock.now())
-            await uow.commit()
+        try:
+            async with self._uow as uow:
+                stored = await uow.messages.finish(final)
+                if stored:
+                    await uow.conversations.touch(reply.conversation_id, self._clock.now())
+                await self._metering.settle(uow, turn.reservation)
+                await uow.commit()
+        finally:
+            self._metering.settled(turn.reservation)
         return final if stored else None
 
     def _reply(self, turn: PreparedTurn, draft: ReplyDraft) -> NewMessage:
         usage = draft.usage or TokenUsage()
         failure = draft.failure
+        bill = self._metering.bill(turn.request, draft.model, draft.usage, draft.text)
         return NewMessage(
             conversation_id=turn.user_message.conversation_id,
             role=MessageRole.ASSISTANT,
@@ -87,4 +103,6 @@ class TurnRecorder:
             error_message=None if failure is None else failure.message[:500],
             reasoning=draft.reasoning or None,
             reasoning_tokens=usage.reasoning_tokens,
+            billed_tokens=bill.tokens,
+            cost_nanos=bill.cost_nanos,
         )

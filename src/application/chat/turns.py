@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from application.budgets import Reservation
 from application.errors import ContentFiltered, EmptyReply, ModelFailure
 from application.ports import (
     CONTENT_FILTER,
@@ -69,6 +70,7 @@ class PreparedTurn:
     user_message: NewMessage
     request: ChatRequest
     stored_user_message: Message | None  # None until it is written
+    reservation: Reservation | None = None  # what the turn holds of the user's budget
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,10 +101,14 @@ def model_request(
     )
 
 
-def with_sampling(request: ChatRequest, sampling: Sampling) -> ChatRequest:
-    """The request with what the caller asked for in place of the settings' values."""
+def with_sampling(
+    request: ChatRequest, sampling: Sampling, *, permitted_models: frozenset[str] | None = None
+) -> ChatRequest:
+    """The request with what the caller asked for in place of the settings' values, to
+    be answered by the models the caller may use."""
     return replace(
         request,
+        permitted_models=permitted_models,
         temperature=request.temperature if sampling.temperature is None else sampling.temperature,
         max_tokens=request.max_tokens if sampling.max_tokens is None else sampling.max_tokens,
         top_p=sampling.top_p,

@@ -50,6 +50,8 @@ from application.ports.persistence import (
     ModelCalls,
     RefreshTokenRecord,
     RefreshTokens,
+    Spending,
+    SpendWindow,
     UnitOfWork,
     Users,
 )
@@ -95,6 +97,8 @@ __all__ = [
     "ReplyDelta",
     "ReplyEvent",
     "ReplyFinished",
+    "SpendWindow",
+    "Spending",
     "TokenIssuer",
     "TokenUsage",
     "ToolCall",

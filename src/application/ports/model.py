@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from domain.budgets import Price
+
 ChatRole = Literal["system", "user", "assistant", "tool"]
 
 # A JSON object as the client wrote it (a tool's definition, a response format): Parley
@@ -59,6 +61,8 @@ class ChatRequest:
     stop: tuple[str, ...] = ()
     tools: ToolUse | None = None
     response_format: JsonObject | None = None
+    # The models the caller may use (None: any): a fallback outside them is not tried.
+    permitted_models: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +141,8 @@ class ModelInfo:
     # Whether tools (function calling) and ``response_format`` reach the model: Parley
     # passes them on the OpenAI wire format only.
     supports_tools: bool = False
+    # What the operator says the model costs (TOML ``input_price``/``output_price``).
+    price: Price | None = None
 
     def takes_image(self, mime_type: str) -> bool:
         return self.supports_images and mime_type in self.image_types

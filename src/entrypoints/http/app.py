@@ -26,6 +26,7 @@ from entrypoints.http.api.admin import (
     AdminMonitoringController,
     AdminUsersController,
 )
+from entrypoints.http.api.budgets import AdminLimitsController, OwnBudgetController
 from entrypoints.http.api.chat_settings import ChatSettingsController
 from entrypoints.http.api.conversations import ConversationsController, RepliesController
 from entrypoints.http.api.sessions import SessionController
@@ -78,6 +79,7 @@ def create_app(container: Container) -> Litestar:
     dependencies["catalog"] = _from_container(container.catalog)
     dependencies["throttle"] = _from_container(container.throttle)
     dependencies["idempotent_requests"] = _from_container(container.idempotent_requests)
+    dependencies["budget_rules"] = _from_container(container.budget_rules)
     dependencies["user"] = Provide(authenticated_user)
     dependencies["optional_user"] = Provide(optional_user)
     dependencies["page"] = Provide(page_request, sync_to_thread=False)
@@ -92,6 +94,8 @@ def create_app(container: Container) -> Litestar:
             ApiTokenController,
             SessionController,
             UsageController,
+            OwnBudgetController,
+            AdminLimitsController,
             AdminConversationsController,
             AdminUsersController,
             AdminMonitoringController,

@@ -73,21 +73,24 @@ class Dialect:
         fields: dict[str, list[str]] | None = None,
         *,
         status: int = 500,
+        extra: dict[str, str] | None = None,
     ) -> dict[str, Any]:
+        """``extra``: what an error says beyond its message (a budget's ``resets_at``),
+        beside the code."""
         if self.name == "openai":
             if fields:
                 message = "; ".join(f"{name}: {' '.join(texts)}" for name, texts in fields.items())
             param = next(iter(fields)) if fields else None
             detail = {"message": message, "type": _openai_type(status), "param": param}
-            return {"error": detail | {"code": code}}
+            return {"error": detail | {"code": code} | (extra or {})}
         if self.name == "v1":
             body: dict[str, Any] = {"error": message, "code": code}
             if fields:
                 body["fields"] = fields
-            return body
+            return body | (extra or {})
         if fields:
             return dict(fields)
-        return {"detail": message, "code": code}
+        return {"detail": message, "code": code} | (extra or {})
 
 
 DRF_STYLE = Dialect(

@@ -32,6 +32,7 @@ from application.errors import (
     RateLimited,
 )
 from application.idempotency import IdempotencyInProgress, IdempotencyKeyReused
+from domain.budgets import BudgetExceeded, utc_text
 from domain.errors import (
     ActiveConversationLimit,
     AuthenticationFailed,
@@ -69,6 +70,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     ProviderTimeout: 504,
     OAuthStateInvalid: 400,
     RateLimited: 429,
+    BudgetExceeded: 429,
     UnsupportedMediaType: 415,
     IdempotencyKeyReused: 422,
     IdempotencyInProgress: 409,
@@ -117,12 +119,13 @@ class ErrorBody:
         code: str,
         fields: dict[str, list[str]] | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, str] | None = None,
     ) -> Response[Any]:
         dialect = dialect_of(request)
         if status == 401:
             scheme = dialect.auth_scheme
             headers = {"WWW-Authenticate": f'{scheme} realm="api"', **(headers or {})}
-        body = dialect.error_body(message, code, fields, status=status)
+        body = dialect.error_body(message, code, fields, status=status, extra=extra)
         return Response(body, status_code=status, headers=headers)
 
 
@@ -131,6 +134,10 @@ def domain_error(request: Request[Any, Any, Any], error: DomainError) -> Respons
     headers = _rate_limit_headers(error) if isinstance(error, RateLimited) else None
     if isinstance(error, ModelFailure | IdempotencyInProgress) and error.retry_after is not None:
         headers = {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
+    extra = None
+    if isinstance(error, BudgetExceeded):
+        headers = {"Retry-After": str(error.retry_after)}
+        extra = {"resets_at": utc_text(error.resets_at), "period": error.period.value}
     return ErrorBody.render(
         request,
         status_of(error, dialect_of(request)),
@@ -138,6 +145,7 @@ def domain_error(request: Request[Any, Any, Any], error: DomainError) -> Respons
         code=error.code,
         fields=fields,
         headers=headers,
+        extra=extra,
     )
 
 

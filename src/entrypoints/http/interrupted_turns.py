@@ -35,18 +35,22 @@ async def _keep_marking(container: Container) -> None:
 
 
 async def _keep_replies_leased(container: Container) -> None:
-    """Renew the leases of the replies this process writes, and mark the replies whose
-    writer died (their lease ended): at start-up, then every renewal."""
+    """Renew the leases of the replies this process writes and of the budget
+    reservations it holds; mark the replies whose writer died (their lease ended) and
+    drop such reservations: at start-up, then every renewal."""
     every = container.reply_lease().renew_seconds
     while True:
         try:
             await container.generations().renew_leases()
             marked = await container.mark_interrupted_replies()()
+            dropped = await container.metering().renew_leases(container.uow())
         except Exception:
             log.exception("could not renew reply leases; trying again soon")
         else:
             if marked:
                 log.warning("marked %d replies interrupted by a stopped process", marked)
+            if dropped:
+                log.warning("released %d budget reservations of a stopped process", dropped)
         await asyncio.sleep(every)
 
 

@@ -26,7 +26,8 @@ OPENAI_SECURITY: list[dict[str, list[str]]] = [{"OpenAIKey": []}]
 DESCRIPTIONS = {
     400: "Invalid input: every failing field is reported.",
     401: "Missing or invalid credentials.",
-    403: "Not allowed (staff only, or a session request without its CSRF token).",
+    403: "Not allowed (staff only, a session request without its CSRF token, or a model "
+    "the user may not use: code model_not_allowed).",
     404: "Not found (another user's objects are not found either).",
     409: "Conflict with the current state (closed conversation, active limit, a duplicate "
     "request still running).",
@@ -34,7 +35,9 @@ DESCRIPTIONS = {
     415: "The body is not sent as application/json.",
     422: "The Idempotency-Key was used for a different request, or the provider's safety "
     "system blocked the answer (code content_filtered; the exchange is stored as blocked).",
-    429: "Rate limited; see Retry-After and the RateLimit-* headers.",
+    429: "Rate limited (see Retry-After and the RateLimit-* headers), or the user's "
+    "budget does not cover the call (code budget_exceeded; Retry-After: seconds until "
+    "the period resets, resets_at in the body).",
     502: "The model provider (or WeChat) failed, with the provider's own message; the "
     "user's message is kept (codes provider_error, provider_auth, provider_quota, "
     "empty_reply).",
@@ -73,7 +76,7 @@ def _statuses(handler: HTTPRouteHandler, path: str) -> set[int]:
     if parameters & _CONFLICTS:
         statuses.add(409)
     if parameters & _MODEL_CALLS:
-        statuses |= {422, 502, 504}
+        statuses |= {403, 422, 502, 504}
     if parameters & _CREDENTIALS:
         statuses.add(401)
     if parameters & _OAUTH:

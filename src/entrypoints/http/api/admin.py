@@ -30,6 +30,7 @@ from application.admin import (
     ReportUsage,
     ReportUsageRequest,
 )
+from application.budgets import BudgetRules
 from application.pagination import PageRequest
 from domain.monitoring import SEARCH_MAX_TERMS, SEARCH_TERM_MAX_CHARS, require_staff
 from domain.users import User
@@ -254,6 +255,7 @@ class AdminMonitoringController(Controller):
         staff: NamedDependency[User],
         page: NamedDependency[PageRequest],
         report_usage: NamedDependency[ReportUsage],
+        budget_rules: NamedDependency[BudgetRules],
         start: PeriodStart = None,
         end: PeriodEnd = None,
         owner: Annotated[
@@ -271,7 +273,8 @@ class AdminMonitoringController(Controller):
             ),
         ] = None,
     ) -> Response[list[UsageOut]]:
-        """Token usage of the models' replies per user and model, most tokens first."""
+        """Token usage and cost of the models' replies and calls per user and model, most
+        tokens first (cost at the models' prices when the calls were made)."""
         result = await report_usage(
             ReportUsageRequest(
                 actor=staff,
@@ -282,7 +285,9 @@ class AdminMonitoringController(Controller):
             ),
             page,
         )
-        return paged(request, result, [usage_out(row) for row in result.items])
+        return paged(
+            request, result, [usage_out(row, budget_rules.currency) for row in result.items]
+        )
 
     @get("/audit-log/", operation_id="api_admin_audit_log", response_headers=PAGINATION_HEADERS)
     async def audit_log(

@@ -7,6 +7,7 @@ from datetime import datetime
 import msgspec
 
 from application.admin_ports import AuditEntry, AuditValue, OwnedConversation, UsageRow, UserSummary
+from domain.budgets import amount_of
 from domain.conversation import Message
 from domain.monitoring import ConversationStats
 from entrypoints.http.api.schemas import ConversationOut, message_out
@@ -31,6 +32,20 @@ class AdminUserOut(msgspec.Struct):
     date_joined: datetime
     conversation_count: int
     total_messages: int
+    spend: SpendOut | None
+
+
+class SpendSoFar(msgspec.Struct):
+    tokens: int
+    cost: float
+
+
+class SpendOut(msgspec.Struct):
+    """This day's and this month's spend (calls in flight at their estimate); costs in
+    the operator's currency. In the user list (null in other answers)."""
+
+    day: SpendSoFar
+    month: SpendSoFar
 
 
 class UsageOut(msgspec.Struct):
@@ -41,6 +56,9 @@ class UsageOut(msgspec.Struct):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    # In the operator's currency, at the models' prices (0 for models without one).
+    cost: float
+    currency: str
 
 
 class AuditEntryOut(msgspec.Struct):
@@ -94,10 +112,16 @@ def admin_user_out(user: UserSummary) -> AdminUserOut:
         date_joined=user.date_joined,
         conversation_count=user.conversation_count,
         total_messages=user.total_messages,
+        spend=None
+        if user.spent is None
+        else SpendOut(
+            day=SpendSoFar(user.spent.day.tokens, money(user.spent.day.cost_nanos)),
+            month=SpendSoFar(user.spent.month.tokens, money(user.spent.month.cost_nanos)),
+        ),
     )
 
 
-def usage_out(row: UsageRow) -> UsageOut:
+def usage_out(row: UsageRow, currency: str) -> UsageOut:
     return UsageOut(
         user=row.user_id,
         username=row.username,
@@ -106,7 +130,14 @@ def usage_out(row: UsageRow) -> UsageOut:
         prompt_tokens=row.prompt_tokens,
         completion_tokens=row.completion_tokens,
         total_tokens=row.total_tokens,
+        cost=money(row.cost_nanos),
+        currency=currency,
     )
+
+
+def money(nanos: int) -> float:
+    """An amount for a JSON body: a number, as OpenAI's usage and cost APIs give one."""
+    return float(amount_of(nanos))
 
 
 def audit_entry_out(entry: AuditEntry) -> AuditEntryOut:

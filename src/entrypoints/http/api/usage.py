@@ -9,9 +9,11 @@ from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 
 from application.admin import OwnUsageRequest, ReportOwnUsage
+from application.budgets import BudgetRules
 from application.pagination import PageRequest
 from domain.users import User
 from entrypoints.http.api.admin_filters import PeriodEnd, PeriodStart, period
+from entrypoints.http.api.admin_schemas import money
 from entrypoints.http.pagination import PAGINATION_HEADERS, paged
 
 
@@ -21,6 +23,8 @@ class OwnUsageOut(msgspec.Struct):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    cost: float
+    currency: str
 
 
 class UsageController(Controller):
@@ -34,12 +38,14 @@ class UsageController(Controller):
         user: NamedDependency[User],
         page: NamedDependency[PageRequest],
         report_own_usage: NamedDependency[ReportOwnUsage],
+        budget_rules: NamedDependency[BudgetRules],
         start: PeriodStart = None,
         end: PeriodEnd = None,
     ) -> Response[list[OwnUsageOut]]:
-        """Your token usage per model, most tokens first: the replies in your
-        conversations and your calls to the OpenAI-compatible endpoint (`/v1`), failed
-        ones included (with the tokens the provider billed, usually 0)."""
+        """Your token usage and its cost per model, most tokens first: the replies in
+        your conversations and your calls to the OpenAI-compatible endpoint (`/v1`),
+        failed ones included (with the tokens the provider billed, usually 0). Your
+        budget and what is left of it: `/api/usage/budget/`."""
         result = await report_own_usage(
             OwnUsageRequest(owner_id=user.id, period=period(start, end)), page
         )
@@ -50,6 +56,8 @@ class UsageController(Controller):
                 prompt_tokens=row.prompt_tokens,
                 completion_tokens=row.completion_tokens,
                 total_tokens=row.total_tokens,
+                cost=money(row.cost_nanos),
+                currency=budget_rules.currency,
             )
             for row in result.items
         ]

@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from adapters.llm.catalog import StaticModelCatalog
+from application.budgets import ListModels, ListModelsRequest
 from application.chat import (
     CancelReply,
     FollowReply,
@@ -105,9 +106,16 @@ class ChatController(Controller):
         return await idempotent(request, user, idempotent_requests, answer)
 
     @get("/models/", operation_id="v1_models")
-    async def models(self, catalog: NamedDependency[StaticModelCatalog]) -> list[ModelOut]:
-        """The models usable now with this configuration; `default` marks the one new
-        users start with."""
+    async def models(
+        self,
+        optional_user: NamedDependency[User | None],
+        catalog: NamedDependency[StaticModelCatalog],
+        list_models: NamedDependency[ListModels],
+    ) -> list[ModelOut]:
+        """The models usable now that you may use (signed out: those everyone may);
+        `default` marks the one new users start with."""
+        owner_id = None if optional_user is None else optional_user.id
+        usable = await list_models(ListModelsRequest(owner_id=owner_id))
         return [
             ModelOut(
                 id=model.id,
@@ -117,7 +125,7 @@ class ChatController(Controller):
                 context_window=model.context_window,
                 default=model.id == catalog.default_model,
             )
-            for model in catalog.available()
+            for model in usable
         ]
 
 

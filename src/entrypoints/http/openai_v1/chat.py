@@ -11,6 +11,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from adapters.llm.catalog import StaticModelCatalog
+from application.budgets import ListModels, ListModelsRequest
 from application.chat import (
     CompleteChat,
     FollowReply,
@@ -142,20 +143,22 @@ class OpenAIController(Controller):
 
     @get("/models", operation_id="openai_models")
     async def models(
-        self, user: NamedDependency[User], catalog: NamedDependency[StaticModelCatalog]
+        self, user: NamedDependency[User], list_models: NamedDependency[ListModels]
     ) -> ModelList:
         """The models this user may use now, in OpenAI's shape (`owned_by`: the provider)."""
-        return ModelList(data=[_model_out(model) for model in catalog.available()])
+        usable = await list_models(ListModelsRequest(owner_id=user.id))
+        return ModelList(data=[_model_out(model) for model in usable])
 
     @get("/models/{model_id:str}", operation_id="openai_model")
     async def model(
         self,
         user: NamedDependency[User],
-        catalog: NamedDependency[StaticModelCatalog],
+        list_models: NamedDependency[ListModels],
         model_id: FromPath[str],
     ) -> ModelOut:
         """One model this user may use, or 404 `model_not_found`."""
-        model = catalog.get(model_id)
+        usable = await list_models(ListModelsRequest(owner_id=user.id))
+        model = next((model for model in usable if model.id == model_id), None)
         if model is None:
             raise ModelNotFound(
                 f"The model `{model_id}` does not exist or you do not have access to it."
