@@ -32,6 +32,7 @@ from domain.budgets import (
     PeriodSpend,
     Price,
     Spend,
+    UserLimits,
     billed,
     charge,
     check_fits,
@@ -109,7 +110,11 @@ class Metering:
 
     async def limits(self, uow: UnitOfWork, user_id: int) -> Limits:
         """What applies to the user: their own limits, else the defaults."""
-        return Limits.of(await uow.spending.limits_of(user_id), self._rules.default)
+        return self.limits_from(await uow.spending.limits_of(user_id))
+
+    def limits_from(self, own: UserLimits | None) -> Limits:
+        """``limits``, from the user's own as already read."""
+        return Limits.of(own, self._rules.default)
 
     async def reserve(
         self, uow: UnitOfWork, user_id: int, budget: Budget, request: ChatRequest

@@ -28,8 +28,11 @@ from application.ports import (
     IdempotencyStore,
     KeyHold,
     RefreshTokenRecord,
+    SpendWindow,
+    TurnContext,
     UnitOfWork,
 )
+from domain.budgets import Budget, Limit, PeriodSpend, Spend, UserLimits
 from domain.chat_settings import ChatSettings
 from domain.conversation import (
     Conversation,
@@ -40,6 +43,7 @@ from domain.conversation import (
     NewMessage,
 )
 from domain.errors import InvalidInput, UsernameTaken
+from domain.model_calls import ModelCall
 from domain.users import NewUser, User
 from tests.integration.servers import migrate, postgres_database
 from tests.unit.in_memory import FakeIdempotencyStore, FakeUnitOfWork
@@ -404,6 +408,8 @@ async def test_every_message_field_round_trips(db: Persistence) -> None:
         reasoning_tokens=5,
         error_message="The provider said: slow down.",
         image_data="data:image/png;base64,iVBORw0KGgo=",
+        billed_tokens=33,
+        cost_nanos=123_456_789_012,
     )
     assert_no_field_left_at_its_default(message, besides={"id", "conversation_id"})
     async with db.uow() as uow:
@@ -470,10 +476,10 @@ async def test_every_conversation_field_round_trips(db: Persistence) -> None:
 
     async with db.uow() as uow:
         stored = await uow.conversations.get_owned(conversation.id, owner)
-        with_settings = await uow.conversations.owned_with_settings(conversation.id, owner)
+        with_settings = await uow.conversations.for_turn(conversation.id, owner)
         listed = await uow.conversations.list_owned(owner, PageRequest())
     assert stored == conversation
-    assert with_settings == (conversation, None)
+    assert with_settings == TurnContext(conversation=conversation, settings=None, limits=None)
     assert listed.items == [conversation]
 
 
@@ -635,7 +641,7 @@ async def test_another_owners_conversation_is_none(db: Persistence) -> None:
     conversation = await a_conversation(db, owner)
     async with db.uow() as uow:
         assert await uow.conversations.get_owned(conversation.id, other) is None
-        assert await uow.conversations.owned_with_settings(conversation.id, other) is None
+        assert await uow.conversations.for_turn(conversation.id, other) is None
         assert await uow.conversations.get_owned(conversation.id, owner) == conversation
 
 
@@ -646,7 +652,7 @@ async def test_a_conversation_id_that_names_nothing_is_none(
     owner = await a_user(db)
     async with db.uow() as uow:
         assert await uow.conversations.get_owned(conversation_id, owner) is None
-        assert await uow.conversations.owned_with_settings(conversation_id, owner) is None
+        assert await uow.conversations.for_turn(conversation_id, owner) is None
 
 
 async def test_a_user_id_that_names_nothing_is_none(db: Persistence) -> None:
@@ -656,23 +662,88 @@ async def test_a_user_id_that_names_nothing_is_none(db: Persistence) -> None:
             assert (await uow.users.get_with_login(user_id, "any"))[0] is None
 
 
-async def test_owned_with_settings_carries_the_owners_settings(db: Persistence) -> None:
+async def test_a_turn_reads_the_owners_settings_and_limits_with_the_conversation(
+    db: Persistence,
+) -> None:
     owner, other = await a_user(db), await a_user(db)
     conversation = await a_conversation(db, owner)
     async with db.uow() as uow:
-        assert await uow.conversations.owned_with_settings(conversation.id, owner) == (
-            conversation,
-            None,
+        assert await uow.conversations.for_turn(conversation.id, owner) == TurnContext(
+            conversation=conversation, settings=None, limits=None
         )
         await uow.chat_settings.add(other, settings_of("theirs"))
         mine = await uow.chat_settings.add(owner, settings_of("mine", temperature=1.25))
+        limits = UserLimits(
+            budget=Budget(daily=Limit(tokens=5), monthly=Limit(cost_nanos=7)),
+            allowed_models=frozenset({"a", "b"}),
+        )
+        await uow.spending.save_limits(owner, limits, T0)
+        await uow.spending.save_limits(other, UserLimits(budget=Budget()), T0)
         await uow.commit()
 
     async with db.uow() as uow:
-        assert await uow.conversations.owned_with_settings(conversation.id, owner) == (
-            conversation,
-            mine,
+        assert await uow.conversations.for_turn(conversation.id, owner) == TurnContext(
+            conversation=conversation, settings=mine, limits=limits
         )
+        assert await uow.spending.limits_of(other) == UserLimits(budget=Budget())
+
+
+# ---- spending: what budgets are checked against --------------------------------------------
+
+
+async def test_spend_counts_billed_replies_calls_and_live_reservations(db: Persistence) -> None:
+    owner, other = await a_user(db), await a_user(db)
+    conversation = await a_conversation(db, owner)
+    yesterday, today = T0 - timedelta(days=1), T0
+    window = SpendWindow(
+        month_start=T0 - timedelta(days=3), day_start=T0 - timedelta(hours=1), now=T0
+    )
+    async with db.uow() as uow:
+        for when, tokens in ((yesterday, 100), (today, 20), (T0 - timedelta(days=40), 9999)):
+            await uow.messages.add(
+                NewMessage(
+                    conversation_id=conversation.id,
+                    role=MessageRole.ASSISTANT,
+                    content="a",
+                    created_at=when,
+                    billed_tokens=tokens,
+                    cost_nanos=tokens * 10,
+                )
+            )
+        await uow.model_calls.add(
+            ModelCall(
+                user_id=owner,
+                model="m",
+                provider=None,
+                status=MessageStatus.COMPLETED,
+                created_at=today,
+                latency_ms=1,
+                billed_tokens=3,
+                cost_nanos=30,
+            )
+        )
+        live = await uow.spending.hold(owner, Spend(1000, 1), T0, T0 + timedelta(seconds=5))
+        await uow.spending.hold(owner, Spend(50_000, 1), T0, T0)  # its lease has ended
+        await uow.spending.hold(other, Spend(7, 7), T0, T0 + timedelta(seconds=5))
+        await uow.commit()
+
+    async with db.uow() as uow:
+        assert await uow.spending.spent_locked(owner, window) == PeriodSpend(
+            day=Spend(20 + 3 + 1000, 200 + 30 + 1), month=Spend(120 + 3 + 1000, 1230 + 1)
+        )
+        assert (await uow.spending.spent_by_user([owner, other], window))[other] == PeriodSpend(
+            day=Spend(7, 7), month=Spend(7, 7)
+        )
+        await uow.spending.renew([live], T0 + timedelta(minutes=1))
+        assert await uow.spending.release_expired(T0 + timedelta(seconds=30)) == 2
+        await uow.spending.release(live)
+        await uow.commit()
+
+    nobody = await a_user(db)
+    async with db.uow() as uow:
+        assert (await uow.spending.spent(owner, window)).day == Spend(23, 230)
+        assert await uow.spending.spent(nobody, window) == PeriodSpend()
+        assert await uow.spending.spent_by_user([nobody], window) == {}
 
 
 # ---- conversations: what save, touch and the active count change ---------------------------

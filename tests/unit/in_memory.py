@@ -40,6 +40,7 @@ from application.ports import (
     Spending,
     SpendWindow,
     TokenUsage,
+    TurnContext,
     Users,
 )
 from domain.budgets import PeriodSpend, Price, Spend, UserLimits
@@ -182,14 +183,16 @@ class FakeConversations(_Repository):
             return None
         return copy.copy(found)
 
-    async def owned_with_settings(
-        self, conversation_id: int, owner_id: int
-    ) -> tuple[Conversation, UserChatSettings | None] | None:
+    async def for_turn(self, conversation_id: int, owner_id: int) -> TurnContext | None:
         conversation = await self.get_owned(conversation_id, owner_id)
         if conversation is None:
             return None
         found = next((s for s in self._state.chat_settings.values() if s.user_id == owner_id), None)
-        return conversation, None if found is None else copy.copy(found)
+        return TurnContext(
+            conversation=conversation,
+            settings=None if found is None else copy.copy(found),
+            limits=self._state.user_limits.get(owner_id),
+        )
 
     async def save(self, conversation: Conversation) -> None:
         stored = self._state.conversations[conversation.id]

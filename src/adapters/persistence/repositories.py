@@ -13,8 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.persistence import tables as t
+from adapters.persistence.spending import LIMIT_COLUMNS, limits_of_row
 from application.pagination import Page, PageRequest
-from application.ports import RefreshTokenRecord
+from application.ports import RefreshTokenRecord, TurnContext
 from domain.chat_settings import ChatSettings, UserChatSettings
 from domain.conversation import (
     Conversation,
@@ -59,6 +60,8 @@ _MESSAGE_COLUMNS = (
     t.messages.c.reasoning,
     t.messages.c.reasoning_tokens,
     t.messages.c.error_message,
+    t.messages.c.billed_tokens,
+    t.messages.c.cost_nanos,
 )
 _ROLES = {role.value: role for role in MessageRole}
 _STATUSES = {status.value: status for status in MessageStatus}
@@ -83,8 +86,10 @@ _CONVERSATION_WITH_SETTINGS = (
         t.chat_settings.c.ai_model,
         t.chat_settings.c.temperature,
         t.chat_settings.c.max_tokens,
+        *LIMIT_COLUMNS,
     )
     .outerjoin(t.chat_settings, t.chat_settings.c.user_id == t.conversations.c.owner_id)
+    .outerjoin(t.user_limits, t.user_limits.c.user_id == t.conversations.c.owner_id)
     .where(
         t.conversations.c.id == bindparam("conversation_id"),
         t.conversations.c.owner_id == bindparam("owner_id"),
@@ -240,9 +245,7 @@ class SqlConversations:
         ).first()
         return None if row is None else _conversation(row)
 
-    async def owned_with_settings(
-        self, conversation_id: int, owner_id: int
-    ) -> tuple[Conversation, UserChatSettings | None] | None:
+    async def for_turn(self, conversation_id: int, owner_id: int) -> TurnContext | None:
         if not storable(conversation_id):
             return None
         row = (
@@ -262,7 +265,9 @@ class SqlConversations:
                     ai_model=row.ai_model, temperature=row.temperature, max_tokens=row.max_tokens
                 ),
             )
-        return _conversation(row), settings
+        return TurnContext(
+            conversation=_conversation(row), settings=settings, limits=limits_of_row(row)
+        )
 
     async def save(self, conversation: Conversation) -> None:
         await self._db.execute(
@@ -340,6 +345,8 @@ def _message(row: Sequence[Any]) -> Message:
         reasoning,
         reasoning_tokens,
         error_message,
+        billed_tokens,
+        cost_nanos,
         *image_data,
     ) = row
     return Message(
@@ -360,6 +367,8 @@ def _message(row: Sequence[Any]) -> Message:
         reasoning_tokens,
         error_message,
         image_data[0] if image_data else None,
+        billed_tokens,
+        cost_nanos,
         id=id_,
     )
 

@@ -18,6 +18,31 @@ from domain.conversation import MessageRole
 
 _reservations = t.budget_reservations
 _limits = t.user_limits
+# What a user's limits row says, as joined into other reads (``SqlConversations.for_turn``).
+LIMIT_COLUMNS = (
+    _limits.c.has_budget,
+    _limits.c.daily_tokens,
+    _limits.c.daily_cost_nanos,
+    _limits.c.monthly_tokens,
+    _limits.c.monthly_cost_nanos,
+    _limits.c.allowed_models,
+)
+
+
+def limits_of_row(row: Any) -> UserLimits | None:
+    """The limits in a row holding ``LIMIT_COLUMNS``; None when the user has no row."""
+    if row.has_budget is None:
+        return None
+    budget = None
+    if row.has_budget:
+        budget = Budget(
+            daily=Limit(tokens=row.daily_tokens, cost_nanos=row.daily_cost_nanos),
+            monthly=Limit(tokens=row.monthly_tokens, cost_nanos=row.monthly_cost_nanos),
+        )
+    allowed = None
+    if row.allowed_models is not None:
+        allowed = frozenset(str(model) for model in json.loads(row.allowed_models))
+    return UserLimits(budget=budget, allowed_models=allowed)
 
 
 class SqlSpending:
@@ -25,19 +50,10 @@ class SqlSpending:
         self._db = connection
 
     async def limits_of(self, user_id: int) -> UserLimits | None:
-        row = (await self._db.execute(select(_limits).where(_limits.c.user_id == user_id))).first()
-        if row is None:
-            return None
-        budget = None
-        if row.has_budget:
-            budget = Budget(
-                daily=Limit(tokens=row.daily_tokens, cost_nanos=row.daily_cost_nanos),
-                monthly=Limit(tokens=row.monthly_tokens, cost_nanos=row.monthly_cost_nanos),
-            )
-        allowed = None
-        if row.allowed_models is not None:
-            allowed = frozenset(str(model) for model in json.loads(row.allowed_models))
-        return UserLimits(budget=budget, allowed_models=allowed)
+        row = (
+            await self._db.execute(select(*LIMIT_COLUMNS).where(_limits.c.user_id == user_id))
+        ).first()
+        return None if row is None else limits_of_row(row)
 
     async def save_limits(self, user_id: int, limits: UserLimits, when: datetime) -> None:
         budget = limits.budget or Budget()

@@ -122,8 +122,7 @@ messages = Table(
     # Until when the worker writing a ``streaming`` reply holds it (migration 0010); it
     # renews the lease, so a reply whose lease ended belongs to a process that died.
     Column("lease_until", UtcDateTime, nullable=True),
-    # What the reply counts against its owner's budget (migration 0012); written, and
-    # summed in SQL, never read back into a Message.
+    # What the reply counts against its owner's budget (migration 0012), summed in SQL.
     Column("billed_tokens", BigInteger, nullable=False, server_default="0"),
     Column("cost_nanos", BigInteger, nullable=False, server_default="0"),
     Index("ix_messages_conversation_id_id", "conversation_id", "id"),

@@ -19,6 +19,7 @@ from application.ports import (
     ImageInspector,
     ModelCatalog,
     ModelInfo,
+    TurnContext,
     UnitOfWork,
 )
 from domain.chat_settings import UserChatSettings
@@ -75,11 +76,12 @@ class TurnPreparation:
             raise InvalidInput(errors)
         image = await self._images.fetch(command.image_url) if command.image_url else None
         async with self._uow as uow:
-            conversation, stored_settings = await self._conversation(uow, command)
-            settings = stored_settings or await settings_of(
+            context = await self._conversation(uow, command)
+            conversation = context.conversation
+            settings = context.settings or await settings_of(
                 uow, command.owner_id, self._catalog, self._defaults
             )
-            limits = await self._metering.limits(uow, command.owner_id)
+            limits = self._metering.limits_from(context.limits)
             model = self._model(command, conversation, settings, image)
             limits.access.require(model.id)
             earlier = await uow.messages.latest(conversation.id, self._budget.max_messages - 1)
@@ -110,9 +112,7 @@ class TurnPreparation:
             reservation=reservation,
         )
 
-    async def _conversation(
-        self, uow: UnitOfWork, command: SendMessageRequest
-    ) -> tuple[Conversation, UserChatSettings | None]:
+    async def _conversation(self, uow: UnitOfWork, command: SendMessageRequest) -> TurnContext:
         if command.conversation_id is None:
             active = await uow.conversations.count_active_locked(command.owner_id)
             started = Conversation.start(
@@ -123,13 +123,15 @@ class TurnPreparation:
                 title=title_from_message(command.text),
                 model=command.model,
             )
-            return await uow.conversations.add(started), None
-        found = await uow.conversations.owned_with_settings(
-            command.conversation_id, command.owner_id
-        )
+            return TurnContext(
+                conversation=await uow.conversations.add(started),
+                settings=None,
+                limits=await uow.spending.limits_of(command.owner_id),
+            )
+        found = await uow.conversations.for_turn(command.conversation_id, command.owner_id)
         if found is None:
             raise NotFound("Conversation not found.")
-        found[0].ensure_accepts_messages()
+        found.conversation.ensure_accepts_messages()
         return found
 
     def _model(

@@ -52,6 +52,7 @@ from application.ports.persistence import (
     RefreshTokens,
     Spending,
     SpendWindow,
+    TurnContext,
     UnitOfWork,
     Users,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "ToolCall",
     "ToolCallPiece",
     "ToolUse",
+    "TurnContext",
     "UnitOfWork",
     "Users",
 ]

@@ -35,6 +35,13 @@ class Users(Protocol):
     async def by_username(self, username: str) -> User | None: ...
 
 
+@dataclass(frozen=True, kw_only=True)
+class TurnContext:
+    conversation: Conversation
+    settings: UserChatSettings | None
+    limits: UserLimits | None
+
+
 class Conversations(Protocol):
     async def add(self, conversation: NewConversation) -> Conversation: ...
 
@@ -42,11 +49,9 @@ class Conversations(Protocol):
         """The conversation if it exists and belongs to ``owner_id``; otherwise None."""
         ...
 
-    async def owned_with_settings(
-        self, conversation_id: int, owner_id: int
-    ) -> tuple[Conversation, UserChatSettings | None] | None:
-        """The owner's conversation and the owner's chat settings, in one query: what
-        every chat turn reads first."""
+    async def for_turn(self, conversation_id: int, owner_id: int) -> TurnContext | None:
+        """The owner's conversation with the owner's chat settings and limits, in one
+        query: what every chat turn reads first."""
         ...
 
     async def save(self, conversation: Conversation) -> None:

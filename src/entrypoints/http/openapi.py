@@ -153,6 +153,7 @@ def document(app: Litestar) -> None:
 
 
 _MODEL_FIELDS = {"ai_model", "model"}
+_MODEL_LIST_FIELDS = {"allowed_models"}
 
 
 def list_models(app: Litestar, model_ids: list[str]) -> None:
@@ -166,3 +167,7 @@ def list_models(app: Litestar, model_ids: list[str]) -> None:
         for field, prop in (schema.properties or {}).items():
             if field in _MODEL_FIELDS and isinstance(prop, Schema):
                 prop.enum = [*model_ids, None] if prop.one_of else list(model_ids)
+            if field in _MODEL_LIST_FIELDS and isinstance(prop, Schema):
+                for member in [prop, *(prop.one_of or [])]:
+                    if isinstance(member, Schema) and isinstance(member.items, Schema):
+                        member.items.enum = list(model_ids)

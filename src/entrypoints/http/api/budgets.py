@@ -28,10 +28,24 @@ from domain.users import User
 from entrypoints.http.api.admin import STAFF
 from entrypoints.http.api.admin_schemas import money
 from entrypoints.http.bodies import CheckedBody
+from entrypoints.http.schema_docs import NO_NUL, documented
 
+# Litestar drops a minimum of 0 and documents a union member's constraints on the union:
+# these say them again, once.
 Tokens = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
-# An amount of money as a number or a decimal string ("0.25"): strings are exact.
-Amount = float | str
+AMOUNT_TEXT = r"^[0-9]{1,9}(\.[0-9]{1,9})?$"
+# An amount of money as a number or a decimal string ("0.25"; strings are exact), under a
+# billion units of the currency.
+Amount = Annotated[
+    Annotated[float, msgspec.Meta(ge=0, lt=1e9)]
+    | Annotated[str, msgspec.Meta(pattern=AMOUNT_TEXT)]
+    | None,
+    documented(minimum=0, exclusive_maximum=1e9, pattern=AMOUNT_TEXT),
+]
+ModelIds = Annotated[
+    list[Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)]] | None,
+    documented(items={"type": "string", "minLength": 1, "maxLength": 100, "pattern": NO_NUL}),
+]
 
 
 class PeriodOut(msgspec.Struct):
@@ -59,10 +73,10 @@ class BudgetOut(msgspec.Struct):
 class BudgetPut(msgspec.Struct, forbid_unknown_fields=True):
     """A limit left out (or null) is no limit; costs in the operator's currency."""
 
-    daily_tokens: Tokens | None = None
-    daily_cost: Amount | None = None
-    monthly_tokens: Tokens | None = None
-    monthly_cost: Amount | None = None
+    daily_tokens: Annotated[Tokens | None, documented(minimum=0, maximum=2**53)] = None
+    daily_cost: Amount = None
+    monthly_tokens: Annotated[Tokens | None, documented(minimum=0, maximum=2**53)] = None
+    monthly_cost: Amount = None
 
 
 class ModelsOut(msgspec.Struct):
@@ -77,7 +91,7 @@ class ModelsOut(msgspec.Struct):
 class ModelsPut(msgspec.Struct, forbid_unknown_fields=True):
     """The ids of configured models; null puts the user back on the default list."""
 
-    allowed_models: list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]] | None
+    allowed_models: ModelIds
 
 
 def _period_out(status: PeriodStatus) -> PeriodOut:
