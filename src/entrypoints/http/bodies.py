@@ -20,6 +20,7 @@ S = TypeVar("S", bound=msgspec.Struct)
 
 REQUIRED = "This field is required."
 NOT_NULL = "This field may not be null."
+UNKNOWN = "Unknown field."
 
 
 class UnsupportedMediaType(DomainError):
@@ -59,6 +60,10 @@ def decode_body(raw: bytes, struct_type: type[S], *, nested_keys: bool = False) 
         )
     errors: dict[str, list[str]] = {}
     values: dict[str, Any] = {}
+    if struct_type.__struct_config__.forbid_unknown_fields:
+        # A body whose misspelt field would silently mean "no limit" says it is strict.
+        known = {field.encode_name for field in _fields_of(struct_type)}
+        errors |= {key: [UNKNOWN] for key in document if key not in known}
     for field in _fields_of(struct_type):
         if field.encode_name not in document:
             if field.required:
@@ -134,9 +139,11 @@ class CheckedBody(MsgspecDTO[T]):
     ) -> Reference | Schema:
         # Document the Struct itself (with its field constraints), as that is what is
         # decoded, rather than the DTO's transfer model.
-        schema: Reference | Schema = schema_creator.for_field_definition(
-            FieldDefinition.from_annotation(cls.model_type)
-        )
+        field = FieldDefinition.from_annotation(cls.model_type)
+        schema: Reference | Schema = schema_creator.for_field_definition(field)
+        if cls.model_type.__struct_config__.forbid_unknown_fields:
+            documented = schema_creator.schema_registry.get_schema_for_field_definition(field)
+            documented.additional_properties = False
         return schema
 
 
