@@ -50,8 +50,8 @@ class BudgetRules:
     zone: tzinfo
     currency: str = "USD"
     lease_seconds: float = 15.0
-    # A call never takes longer than a turn: a reservation older than this is no longer
-    # renewed, even if a bug forgot to settle it.
+    # A reservation older than this is no longer renewed, even if a bug forgot to settle
+    # it: its lease then runs out.
     longest_call_seconds: float = 600.0
 
     def window(self, now: datetime) -> SpendWindow:

@@ -118,7 +118,9 @@ def budget_rules(
         zone=zone,
         currency=currency,
         lease_seconds=lease.seconds,
-        longest_call_seconds=turn.seconds,
+        # A stream may outlast a turn's bound (its deadline covers the first token): an
+        # hour is how long a call's reservation is kept alive at most.
+        longest_call_seconds=max(turn.seconds, 3600.0),
     )
 
 
