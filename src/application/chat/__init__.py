@@ -1,8 +1,8 @@
 """Chatting with the model: preparing a turn, sending it, streaming it, recording it, and
 following, stopping and recovering streamed replies."""
 
+from application.chat.call_records import CallRecorder
 from application.chat.completions import (
-    CallRecorder,
     CompleteChat,
     CompletionPreparation,
     CompletionRequest,
