@@ -56,6 +56,7 @@ WORKERS = 8
 MAX_ACTIVE = 10
 ECHO = fake.ECHO_PREFIX
 READ_TIMEOUT = 0.25
+PROVIDER_DEADLINE = 5.0
 MODELS = ("gpt-6.1-sol", "gemini-3.8-flash")  # no fallback chains: each failure shows
 
 PROVIDER_CODES = {
@@ -112,7 +113,7 @@ def parley(
         provider_retry_after_max=0.02,
         provider_connect_timeout=1.0,
         provider_read_timeout=READ_TIMEOUT,
-        provider_deadline=5.0,
+        provider_deadline=PROVIDER_DEADLINE,
         max_active_conversations=MAX_ACTIVE,
     ) as running:
         yield running
@@ -424,12 +425,16 @@ def _check_reply_rows(
 
 
 def _wait_for_late_replies(parley: RunningServer, owners: list[int], deadline: float) -> None:
-    """Hung-up streams write their partial reply after the client left."""
+    """Hung-up streams go on after the client left: their reply row exists from the start
+    (``streaming``) and is written whole or partial when the provider's stream ends."""
     while time.monotonic() < deadline:
-        by_conversation: dict[int, list[str]] = {}
-        for _, conversation, role, *_ in _rows(parley, owners):
-            by_conversation.setdefault(conversation, []).append(role)
-        if all(roles[-1] == "assistant" for roles in by_conversation.values()):
+        by_conversation: dict[int, list[tuple[str, str]]] = {}
+        for _, conversation, role, _, status, _ in _rows(parley, owners):
+            by_conversation.setdefault(conversation, []).append((role, status))
+        if all(
+            rows[-1][0] == "assistant" and all(status != "streaming" for _, status in rows)
+            for rows in by_conversation.values()
+        ):
             return
         time.sleep(0.2)
 
@@ -464,7 +469,7 @@ def test_random_provider_faults_never_lose_a_message(
     storm = asyncio.run(_storm(parley.base_url, clients, total, SEED))
     elapsed = time.monotonic() - started
     owners = [client.user.id for client in clients]
-    _wait_for_late_replies(parley, owners, time.monotonic() + 5)
+    _wait_for_late_replies(parley, owners, time.monotonic() + PROVIDER_DEADLINE + 5)
 
     consumed = len(script) - upstream.pending
     upstream.reset_state()
