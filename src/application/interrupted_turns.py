@@ -82,6 +82,8 @@ class MarkInterruptedTurns:
                 model=question.model,
                 error_code=failure.code,
                 error_message=failure.message,
+                parent_id=question.id,
+                on_branch=question.on_branch,
             )
             marked += await self._turns.answer(question, reply)
         return MarkedTurns(marked=marked, sent_before=sent_before)

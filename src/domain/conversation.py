@@ -79,6 +79,10 @@ class NewConversation:
     status: ConversationStatus
     created_at: datetime
     updated_at: datetime
+    # When the owner archived it (out of their default list, not counting as active) or
+    # pinned it (first in their list); None: it is not.
+    archived_at: datetime | None = None
+    pinned_at: datetime | None = None
 
     @staticmethod
     def start(
@@ -175,6 +179,11 @@ class NewMessage:
     # of the operator's currency (0 for a model without a price).
     billed_tokens: int = 0
     cost_nanos: int = 0
+    # The message this one answers or follows; None for a conversation's first (or a
+    # sibling of it). Whether it is on the conversation's current branch: the history the
+    # model sees and the documented lists show.
+    parent_id: int | None = None
+    on_branch: bool = True
 
     @property
     def counts_as_history(self) -> bool:

@@ -129,3 +129,90 @@ def test_an_answer_kept_before_0009_still_replays_and_survives_a_downgrade(
             await engine.dispose()
 
     asyncio.run(run())
+
+
+def test_conversations_made_before_0013_become_single_branch_trees_and_go_back(
+    fresh_database_url: str,
+) -> None:
+    """Every message follows the one before it in its own conversation, all on the
+    current branch, counts unchanged; downgrading keeps the current branch."""
+
+    async def rows(engine: Any) -> list[tuple[Any, ...]]:
+        async with engine.connect() as connection:
+            result = await connection.execute(
+                text(
+                    "SELECT m.id, m.conversation_id, m.parent_id, m.on_branch, c.message_count "
+                    "FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+                    "ORDER BY m.id"
+                )
+            )
+            return [tuple(row) for row in result]
+
+    async def run() -> None:
+        engine = create_engine(fresh_database_url)
+        try:
+            await upgrade(engine, "0012")
+            now = datetime.now(UTC)
+            async with engine.begin() as connection:
+                user_id = (
+                    await connection.execute(
+                        users.insert()
+                        .values(
+                            username="old",
+                            username_key="old",
+                            email="old@example.com",
+                            password_hash="!",
+                            date_joined=now,
+                        )
+                        .returning(users.c.id)
+                    )
+                ).scalar_one()
+                conversation_ids = []
+                for title in ("one", "two"):
+                    conversation_ids.append(
+                        (
+                            await connection.execute(
+                                text(
+                                    "INSERT INTO conversations (owner_id, title, status, "
+                                    "created_at, updated_at) VALUES (:user, :title, 'active', "
+                                    ":now, :now) RETURNING id"
+                                ),
+                                {"user": user_id, "title": title, "now": now},
+                            )
+                        ).scalar_one()
+                    )
+                # Interleaved, as two conversations written at once would be.
+                for index, conversation in enumerate([*conversation_ids, *conversation_ids] * 2):
+                    await connection.execute(
+                        text(
+                            "INSERT INTO messages (conversation_id, role, content, status, "
+                            "prompt_tokens, completion_tokens, created_at) "
+                            "VALUES (:c, :role, 'text', 'completed', 1, 2, :now)"
+                        ),
+                        {
+                            "c": conversation,
+                            "role": "user" if index % 4 < 2 else "assistant",
+                            "now": now,
+                        },
+                    )
+            await upgrade(engine)
+            migrated = await rows(engine)
+            by_conversation: dict[int, list[tuple[Any, ...]]] = {}
+            for row in migrated:
+                by_conversation.setdefault(row[1], []).append(row)
+            assert set(by_conversation) == set(conversation_ids)
+            for chain in by_conversation.values():
+                assert [row[2] for row in chain] == [None] + [row[0] for row in chain[:-1]]
+                assert all(bool(row[3]) for row in chain)
+                assert all(row[4] == 4 for row in chain)
+
+            await downgrade(engine, "0012")
+            async with engine.connect() as connection:
+                kept = (await connection.execute(text("SELECT count(*) FROM messages"))).scalar()
+            assert kept == 8
+            await upgrade(engine)
+            assert await rows(engine) == migrated
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())

@@ -390,6 +390,16 @@ def assert_no_field_left_at_its_default(entity: Any, *, besides: set[str]) -> No
 async def test_every_message_field_round_trips(db: Persistence) -> None:
     owner = await a_user(db)
     conversation = await a_conversation(db, owner)
+    async with db.uow() as uow:
+        question = await uow.messages.add(
+            NewMessage(
+                conversation_id=conversation.id,
+                role=MessageRole.USER,
+                content="the question",
+                created_at=datetime(2024, 3, 1, 19, 59, tzinfo=BEIJING),
+            )
+        )
+        await uow.commit()
     message = NewMessage(
         conversation_id=conversation.id,
         role=MessageRole.ASSISTANT,
@@ -410,23 +420,28 @@ async def test_every_message_field_round_trips(db: Persistence) -> None:
         image_data="data:image/png;base64,iVBORw0KGgo=",
         billed_tokens=33,
         cost_nanos=123_456_789_012,
+        parent_id=question.id,
     )
-    assert_no_field_left_at_its_default(message, besides={"id", "conversation_id"})
+    # on_branch: a message off the current branch is in no list (the branch tests).
+    assert_no_field_left_at_its_default(message, besides={"id", "conversation_id", "on_branch"})
     async with db.uow() as uow:
         message = await uow.messages.add(message)
         await uow.commit()
     # Lists never load the image's data; only the history sent to the model does.
     listed = replace(message, image_data=None)
+    question = replace(question, image_data=None)
 
     async with db.uow() as uow:
-        assert await uow.messages.latest(conversation.id, 10) == [message]
-        assert await uow.messages.all_of(conversation.id) == [listed]
-        assert (await uow.messages.list_page(conversation.id, PageRequest())).items == [listed]
-        assert (await uow.messages.list_for_owner(owner, None, PageRequest())).items == [listed]
-        assert (await uow.messages.list_for_owner(owner, conversation.id, PageRequest())).items == [
-            listed
+        assert (await uow.messages.latest(conversation.id, 10))[1:] == [message]
+        assert await uow.messages.all_of(conversation.id) == [question, listed]
+        page = PageRequest()
+        assert (await uow.messages.list_page(conversation.id, page)).items == [question, listed]
+        assert (await uow.messages.list_for_owner(owner, None, page)).items == [question, listed]
+        assert (await uow.messages.list_for_owner(owner, conversation.id, page)).items == [
+            question,
+            listed,
         ]
-        [stored] = await uow.messages.all_of(conversation.id)
+        [_, stored] = await uow.messages.all_of(conversation.id)
     # The instant is kept (to the microsecond), whatever zone it came in.
     assert stored.created_at == datetime(2024, 3, 1, 12, 0, 0, 654321, tzinfo=UTC)
 
@@ -468,8 +483,10 @@ async def test_every_conversation_field_round_trips(db: Persistence) -> None:
         status=ConversationStatus.CLOSED,
         created_at=datetime(2024, 3, 1, 20, 0, 0, 1, tzinfo=BEIJING),
         updated_at=T0 + timedelta(days=1),
+        pinned_at=T0 + timedelta(hours=1),
     )
-    assert_no_field_left_at_its_default(conversation, besides={"id"})
+    # An archived conversation is out of the default list: its own tests keep it.
+    assert_no_field_left_at_its_default(conversation, besides={"id", "archived_at"})
     async with db.uow() as uow:
         conversation = await uow.conversations.add(conversation)
         await uow.commit()

@@ -121,7 +121,11 @@ class FakeState:
     reservations: dict[int, HeldAmount] = field(default_factory=dict)
 
     def messages_of(self, conversation_id: int) -> list[Message]:
-        """Oldest first."""
+        """The current branch, oldest first."""
+        return [m for m in self.tree_of(conversation_id) if m.on_branch]
+
+    def tree_of(self, conversation_id: int) -> list[Message]:
+        """Every message of every branch, oldest first."""
         return [m for _, m in sorted(self.messages.items()) if m.conversation_id == conversation_id]
 
     def active_count(self, owner_id: int) -> int:
@@ -202,6 +206,8 @@ class FakeConversations(_Repository):
             model=conversation.model,
             status=conversation.status,
             updated_at=conversation.updated_at,
+            archived_at=conversation.archived_at,
+            pinned_at=conversation.pinned_at,
         )
 
     async def touch(self, conversation_id: int, when: datetime) -> None:
@@ -271,12 +277,10 @@ class FakeMessages(_Repository):
         conversation = self._state.conversations.get(reply.conversation_id)
         if conversation is None or conversation.owner_id != owner_id:
             return None
-        earlier = [
-            m
-            for m in self._state.messages_of(reply.conversation_id)
-            if m.role is MessageRole.USER and m.id < reply_id
-        ]
-        return (copy.copy(earlier[-1]), copy.copy(reply)) if earlier else None
+        question = self._state.messages.get(reply.parent_id or 0)
+        if question is None or question.role is not MessageRole.USER:
+            return None
+        return copy.copy(question), copy.copy(reply)
 
     async def list_page(self, conversation_id: int, page: PageRequest) -> Page[Message]:
         messages = await self.all_of(conversation_id)
@@ -293,6 +297,7 @@ class FakeMessages(_Repository):
             _listed(m)
             for _, m in sorted(self._state.messages.items())
             if m.conversation_id in owned
+            and m.on_branch
             and (conversation_id is None or m.conversation_id == conversation_id)
         ]
         return Page(found[page.offset : page.offset + page.limit], len(found), page)
@@ -567,6 +572,9 @@ class FakeUnitOfWork:
         when: datetime = EPOCH,
         **fields: Any,
     ) -> Message:
+        if "parent_id" not in fields:  # it follows the current branch, as a send does
+            branch = self._seeding().messages_of(conversation_id)
+            fields["parent_id"] = branch[-1].id if branch else None
         message = Message(
             id=self.next_id("messages"),
             conversation_id=conversation_id,

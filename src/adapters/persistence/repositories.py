@@ -62,6 +62,8 @@ _MESSAGE_COLUMNS = (
     t.messages.c.error_message,
     t.messages.c.billed_tokens,
     t.messages.c.cost_nanos,
+    t.messages.c.parent_id,
+    t.messages.c.on_branch,
 )
 _ROLES = {role.value: role for role in MessageRole}
 _STATUSES = {status.value: status for status in MessageStatus}
@@ -105,8 +107,13 @@ _TOUCH_CONVERSATION = (
 )
 # Totals for X-Total-Count: stored counts kept by triggers (migration 0005), so a page
 # costs the same however long the history or the list is.
-_MESSAGE_COUNT = select(t.conversations.c.message_count).where(
+_MESSAGE_COUNT = select(t.conversations.c.message_count, t.conversations.c.branched).where(
     t.conversations.c.id == bindparam("conversation_id")
+)
+_BRANCH_COUNT = (
+    select(func.count())
+    .select_from(t.messages)
+    .where(t.messages.c.conversation_id == bindparam("conversation_id"), t.messages.c.on_branch)
 )
 _CONVERSATION_COUNT = select(t.users.c.conversation_count).where(
     t.users.c.id == bindparam("owner_id")
@@ -121,7 +128,7 @@ _RENEW_LEASE = (
 # Only the history the model sees needs the images' data; lists never load it.
 _LATEST_MESSAGES = (
     select(*_MESSAGE_COLUMNS, t.messages.c.image_data)
-    .where(t.messages.c.conversation_id == bindparam("conversation_id"))
+    .where(t.messages.c.conversation_id == bindparam("conversation_id"), t.messages.c.on_branch)
     .order_by(t.messages.c.id.desc())
     .limit(bindparam("limit"))
 )
@@ -210,6 +217,8 @@ def _conversation(row: Row[Any]) -> Conversation:
         status=ConversationStatus(row.status),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        archived_at=row.archived_at,
+        pinned_at=row.pinned_at,
     )
 
 
@@ -227,6 +236,8 @@ class SqlConversations:
                 status=conversation.status.value,
                 created_at=conversation.created_at,
                 updated_at=conversation.updated_at,
+                archived_at=conversation.archived_at,
+                pinned_at=conversation.pinned_at,
             )
             .returning(t.conversations.c.id)
         )
@@ -278,6 +289,8 @@ class SqlConversations:
                 model=conversation.model,
                 status=conversation.status.value,
                 updated_at=conversation.updated_at,
+                archived_at=conversation.archived_at,
+                pinned_at=conversation.pinned_at,
             )
         )
 
@@ -347,6 +360,8 @@ def _message(row: Sequence[Any]) -> Message:
         error_message,
         billed_tokens,
         cost_nanos,
+        parent_id,
+        on_branch,
         *image_data,
     ) = row
     return Message(
@@ -369,6 +384,8 @@ def _message(row: Sequence[Any]) -> Message:
         image_data[0] if image_data else None,
         billed_tokens,
         cost_nanos,
+        parent_id,
+        bool(on_branch),
         id=id_,
     )
 
@@ -394,6 +411,8 @@ def _message_values(message: NewMessage) -> dict[str, Any]:
         "image_data": message.image_data,
         "billed_tokens": message.billed_tokens,
         "cost_nanos": message.cost_nanos,
+        "parent_id": message.parent_id,
+        "on_branch": message.on_branch,
     }
 
 
@@ -479,34 +498,41 @@ class SqlMessages:
             return None
         question = (
             await self._db.execute(
-                select(*_MESSAGE_COLUMNS)
-                .where(
-                    t.messages.c.conversation_id == reply.conversation_id,
+                select(*_MESSAGE_COLUMNS).where(
+                    t.messages.c.id == reply.parent_id,
                     t.messages.c.role == MessageRole.USER.value,
-                    t.messages.c.id < reply_id,
                 )
-                .order_by(t.messages.c.id.desc())
-                .limit(1)
             )
         ).first()
         return None if question is None else (_message(question), _message(reply))
 
     async def list_page(self, conversation_id: int, page: PageRequest) -> Page[Message]:
-        of_conversation = t.messages.c.conversation_id == conversation_id
-        total = await self._db.scalar(_MESSAGE_COUNT, {"conversation_id": conversation_id})
+        on_branch = (t.messages.c.conversation_id == conversation_id) & t.messages.c.on_branch
+        total = await self._branch_length(conversation_id)
         rows = await self._db.execute(
             select(*_MESSAGE_COLUMNS)
-            .where(of_conversation)
+            .where(on_branch)
             .order_by(t.messages.c.id)
             .limit(page.limit)
             .offset(page.offset)
         )
-        return Page([_message(r) for r in rows], int(total or 0), page)
+        return Page([_message(r) for r in rows], total, page)
+
+    async def _branch_length(self, conversation_id: int) -> int:
+        """The stored count, unless the conversation has branches: then its current
+        branch is counted (bounded by the conversation's own messages)."""
+        params = {"conversation_id": conversation_id}
+        stored = (await self._db.execute(_MESSAGE_COUNT, params)).first()
+        if stored is None:
+            return 0
+        if not stored.branched:
+            return int(stored.message_count)
+        return int(await self._db.scalar(_BRANCH_COUNT, params) or 0)
 
     async def list_for_owner(
         self, owner_id: int, conversation_id: int | None, page: PageRequest
     ) -> Page[Message]:
-        owned = t.conversations.c.owner_id == owner_id
+        owned = (t.conversations.c.owner_id == owner_id) & t.messages.c.on_branch
         if conversation_id is not None:
             owned = owned & (t.messages.c.conversation_id == conversation_id)
         joined = t.messages.join(
@@ -526,7 +552,7 @@ class SqlMessages:
     async def all_of(self, conversation_id: int) -> list[Message]:
         rows = await self._db.execute(
             select(*_MESSAGE_COLUMNS)
-            .where(t.messages.c.conversation_id == conversation_id)
+            .where(t.messages.c.conversation_id == conversation_id, t.messages.c.on_branch)
             .order_by(t.messages.c.id)
         )
         return [_message(r) for r in rows]

@@ -89,6 +89,11 @@ conversations = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     # Kept exact by database triggers (migration 0005); never written by Parley.
     Column("message_count", Integer, nullable=False, server_default="0"),
+    # The current branch may be shorter than message_count (migration 0013): once a
+    # message was regenerated or edited, a list's total is counted, not stored.
+    Column("branched", Boolean, nullable=False, server_default=text("false")),
+    Column("archived_at", UtcDateTime, nullable=True),
+    Column("pinned_at", UtcDateTime, nullable=True),
     Index("ix_conversations_owner_id_id", "owner_id", "id"),
     Index("ix_conversations_owner_id_status", "owner_id", "status"),
 )
@@ -125,7 +130,12 @@ messages = Table(
     # What the reply counts against its owner's budget (migration 0012), summed in SQL.
     Column("billed_tokens", BigInteger, nullable=False, server_default="0"),
     Column("cost_nanos", BigInteger, nullable=False, server_default="0"),
+    # The message this one answers or follows (NULL: a first message), and whether it is
+    # on the conversation's current branch (migration 0013).
+    Column("parent_id", Integer, nullable=True),
+    Column("on_branch", Boolean, nullable=False, server_default=text("true")),
     Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+    Index("ix_messages_parent_id", "parent_id"),
     Index(
         "ix_messages_streaming",
         "lease_until",

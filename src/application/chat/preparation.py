@@ -84,9 +84,14 @@ class TurnPreparation:
             limits = self._metering.limits_from(context.limits)
             model = self._model(command, conversation, settings, image)
             limits.access.require(model.id)
-            earlier = await uow.messages.latest(conversation.id, self._budget.max_messages - 1)
+            # The newest message is read even when the model sees none: it is the parent.
+            seen = self._budget.max_messages - 1
+            earlier = await uow.messages.latest(conversation.id, max(seen, 1))
             user_message = self._user_message(command, conversation.id, image)
-            history = fit_history([*earlier, user_message], self._budget.max_chars)
+            user_message.parent_id = earlier[-1].id if earlier else None
+            history = fit_history(
+                [*(earlier[-seen:] if seen else []), user_message], self._budget.max_chars
+            )
             request = with_sampling(
                 model_request(model, settings.settings, history, self._budget.system_prompt),
                 command.sampling,

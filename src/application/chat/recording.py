@@ -34,6 +34,7 @@ class TurnRecorder:
         try:
             async with self._uow as uow:
                 question = turn.stored_user_message or await uow.messages.add(turn.user_message)
+                reply.parent_id = question.id
                 stored = await uow.messages.add(reply)
                 await uow.conversations.touch(reply.conversation_id, reply.created_at)
                 await self._metering.settle(uow, turn.reservation)
@@ -47,17 +48,18 @@ class TurnRecorder:
     async def start_reply(self, turn: PreparedTurn, lease_until: datetime) -> StoredTurn:
         """Store the user's message (if not stored yet) and the reply the server starts
         to write, ``streaming``, in one commit."""
-        reply = NewMessage(
-            conversation_id=turn.user_message.conversation_id,
-            role=MessageRole.ASSISTANT,
-            content="",
-            created_at=self._clock.now(),
-            status=MessageStatus.STREAMING,
-            model=turn.request.model,
-        )
         try:
             async with self._uow as uow:
                 question = turn.stored_user_message or await uow.messages.add(turn.user_message)
+                reply = NewMessage(
+                    conversation_id=question.conversation_id,
+                    role=MessageRole.ASSISTANT,
+                    content="",
+                    created_at=self._clock.now(),
+                    status=MessageStatus.STREAMING,
+                    model=turn.request.model,
+                    parent_id=question.id,
+                )
                 stored = await uow.messages.add_streaming(reply, lease_until)
                 await uow.commit()
         except BaseException:  # no reply to settle it: the reservation's lease runs out
@@ -71,7 +73,12 @@ class TurnRecorder:
     ) -> Message | None:
         """Store how a streamed reply ended, unless it was marked interrupted meanwhile
         (then this worker had lost its lease, and the reply stays as marked: None)."""
-        final = replace(self._reply(turn, draft).stored_as(reply.id), created_at=reply.created_at)
+        final = replace(
+            self._reply(turn, draft).stored_as(reply.id),
+            created_at=reply.created_at,
+            parent_id=reply.parent_id,
+            on_branch=reply.on_branch,
+        )
         try:
             async with self._uow as uow:
                 stored = await uow.messages.finish(final)

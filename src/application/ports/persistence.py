@@ -55,7 +55,7 @@ class Conversations(Protocol):
         ...
 
     async def save(self, conversation: Conversation) -> None:
-        """Store title, model, status and updated_at."""
+        """Store title, model, status, updated_at, archived_at and pinned_at."""
         ...
 
     async def touch(self, conversation_id: int, when: datetime) -> None:
@@ -103,21 +103,23 @@ class Messages(Protocol):
         ...
 
     async def list_page(self, conversation_id: int, page: PageRequest) -> Page[Message]:
-        """Oldest first."""
+        """The current branch, oldest first."""
         ...
 
     async def list_for_owner(
         self, owner_id: int, conversation_id: int | None, page: PageRequest
     ) -> Page[Message]:
-        """The owner's messages across conversations (or in one), oldest first."""
+        """The owner's messages on the current branches of their conversations (or of
+        one), oldest first."""
         ...
 
     async def all_of(self, conversation_id: int) -> list[Message]:
-        """Oldest first."""
+        """The current branch, oldest first."""
         ...
 
     async def latest(self, conversation_id: int, limit: int) -> list[Message]:
-        """The newest ``limit`` messages, returned oldest first: one bounded query."""
+        """The current branch's newest ``limit`` messages, returned oldest first: one
+        bounded query."""
         ...
 
 
