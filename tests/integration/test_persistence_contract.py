@@ -37,6 +37,7 @@ from domain.chat_settings import ChatSettings
 from domain.conversation import (
     Conversation,
     ConversationStatus,
+    Message,
     MessageRole,
     MessageStatus,
     NewConversation,
@@ -1127,3 +1128,86 @@ async def test_an_answered_key_is_forgotten_once_expired(db: Persistence) -> Non
 
     later = T0 + FORGET + timedelta(seconds=1)
     assert await claim(db, replace_holder(key, user_id), "new", later) is None
+
+
+# ---- branches ------------------------------------------------------------------------------
+
+
+async def test_a_switched_branch_is_what_the_lists_and_the_history_read(db: Persistence) -> None:
+    owner, other = await a_user(db), await a_user(db)
+    conversation = await a_conversation(db, owner)
+    made: dict[str, int] = {}
+
+    async def add(name: str, parent: str | None, role: MessageRole) -> None:
+        async with db.uow() as uow:
+            message = await uow.messages.add(
+                new_message(
+                    conversation.id,
+                    name,
+                    role=role,
+                    parent_id=None if parent is None else made[parent],
+                )
+            )
+            await uow.commit()
+        made[name] = message.id
+
+    user, assistant = MessageRole.USER, MessageRole.ASSISTANT
+    await add("u1", None, user)
+    await add("r1", "u1", assistant)
+    await add("u2", "r1", user)
+    await add("r2", "u2", assistant)
+    async with db.uow() as uow:  # regenerate r2: its parent becomes the leaf, then r2b
+        await uow.messages.switch_branch(conversation.id, made["u2"])
+        await uow.commit()
+    await add("r2b", "u2", assistant)
+    async with db.uow() as uow:  # edit u2: the branch ends at r1, then u2b and its reply
+        await uow.messages.switch_branch(conversation.id, made["r1"])
+        await uow.commit()
+    await add("u2b", "r1", user)
+    await add("r3", "u2b", assistant)
+
+    def names(messages: list[Message]) -> list[str]:
+        return [m.content for m in messages]
+
+    async with db.uow() as uow:
+        assert names(await uow.messages.all_of(conversation.id)) == ["u1", "r1", "u2b", "r3"]
+        assert names(await uow.messages.latest(conversation.id, 2)) == ["u2b", "r3"]
+        page = await uow.messages.list_page(conversation.id, PageRequest(limit=3))
+        assert (names(page.items), page.total) == (["u1", "r1", "u2b"], 4)
+        mine = await uow.messages.list_for_owner(owner, conversation.id, PageRequest())
+        assert (names(mine.items), mine.total) == (["u1", "r1", "u2b", "r3"], 4)
+        tree = await uow.messages.tree(conversation.id)
+        assert names(tree) == ["u1", "r1", "u2", "r2", "r2b", "u2b", "r3"]
+        assert [m.on_branch for m in tree] == [True, True, False, False, False, True, True]
+        assert [m.parent_id for m in tree][:3] == [None, made["u1"], made["r1"]]
+        assert names(await uow.messages.tree(conversation.id, after_id=made["r2"], limit=2)) == [
+            "r2b",
+            "u2b",
+        ]
+        groups = await uow.messages.sibling_groups(conversation.id, {None, made["r1"], made["u2"]})
+        assert groups == {
+            None: [made["u1"]],
+            made["r1"]: [made["u2"], made["u2b"]],
+            made["u2"]: [made["r2"], made["r2b"]],
+        }
+        assert await uow.messages.newest_leaf_under(made["u2"]) == made["r2b"]
+        assert await uow.messages.newest_leaf_under(made["r3"]) == made["r3"]
+        assert await uow.messages.newest_leaf_under(made["u1"]) == made["r3"]
+        assert (await uow.messages.owned(made["r2"], owner) or new_message(0)).content == "r2"
+        assert await uow.messages.owned(made["r2"], other) is None
+
+        await uow.messages.switch_branch(conversation.id, made["r2"])
+        await uow.commit()
+    async with db.uow() as uow:
+        assert names(await uow.messages.all_of(conversation.id)) == ["u1", "r1", "u2", "r2"]
+        assert (await uow.messages.list_page(conversation.id, PageRequest())).total == 4
+        await uow.messages.switch_branch(conversation.id, None)
+        assert await uow.messages.all_of(conversation.id) == []
+        assert (await uow.messages.list_page(conversation.id, PageRequest())).total == 0
+        # Rolled back: the branch is as committed.
+    async with db.uow() as uow:
+        assert names(await uow.messages.latest(conversation.id, 10)) == ["u1", "r1", "u2", "r2"]
+        await uow.conversations.delete(conversation.id)
+        await uow.commit()
+    async with db.uow() as uow:
+        assert await uow.messages.tree(conversation.id) == []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -119,6 +119,8 @@ class FakeState:
     reply_leases: dict[int, datetime] = field(default_factory=dict)
     user_limits: dict[int, UserLimits] = field(default_factory=dict)
     reservations: dict[int, HeldAmount] = field(default_factory=dict)
+    # conversations.branched: the conversations whose current branch was ever switched
+    branched: set[int] = field(default_factory=set)
 
     def messages_of(self, conversation_id: int) -> list[Message]:
         """The current branch, oldest first."""
@@ -307,6 +309,46 @@ class FakeMessages(_Repository):
         if limit <= 0:
             return []
         return [copy.copy(m) for m in self._state.messages_of(conversation_id)[-limit:]]
+
+    async def owned(self, message_id: int, owner_id: int) -> Message | None:
+        message = self._state.messages.get(message_id)
+        if message is None:
+            return None
+        conversation = self._state.conversations.get(message.conversation_id)
+        if conversation is None or conversation.owner_id != owner_id:
+            return None
+        return _listed(message)
+
+    async def tree(
+        self, conversation_id: int, *, after_id: int = 0, limit: int | None = None
+    ) -> list[Message]:
+        found = [_listed(m) for m in self._state.tree_of(conversation_id) if m.id > after_id]
+        return found if limit is None else found[:limit]
+
+    async def sibling_groups(
+        self, conversation_id: int, parent_ids: Set[int | None]
+    ) -> dict[int | None, list[int]]:
+        groups: dict[int | None, list[int]] = {p: [] for p in parent_ids}
+        for message in self._state.tree_of(conversation_id):
+            if message.parent_id in groups:
+                groups[message.parent_id].append(message.id)
+        return groups
+
+    async def switch_branch(self, conversation_id: int, leaf_id: int | None) -> None:
+        path: set[int] = set()
+        while leaf_id is not None:
+            path.add(leaf_id)
+            leaf_id = self._state.messages[leaf_id].parent_id
+        for message in self._state.tree_of(conversation_id):
+            message.on_branch = message.id in path
+        self._state.branched.add(conversation_id)
+
+    async def newest_leaf_under(self, message_id: int) -> int:
+        below = {message_id}
+        for message_id_, message in sorted(self._state.messages.items()):
+            if message.parent_id in below:
+                below.add(message_id_)
+        return max(below)
 
 
 def _listed(message: Message) -> Message:

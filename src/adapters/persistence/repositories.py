@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from datetime import datetime
 from typing import Any
 
@@ -564,6 +564,90 @@ class SqlMessages:
             _LATEST_MESSAGES, {"conversation_id": conversation_id, "limit": limit}
         )
         return [_message(r) for r in reversed(rows.all())]
+
+    async def owned(self, message_id: int, owner_id: int) -> Message | None:
+        if not storable(message_id):
+            return None
+        row = (
+            await self._db.execute(
+                select(*_MESSAGE_COLUMNS)
+                .join(t.conversations, t.conversations.c.id == t.messages.c.conversation_id)
+                .where(t.messages.c.id == message_id, t.conversations.c.owner_id == owner_id)
+            )
+        ).first()
+        return None if row is None else _message(row)
+
+    async def tree(
+        self, conversation_id: int, *, after_id: int = 0, limit: int | None = None
+    ) -> list[Message]:
+        query = (
+            select(*_MESSAGE_COLUMNS)
+            .where(t.messages.c.conversation_id == conversation_id, t.messages.c.id > after_id)
+            .order_by(t.messages.c.id)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        return [_message(r) for r in await self._db.execute(query)]
+
+    async def sibling_groups(
+        self, conversation_id: int, parent_ids: Set[int | None]
+    ) -> dict[int | None, list[int]]:
+        parents = [p for p in parent_ids if p is not None]
+        chosen = [t.messages.c.parent_id.in_(parents)] if parents else []
+        if None in parent_ids:
+            chosen.append(t.messages.c.parent_id.is_(None))
+        groups: dict[int | None, list[int]] = {p: [] for p in parent_ids}
+        if not chosen:
+            return groups
+        rows = await self._db.execute(
+            select(t.messages.c.id, t.messages.c.parent_id)
+            .where(t.messages.c.conversation_id == conversation_id, or_(*chosen))
+            .order_by(t.messages.c.id)
+        )
+        for message_id, parent_id in rows:
+            groups[parent_id].append(message_id)
+        return groups
+
+    async def switch_branch(self, conversation_id: int, leaf_id: int | None) -> None:
+        of_conversation = t.messages.c.conversation_id == conversation_id
+        if leaf_id is None:
+            await self._db.execute(
+                update(t.messages)
+                .where(of_conversation, t.messages.c.on_branch)
+                .values(on_branch=False)
+            )
+        else:
+            on_path = t.messages.c.id.in_(select(_path_to(leaf_id).c.id))
+            await self._db.execute(
+                update(t.messages)
+                .where(of_conversation, or_(t.messages.c.on_branch, on_path))
+                .values(on_branch=on_path)
+            )
+        await self._db.execute(
+            update(t.conversations)
+            .where(t.conversations.c.id == conversation_id, ~t.conversations.c.branched)
+            .values(branched=True)
+        )
+
+    async def newest_leaf_under(self, message_id: int) -> int:
+        below = select(t.messages.c.id).where(t.messages.c.id == message_id).cte(recursive=True)
+        child = t.messages.alias("child")
+        below = below.union_all(select(child.c.id).where(child.c.parent_id == below.c.id))
+        newest = await self._db.scalar(select(func.max(below.c.id)))
+        return int(newest or message_id)
+
+
+def _path_to(leaf_id: int) -> Any:
+    """The ids from ``leaf_id`` up to its conversation's first message (recursive)."""
+    path = (
+        select(t.messages.c.id, t.messages.c.parent_id)
+        .where(t.messages.c.id == leaf_id)
+        .cte("branch_path", recursive=True)
+    )
+    parent = t.messages.alias("parent")
+    return path.union_all(
+        select(parent.c.id, parent.c.parent_id).where(parent.c.id == path.c.parent_id)
+    )
 
 
 def _settings(row: Row[Any]) -> UserChatSettings:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -120,6 +120,32 @@ class Messages(Protocol):
     async def latest(self, conversation_id: int, limit: int) -> list[Message]:
         """The current branch's newest ``limit`` messages, returned oldest first: one
         bounded query."""
+        ...
+
+    async def owned(self, message_id: int, owner_id: int) -> Message | None:
+        """The message if it is in one of ``owner_id``'s conversations; otherwise None."""
+        ...
+
+    async def tree(
+        self, conversation_id: int, *, after_id: int = 0, limit: int | None = None
+    ) -> list[Message]:
+        """Every message of every branch with an id above ``after_id``, oldest first."""
+        ...
+
+    async def sibling_groups(
+        self, conversation_id: int, parent_ids: Set[int | None]
+    ) -> dict[int | None, list[int]]:
+        """The ids of the children of each of these parents (None: the conversation's
+        first messages), oldest first."""
+        ...
+
+    async def switch_branch(self, conversation_id: int, leaf_id: int | None) -> None:
+        """Make the path from the conversation's first message to ``leaf_id`` its current
+        branch, and every other message not (None: no message is on it)."""
+        ...
+
+    async def newest_leaf_under(self, message_id: int) -> int:
+        """The newest message among ``message_id`` and its descendants."""
         ...
 
 
