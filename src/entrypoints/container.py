@@ -34,6 +34,7 @@ from application import (
     accounts,
     admin,
     authentication,
+    branches,
     chat,
     chat_settings,
     conversations,
@@ -254,6 +255,8 @@ class Container(containers.DeclarativeContainer):
         conversations.ReopenConversation, uow=uow, policy=quota, clock=clock
     )
     list_messages = providers.Factory(conversations.ListMessages, uow=uow)
+    switch_branch = providers.Factory(branches.SwitchBranch, uow=uow)
+    get_conversation_tree = providers.Factory(branches.GetConversationTree, uow=uow)
     # Chat: the steps a turn shares, then the two ways of answering it.
     turn_preparation = providers.Factory(
         chat.TurnPreparation,

@@ -22,8 +22,14 @@ from application.ports import (
     TurnContext,
     UnitOfWork,
 )
+from domain.branches import Rewrite, RewriteKind
 from domain.chat_settings import UserChatSettings
-from domain.conversation import Conversation, MessageRole, NewMessage, title_from_message
+from domain.conversation import (
+    Conversation,
+    MessageRole,
+    NewMessage,
+    title_from_message,
+)
 from domain.errors import InvalidInput, NotFound
 from domain.history import fit_history
 from domain.quota import QuotaPolicy
@@ -39,7 +45,13 @@ class TurnPreparation:
     (403 ``model_not_allowed``) and the turn's estimate fits their budget (429
     ``budget_exceeded``): it is reserved and committed before the model is called. A new
     conversation is committed together with its first message (the active limit needs
-    that)."""
+    that).
+
+    A turn on an earlier message (``rewrite``) is the same turn on a new branch: the
+    conversation's current branch is switched to end at the message's parent, committed
+    with the turn's first write (a refused turn switches nothing); a regenerated reply
+    answers the stored question again, an edited message is a new sibling of the old
+    one with the command's text."""
 
     def __init__(
         self,
@@ -71,7 +83,10 @@ class TurnPreparation:
         return await self._prepare(command, store_message=False)
 
     async def _prepare(self, command: SendMessageRequest, *, store_message: bool) -> PreparedTurn:
-        self._policy.check_message(command.text)
+        rewrite = command.rewrite
+        regenerating = rewrite is not None and rewrite.kind is RewriteKind.REGENERATE
+        if not regenerating:
+            self._policy.check_message(command.text)
         if errors := unavailable_model(self._catalog, "model", command.model):
             raise InvalidInput(errors)
         image = await self._images.fetch(command.image_url) if command.image_url else None
@@ -84,11 +99,16 @@ class TurnPreparation:
             limits = self._metering.limits_from(context.limits)
             model = self._model(command, conversation, settings, image)
             limits.access.require(model.id)
-            # The newest message is read even when the model sees none: it is the parent.
+            # One more than the model sees: the newest is the new message's parent, or the
+            # question a regenerated reply answers (the branch now ends there).
             seen = self._budget.max_messages - 1
-            earlier = await uow.messages.latest(conversation.id, max(seen, 1))
-            user_message = self._user_message(command, conversation.id, image)
-            user_message.parent_id = earlier[-1].id if earlier else None
+            earlier = await uow.messages.latest(conversation.id, seen + 1)
+            question = earlier.pop() if regenerating else None
+            if question is not None and question.role is not MessageRole.USER:
+                raise InvalidInput({"message_id": ["This reply answers no message of yours."]})
+            user_message = question or self._user_message(command, conversation.id, image)
+            if question is None:
+                user_message.parent_id = earlier[-1].id if earlier else None
             history = fit_history(
                 [*(earlier[-seen:] if seen else []), user_message], self._budget.max_chars
             )
@@ -100,10 +120,10 @@ class TurnPreparation:
             reservation = await self._metering.reserve(
                 uow, command.owner_id, limits.budget, request
             )
-            stored = None
-            if store_message or command.conversation_id is None:
+            stored = question
+            if question is None and (store_message or command.conversation_id is None):
                 stored = await uow.messages.add(user_message)
-            if stored or reservation:
+            if stored or reservation or rewrite:
                 try:
                     await uow.commit()  # updated_at moves with the reply: one write per turn
                 except BaseException:
@@ -118,6 +138,8 @@ class TurnPreparation:
         )
 
     async def _conversation(self, uow: UnitOfWork, command: SendMessageRequest) -> TurnContext:
+        if command.rewrite is not None:
+            return await self._rewound(uow, command.owner_id, command.rewrite)
         if command.conversation_id is None:
             active = await uow.conversations.count_active_locked(command.owner_id)
             started = Conversation.start(
@@ -137,6 +159,20 @@ class TurnPreparation:
         if found is None:
             raise NotFound("Conversation not found.")
         found.conversation.ensure_accepts_messages()
+        return found
+
+    async def _rewound(self, uow: UnitOfWork, owner_id: int, rewrite: Rewrite) -> TurnContext:
+        """The conversation of the message rewritten, its current branch switched to end
+        where the new branch leaves it."""
+        target = await uow.messages.owned(rewrite.message_id, owner_id)
+        if target is None:
+            raise NotFound("Message not found.")
+        branch_point = rewrite.branch_point(target)
+        found = await uow.conversations.for_turn(target.conversation_id, owner_id)
+        if found is None:
+            raise NotFound("Message not found.")
+        found.conversation.ensure_accepts_messages()
+        await uow.messages.switch_branch(target.conversation_id, branch_point)
         return found
 
     def _model(

@@ -16,6 +16,7 @@ from application.ports import (
     ModelInfo,
     TokenUsage,
 )
+from domain.branches import Rewrite
 from domain.chat_settings import ChatSettings
 from domain.conversation import (
     Conversation,
@@ -62,6 +63,9 @@ class SendMessageRequest:
     model: str | None = None
     image_url: str | None = None
     sampling: Sampling = field(default_factory=Sampling)
+    # A turn on an earlier message (then ``conversation_id`` is that message's; the text
+    # of a regenerated reply's question is the stored one).
+    rewrite: Rewrite | None = None
 
 
 @dataclass(kw_only=True)

@@ -26,6 +26,7 @@ from entrypoints.http.api.admin import (
     AdminMonitoringController,
     AdminUsersController,
 )
+from entrypoints.http.api.branches import BranchesController
 from entrypoints.http.api.budgets import AdminLimitsController, OwnBudgetController
 from entrypoints.http.api.chat_settings import ChatSettingsController
 from entrypoints.http.api.conversations import ConversationsController, RepliesController
@@ -33,6 +34,7 @@ from entrypoints.http.api.sessions import SessionController
 from entrypoints.http.api.tokens import ApiTokenController
 from entrypoints.http.api.usage import UsageController
 from entrypoints.http.api_v1.accounts import AccountsController
+from entrypoints.http.api_v1.branches import BranchesV1Controller
 from entrypoints.http.api_v1.chat import ChatController, RepliesV1Controller
 from entrypoints.http.api_v1.conversations import ConversationsV1Controller, MessagesV1Controller
 from entrypoints.http.api_v1.health import health, ready
@@ -90,6 +92,7 @@ def create_app(container: Container) -> Litestar:
         route_handlers=[
             ConversationsController,
             RepliesController,
+            BranchesController,
             ChatSettingsController,
             ApiTokenController,
             SessionController,
@@ -110,6 +113,7 @@ def create_app(container: Container) -> Litestar:
             ConversationsV1Controller,
             MessagesV1Controller,
             RepliesV1Controller,
+            BranchesV1Controller,
             WeChatController,
             health,
             ready,

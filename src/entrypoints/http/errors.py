@@ -32,6 +32,7 @@ from application.errors import (
     RateLimited,
 )
 from application.idempotency import IdempotencyInProgress, IdempotencyKeyReused
+from domain.branches import ReplyInProgress
 from domain.budgets import BudgetExceeded, utc_text
 from domain.errors import (
     ActiveConversationLimit,
@@ -55,6 +56,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     NotFound: 404,
     ConversationClosed: 409,
     ActiveConversationLimit: 409,
+    ReplyInProgress: 409,
     # As DRF answers it, and as both documented dialects list request errors: a 400 with
     # the field's message, not a 409.
     UsernameTaken: 400,
