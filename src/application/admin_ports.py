@@ -41,6 +41,9 @@ class ConversationCriteria:
     owner_id: int | None = None
     status: ConversationStatus | None = None
     terms: tuple[str, ...] = ()
+    # None: either; True: only archived (pinned) ones; False: only the others.
+    archived: bool | None = None
+    pinned: bool | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

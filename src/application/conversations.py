@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from application.admin_ports import ConversationCriteria
 from application.model_choice import unavailable_model
 from application.pagination import Page, PageRequest
 from application.ports import Clock, ModelCatalog, UnitOfWork
 from domain.conversation import Conversation, Message, title_errors
 from domain.errors import InvalidInput, NotFound
+from domain.monitoring import search_terms
 from domain.quota import QuotaPolicy
 
 
@@ -76,15 +78,38 @@ class StartConversation:
         return conversation
 
 
+@dataclass(frozen=True, kw_only=True)
+class ListConversationsRequest:
+    owner_id: int
+    search: str | None = None
+    archived: bool = False
+    pinned: bool | None = None
+
+
 class ListConversations:
-    """The user's conversations, newest first, one page at a time."""
+    """The user's conversations, pinned first (the most recently pinned first), then
+    newest first, one page at a time; ``total`` counts every match.
+
+    ``archived`` False (the default) leaves archived conversations out, True lists only
+    them; ``pinned`` True lists only pinned ones, False only the others. ``search``:
+    words that must all appear in the title or in one message (any branch: the same
+    index and rules as the admin search; case-insensitive, Chinese included; at most 8
+    words of 100 characters). Only the user's own conversations are ever found."""
 
     def __init__(self, uow: UnitOfWork) -> None:
         self._uow = uow
 
-    async def __call__(self, owner_id: int, page: PageRequest) -> Page[Conversation]:
+    async def __call__(
+        self, query: ListConversationsRequest, page: PageRequest
+    ) -> Page[Conversation]:
+        criteria = ConversationCriteria(
+            owner_id=query.owner_id,
+            terms=search_terms(query.search),
+            archived=query.archived,
+            pinned=query.pinned,
+        )
         async with self._uow as uow:
-            return await uow.conversations.list_owned(owner_id, page)
+            return await uow.conversations.find_owned(criteria, page)
 
 
 class GetConversation:
@@ -136,6 +161,83 @@ class ReopenConversation:
                 conversation.reopen(
                     self._clock.now(), active_conversations=active, policy=self._policy
                 )
+                await uow.conversations.save(conversation)
+                await uow.commit()
+        return conversation
+
+
+class ArchiveConversation:
+    """Archive a conversation: out of the default list, and not counted as active (so
+    another may be started in its place); it takes no messages until unarchived.
+    Idempotent."""
+
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def __call__(self, ref: ConversationRef) -> Conversation:
+        async with self._uow as uow:
+            conversation = await _owned(uow, ref)
+            if not conversation.is_archived:
+                conversation.archive(self._clock.now())
+                await uow.conversations.save(conversation)
+                await uow.commit()
+        return conversation
+
+
+class UnarchiveConversation:
+    """Bring an archived conversation back to the default list. An active one counts as
+    active again, so it needs room under the active-conversation limit (409 otherwise,
+    as reopening); a closed one needs none. Idempotent."""
+
+    def __init__(self, uow: UnitOfWork, policy: QuotaPolicy, clock: Clock) -> None:
+        self._uow = uow
+        self._policy = policy
+        self._clock = clock
+
+    async def __call__(self, ref: ConversationRef) -> Conversation:
+        async with self._uow as uow:
+            conversation = await _owned(uow, ref)
+            if conversation.is_archived:
+                active = await uow.conversations.count_active_locked(ref.owner_id)
+                conversation.unarchive(
+                    self._clock.now(), active_conversations=active, policy=self._policy
+                )
+                await uow.conversations.save(conversation)
+                await uow.commit()
+        return conversation
+
+
+class PinConversation:
+    """Pin a conversation: first in the user's lists, the most recently pinned first.
+    Idempotent: pinning a pinned one keeps its place."""
+
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def __call__(self, ref: ConversationRef) -> Conversation:
+        async with self._uow as uow:
+            conversation = await _owned(uow, ref)
+            if not conversation.is_pinned:
+                conversation.pin(self._clock.now())
+                await uow.conversations.save(conversation)
+                await uow.commit()
+        return conversation
+
+
+class UnpinConversation:
+    """Unpin a conversation: back among the others, newest first. Idempotent."""
+
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def __call__(self, ref: ConversationRef) -> Conversation:
+        async with self._uow as uow:
+            conversation = await _owned(uow, ref)
+            if conversation.is_pinned:
+                conversation.unpin(self._clock.now())
                 await uow.conversations.save(conversation)
                 await uow.commit()
         return conversation

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from domain.errors import ConversationClosed, TitleTooLong
+from domain.errors import ConversationArchived, ConversationClosed, TitleTooLong
 from domain.quota import QuotaPolicy
 
 TITLE_MAX_CHARS = 200
@@ -111,6 +111,19 @@ class NewConversation:
     def is_active(self) -> bool:
         return self.status is ConversationStatus.ACTIVE
 
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
+
+    @property
+    def is_pinned(self) -> bool:
+        return self.pinned_at is not None
+
+    @property
+    def counts_as_active(self) -> bool:
+        """What the active limit counts: active and not archived."""
+        return self.is_active and not self.is_archived
+
     def close(self, now: datetime) -> None:
         """Idempotent: closing a closed conversation changes nothing."""
         if self.is_active:
@@ -118,12 +131,44 @@ class NewConversation:
             self.updated_at = now
 
     def reopen(self, now: datetime, *, active_conversations: int, policy: QuotaPolicy) -> None:
-        """Idempotent; reopening needs room under the active limit like starting does."""
+        """Idempotent; reopening needs room under the active limit like starting does
+        (an archived conversation does not count, so it needs none until unarchived)."""
         if self.is_active:
             return
-        policy.check_can_activate(active_conversations)
+        if not self.is_archived:
+            policy.check_can_activate(active_conversations)
         self.status = ConversationStatus.ACTIVE
         self.updated_at = now
+
+    def archive(self, now: datetime) -> None:
+        """Out of the owner's default list and of the active count. Idempotent: archiving
+        an archived conversation keeps the time it was first archived."""
+        if not self.is_archived:
+            self.archived_at = now
+            self.updated_at = now
+
+    def unarchive(self, now: datetime, *, active_conversations: int, policy: QuotaPolicy) -> None:
+        """Back in the default list. An active one counts as active again, so it needs
+        room under the limit like reopening (a closed one needs none). Idempotent."""
+        if not self.is_archived:
+            return
+        if self.is_active:
+            policy.check_can_activate(active_conversations)
+        self.archived_at = None
+        self.updated_at = now
+
+    def pin(self, now: datetime) -> None:
+        """First in the owner's lists, the most recently pinned first. Idempotent:
+        pinning a pinned conversation keeps its place."""
+        if not self.is_pinned:
+            self.pinned_at = now
+            self.updated_at = now
+
+    def unpin(self, now: datetime) -> None:
+        """Back among the others, by id. Idempotent."""
+        if self.is_pinned:
+            self.pinned_at = None
+            self.updated_at = now
 
     def rename(self, title: str, now: datetime) -> None:
         """At most ``TITLE_MAX_CHARS`` characters; a longer title changes nothing."""
@@ -131,8 +176,12 @@ class NewConversation:
         self.updated_at = now
 
     def ensure_accepts_messages(self) -> None:
+        """Only a conversation that counts as active takes messages: an archived one
+        would otherwise be an active conversation outside the limit."""
         if not self.is_active:
             raise ConversationClosed()
+        if self.is_archived:
+            raise ConversationArchived()
 
     def touch(self, now: datetime) -> None:
         self.updated_at = now

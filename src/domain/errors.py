@@ -47,6 +47,11 @@ class ConversationClosed(DomainError):
     default_message = "This conversation is closed; reopen it to send messages."
 
 
+class ConversationArchived(DomainError):
+    code = "conversation_archived"
+    default_message = "This conversation is archived; unarchive it to send messages."
+
+
 class ActiveConversationLimit(DomainError):
     code = "active_conversation_limit"
     default_message = "You have reached the limit of active conversations; close one first."

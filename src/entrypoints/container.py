@@ -45,6 +45,7 @@ from application import (
 from application.budgets import BudgetRules, GetOwnBudget, HeldReservations, ListModels, Metering
 from application.idempotency import IdempotencyWait, IdempotentRequests
 from application.interrupted_turns import MarkInterruptedTurns, TurnBound
+from application.transfer import ExportConversations, ImportConversations
 from domain.budgets import Budget, Limit, Limits, ModelAccess, parse_amount, parse_tokens
 from domain.errors import InvalidInput
 from domain.quota import QuotaPolicy
@@ -255,6 +256,14 @@ class Container(containers.DeclarativeContainer):
         conversations.ReopenConversation, uow=uow, policy=quota, clock=clock
     )
     list_messages = providers.Factory(conversations.ListMessages, uow=uow)
+    archive_conversation = providers.Factory(
+        conversations.ArchiveConversation, uow=uow, clock=clock
+    )
+    unarchive_conversation = providers.Factory(
+        conversations.UnarchiveConversation, uow=uow, policy=quota, clock=clock
+    )
+    pin_conversation = providers.Factory(conversations.PinConversation, uow=uow, clock=clock)
+    unpin_conversation = providers.Factory(conversations.UnpinConversation, uow=uow, clock=clock)
     switch_branch = providers.Factory(branches.SwitchBranch, uow=uow)
     get_conversation_tree = providers.Factory(branches.GetConversationTree, uow=uow)
     # Chat: the steps a turn shares, then the two ways of answering it.
@@ -306,6 +315,8 @@ class Container(containers.DeclarativeContainer):
     )
     delete_conversation = providers.Factory(conversations.DeleteConversation, uow=uow)
     list_user_messages = providers.Factory(conversations.ListUserMessages, uow=uow)
+    export_conversations = providers.Factory(ExportConversations, uow=uow, clock=clock)
+    import_conversations = providers.Factory(ImportConversations, uow=uow, catalog=catalog)
     verify_password = providers.Factory(accounts.VerifyPassword, uow=uow, hasher=password_hasher)
     logout_everywhere = providers.Factory(accounts.LogOutEverywhere, uow=uow, clock=clock)
 

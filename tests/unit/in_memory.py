@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
+from application.admin_ports import ConversationCriteria
 from application.pagination import Page, PageRequest
 from application.ports import (
     AccessClaims,
@@ -131,7 +132,9 @@ class FakeState:
         return [m for _, m in sorted(self.messages.items()) if m.conversation_id == conversation_id]
 
     def active_count(self, owner_id: int) -> int:
-        return sum(1 for c in self.conversations.values() if c.owner_id == owner_id and c.is_active)
+        return sum(
+            1 for c in self.conversations.values() if c.owner_id == owner_id and c.counts_as_active
+        )
 
 
 class _Repository:
@@ -175,6 +178,9 @@ class FakeUsers(_Repository):
     async def revoke_credentials(self, user_id: int, when: datetime) -> None:
         stored = self._state.users[user_id]
         self._state.users[user_id] = replace(stored, credentials_valid_after=when)
+
+
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 class FakeConversations(_Repository):
@@ -227,6 +233,40 @@ class FakeConversations(_Repository):
             if c.owner_id == owner_id
         ]
         return Page(owned[page.offset : page.offset + page.limit], len(owned), page)
+
+    async def find_owned(
+        self, criteria: ConversationCriteria, page: PageRequest
+    ) -> Page[Conversation]:
+        found = [
+            copy.copy(c)
+            for _, c in sorted(self._state.conversations.items(), reverse=True)
+            if c.owner_id == criteria.owner_id and self._meets(c, criteria)
+        ]
+        # Pinned first, the most recently pinned first; the sort is stable, so ties (and
+        # every unpinned one) stay newest first.
+        found.sort(key=lambda c: c.pinned_at or _NEVER, reverse=True)
+        return Page(found[page.offset : page.offset + page.limit], len(found), page)
+
+    def _meets(self, conversation: Conversation, criteria: ConversationCriteria) -> bool:
+        if criteria.status is not None and conversation.status is not criteria.status:
+            return False
+        if criteria.archived is not None and conversation.is_archived != criteria.archived:
+            return False
+        if criteria.pinned is not None and conversation.is_pinned != criteria.pinned:
+            return False
+        if not criteria.terms:
+            return True
+        words = [w.casefold() for w in criteria.terms]
+        documents = [conversation.title] + [m.content for m in self._state.tree_of(conversation.id)]
+        return any(all(w in text.casefold() for w in words) for text in documents)
+
+    async def owned_after(self, owner_id: int, after_id: int, limit: int) -> list[Conversation]:
+        owned = [
+            copy.copy(c)
+            for _, c in sorted(self._state.conversations.items())
+            if c.owner_id == owner_id and c.id > after_id
+        ]
+        return owned[:limit]
 
     async def delete(self, conversation_id: int) -> None:
         self._state.conversations.pop(conversation_id, None)
@@ -349,6 +389,17 @@ class FakeMessages(_Repository):
             if message.parent_id in below:
                 below.add(message_id_)
         return max(below)
+
+    async def add_tree(
+        self, messages: Sequence[NewMessage], parents: Sequence[int | None]
+    ) -> list[Message]:
+        stored: list[Message] = []
+        for message, parent in zip(messages, parents, strict=True):
+            parent_id = None if parent is None else stored[parent].id
+            stored.append(await self.add(replace(message, parent_id=parent_id)))
+        if len(set(parents)) < len(parents) and stored:
+            self._state.branched.add(stored[0].conversation_id)
+        return stored
 
 
 def _listed(message: Message) -> Message:

@@ -11,6 +11,7 @@ from application.conversations import (
     ConversationRef,
     GetConversation,
     ListConversations,
+    ListConversationsRequest,
     ListMessages,
     ReopenConversation,
     StartConversation,
@@ -249,16 +250,28 @@ async def test_list_conversations_pages_newest_first_with_the_total(uow: FakeUni
     newest_first = [c.id for c in reversed(alices)]
     list_conversations = ListConversations(uow)
 
-    first = await list_conversations(ALICE, PageRequest(limit=3, offset=0))
-    middle = await list_conversations(ALICE, PageRequest(limit=3, offset=3))
-    last = await list_conversations(ALICE, PageRequest(limit=3, offset=6))
-    beyond = await list_conversations(ALICE, PageRequest(limit=3, offset=9))
+    first = await list_conversations(
+        ListConversationsRequest(owner_id=ALICE), PageRequest(limit=3, offset=0)
+    )
+    middle = await list_conversations(
+        ListConversationsRequest(owner_id=ALICE), PageRequest(limit=3, offset=3)
+    )
+    last = await list_conversations(
+        ListConversationsRequest(owner_id=ALICE), PageRequest(limit=3, offset=6)
+    )
+    beyond = await list_conversations(
+        ListConversationsRequest(owner_id=ALICE), PageRequest(limit=3, offset=9)
+    )
 
     assert [p.total for p in (first, middle, last, beyond)] == [7, 7, 7, 7]
     assert [c.id for c in first.items + middle.items + last.items] == newest_first
     assert beyond.items == []
-    assert (await list_conversations(BOB, PageRequest())).total == 3
-    assert (await list_conversations(99, PageRequest())).total == 0
+    assert (
+        await list_conversations(ListConversationsRequest(owner_id=BOB), PageRequest())
+    ).total == 3
+    assert (
+        await list_conversations(ListConversationsRequest(owner_id=99), PageRequest())
+    ).total == 0
 
 
 async def test_list_messages_pages_oldest_first_with_the_total(uow: FakeUnitOfWork) -> None:

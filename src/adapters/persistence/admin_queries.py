@@ -10,7 +10,7 @@ from sqlalchemy import Row, case, func, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.persistence import tables as t
-from adapters.persistence.search import count_matching, matching_ids
+from adapters.persistence.search import count_matching, criteria_filters, matching_ids
 from adapters.persistence.unit_of_work import SqlUnitOfWork
 from application.admin_ports import (
     AuditCriteria,
@@ -41,6 +41,8 @@ def _owned(row: Row[Any]) -> OwnedConversation:
             status=ConversationStatus(row.status),
             created_at=row.created_at,
             updated_at=row.updated_at,
+            archived_at=row.archived_at,
+            pinned_at=row.pinned_at,
         ),
         owner_username=row.username,
     )
@@ -73,11 +75,7 @@ class SqlAdminQueries:
         if criteria.terms:
             ids, total = await self._search(criteria, page, count_limit)
         else:
-            filters = []
-            if criteria.owner_id is not None:
-                filters.append(_c.c.owner_id == criteria.owner_id)
-            if criteria.status is not None:
-                filters.append(_c.c.status == criteria.status.value)
+            filters = criteria_filters(criteria)
             chosen = select(_c.c.id).where(*filters).order_by(_c.c.id.desc())
             count = select(func.count()).select_from(_c).where(*filters)
             if count_limit is not None:

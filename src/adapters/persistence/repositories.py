@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence, Set
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.persistence import tables as t
+from adapters.persistence.search import owned_page
 from adapters.persistence.spending import LIMIT_COLUMNS, limits_of_row
+from application.admin_ports import ConversationCriteria
 from application.pagination import Page, PageRequest
 from application.ports import RefreshTokenRecord, TurnContext
 from domain.chat_settings import ChatSettings, UserChatSettings
@@ -312,6 +315,7 @@ class SqlConversations:
             .where(
                 t.conversations.c.owner_id == owner_id,
                 t.conversations.c.status == ConversationStatus.ACTIVE.value,
+                t.conversations.c.archived_at.is_(None),
             )
         )
         return int(count or 0)
@@ -337,6 +341,21 @@ class SqlConversations:
             .offset(page.offset)
         )
         return Page([_conversation(r) for r in rows], int(total or 0), page)
+
+    async def owned_after(self, owner_id: int, after_id: int, limit: int) -> list[Conversation]:
+        rows = await self._db.execute(
+            select(t.conversations)
+            .where(t.conversations.c.owner_id == owner_id, t.conversations.c.id > after_id)
+            .order_by(t.conversations.c.id)
+            .limit(limit)
+        )
+        return [_conversation(r) for r in rows]
+
+    async def find_owned(
+        self, criteria: ConversationCriteria, page: PageRequest
+    ) -> Page[Conversation]:
+        rows, total = await owned_page(self._db, criteria, page)
+        return Page([_conversation(r) for r in rows], total, page)
 
 
 def _message(row: Sequence[Any]) -> Message:
@@ -635,6 +654,24 @@ class SqlMessages:
         below = below.union_all(select(child.c.id).where(child.c.parent_id == below.c.id))
         newest = await self._db.scalar(select(func.max(below.c.id)))
         return int(newest or message_id)
+
+    async def add_tree(
+        self, messages: Sequence[NewMessage], parents: Sequence[int | None]
+    ) -> list[Message]:
+        # One INSERT per message: each needs its parent's id, which the database gives.
+        stored: list[Message] = []
+        for message, parent in zip(messages, parents, strict=True):
+            parent_id = None if parent is None else stored[parent].id
+            values = _message_values(message) | {"parent_id": parent_id}
+            result = await self._db.execute(_INSERT_MESSAGE, values)
+            stored.append(replace(message, parent_id=parent_id).stored_as(result.scalar_one()))
+        if len(set(parents)) < len(parents) and stored:
+            await self._db.execute(
+                update(t.conversations)
+                .where(t.conversations.c.id == stored[0].conversation_id)
+                .values(branched=True)
+            )
+        return stored
 
 
 def _path_to(leaf_id: int) -> Any:

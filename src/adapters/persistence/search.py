@@ -31,19 +31,24 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    Row,
     Select,
     and_,
+    case,
     column,
     exists,
     func,
     or_,
     select,
     table,
+    text,
     union,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.persistence import tables as t
 from application.admin_ports import ConversationCriteria
+from application.pagination import PageRequest
 
 SEARCH_TABLE = "search_index"
 POSTGRES_SEARCH_INDEXES = frozenset({"ix_messages_content_trgm", "ix_conversations_title_trgm"})
@@ -92,12 +97,20 @@ def count_matching(
     return select(func.count()).select_from(ids)
 
 
-def _filters(criteria: ConversationCriteria) -> list[ColumnElement[bool]]:
+def criteria_filters(criteria: ConversationCriteria) -> list[ColumnElement[bool]]:
+    """The criteria other than the words, on ``conversations`` (searches and plain lists
+    alike)."""
     found: list[ColumnElement[bool]] = []
     if criteria.owner_id is not None:
         found.append(_c.c.owner_id == criteria.owner_id)
     if criteria.status is not None:
         found.append(_c.c.status == criteria.status.value)
+    if criteria.archived is not None:
+        found.append(
+            _c.c.archived_at.is_not(None) if criteria.archived else _c.c.archived_at.is_(None)
+        )
+    if criteria.pinned is not None:
+        found.append(_c.c.pinned_at.is_not(None) if criteria.pinned else _c.c.pinned_at.is_(None))
     return found
 
 
@@ -122,7 +135,7 @@ def _contains(text: Any, term: str, dialect: str) -> ColumnElement[bool]:
 def _branches(criteria: ConversationCriteria, k: int | None, dialect: str) -> Any:
     """The newest ``k`` conversations matching in a message, and the newest ``k``
     matching in the title, merged (the newest ``k`` of the union are among them)."""
-    filters = _filters(criteria)
+    filters = criteria_filters(criteria)
     in_message = exists().where(
         _m.c.conversation_id == _c.c.id,
         *(_contains(_m.c.content, w, dialect) for w in criteria.terms),
@@ -173,7 +186,7 @@ def _sqlite_stream(
             _c.c.id == conversation_id, *(_contains(_c.c.title, w, "sqlite") for w in words)
         )
 
-    conversation_ok = exists().where(_c.c.id == conversation_id, *_filters(criteria))
+    conversation_ok = exists().where(_c.c.id == conversation_id, *criteria_filters(criteria))
     return (
         select(conversation_id.label("id"))
         .where(
@@ -199,7 +212,44 @@ def _sqlite_per_conversation(
             short, lambda words: and_(*(_contains(_c.c.title, w, "sqlite") for w in words))
         ),
     )
-    return select(_c.c.id).where(*_filters(criteria), in_conversation).order_by(_c.c.id.desc())
+    return (
+        select(_c.c.id).where(*criteria_filters(criteria), in_conversation).order_by(_c.c.id.desc())
+    )
+
+
+async def owned_page(
+    db: AsyncConnection, criteria: ConversationCriteria, page: PageRequest
+) -> tuple[list[Row[Any]], int]:
+    """One user's conversations that meet ``criteria`` (rows of ``conversations``),
+    pinned first (the most recently pinned first), then newest first, and how many
+    match in all, exactly: one user's matches are few enough to count them all."""
+    dialect = db.dialect.name
+    if criteria.terms:
+        if dialect == "postgresql":
+            # As the admin search does: plan for these words (see admin_queries).
+            await db.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        hits = matching_ids(dialect, criteria, limit=None).subquery()
+        source: Any = _c.join(hits, hits.c.id == _c.c.id)
+        where: list[ColumnElement[bool]] = []
+    else:
+        source, where = _c, criteria_filters(criteria)
+    unpinned = case((_c.c.pinned_at.is_(None), 1), else_=0)
+    rows = (
+        await db.execute(
+            select(_c, func.count().over().label("total"))
+            .select_from(source)
+            .where(*where)
+            .order_by(unpinned, _c.c.pinned_at.desc(), _c.c.id.desc())
+            .limit(page.limit)
+            .offset(page.offset)
+        )
+    ).all()
+    if rows:
+        return list(rows), int(rows[0].total)
+    if page.offset == 0:
+        return [], 0
+    total = await db.scalar(select(func.count()).select_from(source).where(*where))
+    return [], int(total or 0)  # past the last page: counted on its own
 
 
 # Refill the SQLite index from the tables (what migration 0003 does, for bulk loads that

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 from application.pagination import Page, PageRequest
 from domain.budgets import PeriodSpend, Spend, UserLimits
@@ -14,6 +14,11 @@ from domain.chat_settings import ChatSettings, UserChatSettings
 from domain.conversation import Conversation, Message, NewConversation, NewMessage
 from domain.model_calls import ModelCall
 from domain.users import NewUser, User
+
+if TYPE_CHECKING:
+    # admin_ports imports this module: the criteria the user's list shares with the
+    # admin search are named for the type checker only.
+    from application.admin_ports import ConversationCriteria
 
 
 class Users(Protocol):
@@ -71,8 +76,21 @@ class Conversations(Protocol):
         """Newest first."""
         ...
 
+    async def find_owned(
+        self, criteria: ConversationCriteria, page: PageRequest
+    ) -> Page[Conversation]:
+        """The conversations of ``criteria.owner_id`` that meet every criterion (words
+        by the search index), pinned first (most recently pinned first), then newest
+        first; ``total`` counts every match exactly."""
+        ...
+
     async def delete(self, conversation_id: int) -> None:
         """Delete a conversation and its messages."""
+        ...
+
+    async def owned_after(self, owner_id: int, after_id: int, limit: int) -> list[Conversation]:
+        """The owner's next ``limit`` conversations with an id above ``after_id``, oldest
+        first: what an export reads page by page."""
         ...
 
 
@@ -146,6 +164,15 @@ class Messages(Protocol):
 
     async def newest_leaf_under(self, message_id: int) -> int:
         """The newest message among ``message_id`` and its descendants."""
+        ...
+
+    async def add_tree(
+        self, messages: Sequence[NewMessage], parents: Sequence[int | None]
+    ) -> list[Message]:
+        """Store one conversation's messages in this order (their ``parent_id`` is
+        ignored): the parent of ``messages[i]`` is the one at index ``parents[i]``, an
+        earlier one, or none. A conversation with more than one branch is marked
+        branched. The stored messages, in order."""
         ...
 
 

@@ -32,12 +32,14 @@ from entrypoints.http.api.chat_settings import ChatSettingsController
 from entrypoints.http.api.conversations import ConversationsController, RepliesController
 from entrypoints.http.api.sessions import SessionController
 from entrypoints.http.api.tokens import ApiTokenController
+from entrypoints.http.api.transfer import TransferController
 from entrypoints.http.api.usage import UsageController
 from entrypoints.http.api_v1.accounts import AccountsController
 from entrypoints.http.api_v1.branches import BranchesV1Controller
 from entrypoints.http.api_v1.chat import ChatController, RepliesV1Controller
 from entrypoints.http.api_v1.conversations import ConversationsV1Controller, MessagesV1Controller
 from entrypoints.http.api_v1.health import health, ready
+from entrypoints.http.api_v1.transfer import TransferV1Controller
 from entrypoints.http.api_v1.wechat import WeChatController
 from entrypoints.http.auth import (
     authenticated_user,
@@ -50,7 +52,7 @@ from entrypoints.http.dialects import DRF_STYLE, OPENAI, V1
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.interrupted_turns import mark_interrupted_turns
 from entrypoints.http.openai_v1.chat import OpenAIController
-from entrypoints.http.openapi import allowed_methods, list_models
+from entrypoints.http.openapi import allowed_methods, list_models, refuse_nul_in_message_texts
 from entrypoints.http.openapi import document as document_errors
 from entrypoints.http.pagination import page_request
 from entrypoints.http.security_headers import add_security_headers, cors_config
@@ -91,6 +93,7 @@ def create_app(container: Container) -> Litestar:
         opt={"dialect": DRF_STYLE},
         route_handlers=[
             ConversationsController,
+            TransferController,
             RepliesController,
             BranchesController,
             ChatSettingsController,
@@ -111,6 +114,7 @@ def create_app(container: Container) -> Litestar:
             AccountsController,
             ChatController,
             ConversationsV1Controller,
+            TransferV1Controller,
             MessagesV1Controller,
             RepliesV1Controller,
             BranchesV1Controller,
@@ -212,6 +216,7 @@ def create_app(container: Container) -> Litestar:
     )
     document_errors(app)
     list_models(app, [model.id for model in container.catalog().available()])
+    refuse_nul_in_message_texts(app)
     app.state.allowed_methods = allowed_methods(app)
     return app
 

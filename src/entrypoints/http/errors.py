@@ -37,6 +37,7 @@ from domain.budgets import BudgetExceeded, utc_text
 from domain.errors import (
     ActiveConversationLimit,
     AuthenticationFailed,
+    ConversationArchived,
     ConversationClosed,
     DomainError,
     InvalidInput,
@@ -55,6 +56,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     PermissionDenied: 403,
     NotFound: 404,
     ConversationClosed: 409,
+    ConversationArchived: 409,
     ActiveConversationLimit: 409,
     ReplyInProgress: 409,
     # As DRF answers it, and as both documented dialects list request errors: a 400 with

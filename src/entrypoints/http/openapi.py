@@ -16,8 +16,10 @@ from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Schema
+from litestar.openapi.spec.enums import OpenAPIType
 
 from entrypoints.http.dialects import DRF_STYLE, OPENAI
+from entrypoints.http.schema_docs import NO_NUL
 
 SECURITY: list[dict[str, list[str]]] = [{"BearerJWT": []}, {"ApiToken": []}, {"Session": []}]
 OPENAI_SECURITY: list[dict[str, list[str]]] = [{"OpenAIKey": []}]
@@ -50,6 +52,7 @@ _MODEL_CALLS = {"send_message", "stream_message", "complete_chat", "stream_chat"
 _CONFLICTS = {
     "start_conversation",
     "reopen_conversation",
+    "unarchive_conversation",
     "update_conversation",
     "reopen_any_conversation",
     "complete_wechat_login",
@@ -171,3 +174,15 @@ def list_models(app: Litestar, model_ids: list[str]) -> None:
                 for member in [prop, *(prop.one_of or [])]:
                     if isinstance(member, Schema) and isinstance(member.items, Schema):
                         member.items.enum = list(model_ids)
+
+
+def refuse_nul_in_message_texts(app: Litestar) -> None:
+    """A chat message's text refuses NUL as every other text does; Litestar drops the
+    pattern of ``Text`` inside the ``content`` union (text or parts), so it is put back."""
+    for schema in (app.openapi_schema.components.schemas or {}).values():
+        content = (schema.properties or {}).get("content")
+        if not isinstance(content, Schema) or not content.one_of:
+            continue
+        for member in content.one_of:
+            if isinstance(member, Schema) and member.type == OpenAPIType.STRING:
+                member.pattern = member.pattern or NO_NUL

@@ -86,6 +86,8 @@ def owned_conversation_out(
         model=conversation.model,
         created_at=conversation.created_at,
         updated_at=conversation.updated_at,
+        archived_at=conversation.archived_at,
+        pinned_at=conversation.pinned_at,
         messages=[message_out(m) for m in messages or []],
     )
 

@@ -17,14 +17,18 @@ from application.chat import (
     StreamMessage,
 )
 from application.conversations import (
+    ArchiveConversation,
     CloseConversation,
     ConversationRef,
     GetConversation,
     ListConversations,
     ListMessages,
+    PinConversation,
     ReopenConversation,
     StartConversation,
     StartConversationRequest,
+    UnarchiveConversation,
+    UnpinConversation,
 )
 from application.idempotency import IdempotentRequests
 from application.pagination import PageRequest
@@ -40,6 +44,7 @@ from entrypoints.http.api.schemas import (
     message_out,
 )
 from entrypoints.http.bodies import CheckedBody
+from entrypoints.http.conversation_filters import Archived, Pinned, Search, list_request
 from entrypoints.http.idempotency import idempotent
 from entrypoints.http.pagination import PAGINATION_HEADERS, paged
 from entrypoints.http.streaming import (
@@ -68,9 +73,16 @@ class ConversationsController(Controller):
         user: NamedDependency[User],
         page: NamedDependency[PageRequest],
         list_conversations: NamedDependency[ListConversations],
+        search: Search = None,
+        archived: Archived = None,
+        pinned: Pinned = None,
     ) -> Response[list[ConversationOut]]:
-        """Your conversations, newest first. Messages are listed by the detail endpoint."""
-        result = await list_conversations(user.id, page)
+        """Your conversations, pinned first (latest pinned first), then newest first.
+
+        Archived ones are left out unless `archived=true` (then only they are listed);
+        `pinned=true` lists only pinned ones; `search` finds words in the title or any
+        message. X-Total-Count counts every match. Messages are in the detail endpoint."""
+        result = await list_conversations(list_request(user.id, search, archived, pinned), page)
         return paged(request, result, [conversation_out(c, user) for c in result.items])
 
     @post("/", operation_id="api_create_conversation", status_code=201)
@@ -111,6 +123,54 @@ class ConversationsController(Controller):
     ) -> ConversationOut:
         """Make a closed conversation active again (within the active limit). Idempotent."""
         return conversation_out(await reopen_conversation(_ref(user, conversation_id)), user)
+
+    @post(
+        "/{conversation_id:int}/archive/", operation_id="api_archive_conversation", status_code=200
+    )
+    async def archive(
+        self,
+        conversation_id: FromPath[int],
+        user: NamedDependency[User],
+        archive_conversation: NamedDependency[ArchiveConversation],
+    ) -> ConversationOut:
+        """Archive a conversation: out of the default list and the active count; it takes
+        no messages until unarchived. Idempotent."""
+        return conversation_out(await archive_conversation(_ref(user, conversation_id)), user)
+
+    @post(
+        "/{conversation_id:int}/unarchive/",
+        operation_id="api_unarchive_conversation",
+        status_code=200,
+    )
+    async def unarchive(
+        self,
+        conversation_id: FromPath[int],
+        user: NamedDependency[User],
+        unarchive_conversation: NamedDependency[UnarchiveConversation],
+    ) -> ConversationOut:
+        """Back to the default list; an active one needs room under the active limit
+        (409 otherwise). Idempotent."""
+        return conversation_out(await unarchive_conversation(_ref(user, conversation_id)), user)
+
+    @post("/{conversation_id:int}/pin/", operation_id="api_pin_conversation", status_code=200)
+    async def pin(
+        self,
+        conversation_id: FromPath[int],
+        user: NamedDependency[User],
+        pin_conversation: NamedDependency[PinConversation],
+    ) -> ConversationOut:
+        """Pin a conversation: first in your lists, the latest pinned first. Idempotent."""
+        return conversation_out(await pin_conversation(_ref(user, conversation_id)), user)
+
+    @post("/{conversation_id:int}/unpin/", operation_id="api_unpin_conversation", status_code=200)
+    async def unpin(
+        self,
+        conversation_id: FromPath[int],
+        user: NamedDependency[User],
+        unpin_conversation: NamedDependency[UnpinConversation],
+    ) -> ConversationOut:
+        """Unpin a conversation. Idempotent."""
+        return conversation_out(await unpin_conversation(_ref(user, conversation_id)), user)
 
     @get(
         "/{conversation_id:int}/messages/",

@@ -37,6 +37,9 @@ class ConversationOut(msgspec.Struct):
     created_at: datetime
     updated_at: datetime
     messages: list[MessageOut]
+    # When the owner archived or pinned it; null when not.
+    archived_at: datetime | None = None
+    pinned_at: datetime | None = None
 
 
 class SendMessageIn(msgspec.Struct):
@@ -107,6 +110,8 @@ def conversation_out(
         created_at=conversation.created_at,
         updated_at=conversation.updated_at,
         messages=[message_out(m) for m in messages or []],
+        archived_at=conversation.archived_at,
+        pinned_at=conversation.pinned_at,
     )
 
 

@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from application.conversations import (
+    ArchiveConversation,
     ConversationRef,
     DeleteConversation,
     GetConversation,
@@ -16,8 +17,11 @@ from application.conversations import (
     ListMessages,
     ListUserMessages,
     MessageQuery,
+    PinConversation,
     StartConversation,
     StartConversationRequest,
+    UnarchiveConversation,
+    UnpinConversation,
     UpdateConversation,
     UpdateConversationRequest,
 )
@@ -33,6 +37,7 @@ from entrypoints.http.api_v1.schemas import (
     v1_message_out,
 )
 from entrypoints.http.bodies import CheckedBody
+from entrypoints.http.conversation_filters import Archived, Pinned, Search, list_request
 from entrypoints.http.pagination import PAGINATION_HEADERS, paged
 
 
@@ -51,9 +56,18 @@ class ConversationsV1Controller(Controller):
         user: NamedDependency[User],
         page: NamedDependency[PageRequest],
         list_conversations: NamedDependency[ListConversations],
+        search: Search = None,
+        archived: Archived = None,
+        pinned: Pinned = None,
     ) -> Response[list[ConversationV1Out]]:
-        """Your conversations, newest first."""
-        result = await list_conversations(_owner(user), page)
+        """Your conversations, pinned first (latest pinned first), then newest first.
+
+        Archived ones are left out unless `archived=true` (then only they are listed);
+        `pinned=true` lists only pinned ones; `search` finds words in the title or any
+        message. X-Total-Count counts every match."""
+        result = await list_conversations(
+            list_request(_owner(user), search, archived, pinned), page
+        )
         return paged(request, result, [conversation_v1_out(c) for c in result.items])
 
     @post(
@@ -137,6 +151,58 @@ class ConversationsV1Controller(Controller):
             )
         )
         return conversation_v1_out(updated)
+
+    @post(
+        "/{conversation_id:int}/archive/", operation_id="v1_archive_conversation", status_code=200
+    )
+    async def archive(
+        self,
+        conversation_id: FromPath[int],
+        user: NamedDependency[User],
+        archive_conversation: NamedDependency[ArchiveConversation],
+    ) -> ConversationV1Out:
+        """Archive a conversation: out of the default list and the active count; it takes
+        no messages until unarchived. Idempotent."""
+        ref = ConversationRef(owner_id=_owner(user), conversation_id=conversation_id)
+        return conversation_v1_out(await archive_conversation(ref))
+
+    @post(
+        "/{conversation_id:int}/unarchive/",
+        operation_id="v1_unarchive_conversation",
+        status_code=200,
+    )
+    async def unarchive(
+        self,
+        conversation_id: FromPath[int],
+        user: NamedDependency[User],
+        unarchive_conversation: NamedDependency[UnarchiveConversation],
+    ) -> ConversationV1Out:
+        """Back to the default list; an active one needs room under the active limit
+        (409 otherwise). Idempotent."""
+        ref = ConversationRef(owner_id=_owner(user), conversation_id=conversation_id)
+        return conversation_v1_out(await unarchive_conversation(ref))
+
+    @post("/{conversation_id:int}/pin/", operation_id="v1_pin_conversation", status_code=200)
+    async def pin(
+        self,
+        conversation_id: FromPath[int],
+        user: NamedDependency[User],
+        pin_conversation: NamedDependency[PinConversation],
+    ) -> ConversationV1Out:
+        """Pin a conversation: first in your lists, the latest pinned first. Idempotent."""
+        ref = ConversationRef(owner_id=_owner(user), conversation_id=conversation_id)
+        return conversation_v1_out(await pin_conversation(ref))
+
+    @post("/{conversation_id:int}/unpin/", operation_id="v1_unpin_conversation", status_code=200)
+    async def unpin(
+        self,
+        conversation_id: FromPath[int],
+        user: NamedDependency[User],
+        unpin_conversation: NamedDependency[UnpinConversation],
+    ) -> ConversationV1Out:
+        """Unpin a conversation. Idempotent."""
+        ref = ConversationRef(owner_id=_owner(user), conversation_id=conversation_id)
+        return conversation_v1_out(await unpin_conversation(ref))
 
     @delete("/{conversation_id:int}/", operation_id="v1_delete_conversation", status_code=204)
     async def delete_conversation(

@@ -128,6 +128,9 @@ class ConversationV1Out(msgspec.Struct):
     status: str
     created_at: datetime
     updated_at: datetime
+    # When the owner archived or pinned it; null when not.
+    archived_at: datetime | None = None
+    pinned_at: datetime | None = None
 
 
 class ConversationCreateIn(msgspec.Struct):
@@ -161,4 +164,6 @@ def conversation_v1_out(conversation: Conversation) -> ConversationV1Out:
         status=conversation.status.value,
         created_at=conversation.created_at,
         updated_at=conversation.updated_at,
+        archived_at=conversation.archived_at,
+        pinned_at=conversation.pinned_at,
     )
