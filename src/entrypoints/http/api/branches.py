@@ -22,17 +22,15 @@ from application.idempotency import IdempotentRequests
 from domain.branches import Rewrite, RewriteKind
 from domain.users import User
 from entrypoints.http import branch_docs
+from entrypoints.http.api.conversations import answer_turn
 from entrypoints.http.api.schemas import (
     MessageOut,
     SendMessageOut,
-    exchange_body,
-    exchange_out,
     message_out,
 )
 from entrypoints.http.bodies import CheckedBody
-from entrypoints.http.idempotency import idempotent
 from entrypoints.http.schema_docs import MessageText
-from entrypoints.http.streaming import STREAM_RESPONSE, stream_turn, wants_stream
+from entrypoints.http.streaming import STREAM_RESPONSE
 
 
 class RegenerateIn(msgspec.Struct):
@@ -88,7 +86,7 @@ class BranchesController(Controller):
             text="",
             rewrite=Rewrite(kind=RewriteKind.REGENERATE, message_id=message_id),
         )
-        return await _turn(
+        return await answer_turn(
             request,
             user,
             command,
@@ -125,7 +123,7 @@ class BranchesController(Controller):
             text=data.message,
             rewrite=Rewrite(kind=RewriteKind.EDIT, message_id=message_id),
         )
-        return await _turn(
+        return await answer_turn(
             request,
             user,
             command,
@@ -183,31 +181,3 @@ class BranchesController(Controller):
             ],
             next_after=page.next_after_id,
         )
-
-
-async def _turn(
-    request: Request[Any, Any, Any],
-    user: User,
-    command: SendMessageRequest,
-    stream: bool,
-    send_message: SendMessage,
-    stream_message: StreamMessage,
-    follow_reply: FollowReply,
-    idempotent_requests: IdempotentRequests,
-) -> Response[Any]:
-    """A turn on an earlier message, answered as ``send_message/`` answers a send."""
-    if wants_stream(request, stream):
-        return await stream_turn(
-            request,
-            user,
-            command,
-            stream_message,
-            follow_reply,
-            idempotent_requests,
-            exchange_body,
-        )
-
-    async def answer() -> Response[Any]:
-        return Response(exchange_out(await send_message(command)), status_code=201)
-
-    return await idempotent(request, user, idempotent_requests, answer)

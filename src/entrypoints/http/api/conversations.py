@@ -221,21 +221,39 @@ class ConversationsController(Controller):
         command = SendMessageRequest(
             owner_id=user.id, conversation_id=conversation_id, text=data.message
         )
-        if wants_stream(request, data.stream):
-            return await stream_turn(
-                request,
-                user,
-                command,
-                stream_message,
-                follow_reply,
-                idempotent_requests,
-                exchange_body,
-            )
+        return await answer_turn(
+            request,
+            user,
+            command,
+            data.stream,
+            send_message,
+            stream_message,
+            follow_reply,
+            idempotent_requests,
+        )
 
-        async def answer() -> Response[Any]:
-            return Response(exchange_out(await send_message(command)), status_code=201)
 
-        return await idempotent(request, user, idempotent_requests, answer)
+async def answer_turn(
+    request: Request[Any, Any, Any],
+    user: User,
+    command: SendMessageRequest,
+    stream: bool,
+    send_message: SendMessage,
+    stream_message: StreamMessage,
+    follow_reply: FollowReply,
+    idempotent_requests: IdempotentRequests,
+) -> Response[Any]:
+    """A turn answered as this dialect answers one: streamed when asked, else the
+    exchange (201); idempotent with an ``Idempotency-Key``."""
+    if wants_stream(request, stream):
+        return await stream_turn(
+            request, user, command, stream_message, follow_reply, idempotent_requests, exchange_body
+        )
+
+    async def answer() -> Response[Any]:
+        return Response(exchange_out(await send_message(command)), status_code=201)
+
+    return await idempotent(request, user, idempotent_requests, answer)
 
 
 class RepliesController(Controller):

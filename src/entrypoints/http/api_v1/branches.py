@@ -22,12 +22,11 @@ from application.idempotency import IdempotentRequests
 from domain.branches import Rewrite, RewriteKind
 from domain.users import User
 from entrypoints.http import branch_docs
-from entrypoints.http.api_v1.chat import done_body
+from entrypoints.http.api_v1.chat import answer_turn
 from entrypoints.http.api_v1.schemas import ChatOut, V1MessageOut, v1_message_out
 from entrypoints.http.bodies import CheckedBody
-from entrypoints.http.idempotency import idempotent
 from entrypoints.http.schema_docs import MessageText, ModelId
-from entrypoints.http.streaming import STREAM_RESPONSE, stream_turn, wants_stream
+from entrypoints.http.streaming import STREAM_RESPONSE
 
 
 class RegenerateIn(msgspec.Struct):
@@ -86,7 +85,7 @@ class BranchesV1Controller(Controller):
             model=None if data is None else data.model,
             rewrite=Rewrite(kind=RewriteKind.REGENERATE, message_id=message_id),
         )
-        return await _turn(
+        return await answer_turn(
             request,
             user,
             command,
@@ -124,7 +123,7 @@ class BranchesV1Controller(Controller):
             model=data.model,
             rewrite=Rewrite(kind=RewriteKind.EDIT, message_id=message_id),
         )
-        return await _turn(
+        return await answer_turn(
             request,
             user,
             command,
@@ -182,38 +181,3 @@ class BranchesV1Controller(Controller):
             ],
             next_after=page.next_after_id,
         )
-
-
-async def _turn(
-    request: Request[Any, Any, Any],
-    user: User,
-    command: SendMessageRequest,
-    stream: bool,
-    send_message: SendMessage,
-    stream_message: StreamMessage,
-    follow_reply: FollowReply,
-    idempotent_requests: IdempotentRequests,
-) -> Response[Any]:
-    """A turn on an earlier message, answered as ``messages/chat/`` answers a send."""
-    if wants_stream(request, stream):
-        return await stream_turn(
-            request,
-            user,
-            command,
-            stream_message,
-            follow_reply,
-            idempotent_requests,
-            done_body,
-        )
-
-    async def answer() -> Response[Any]:
-        exchange = await send_message(command)
-        body = ChatOut(
-            conversation_id=exchange.conversation.id,
-            user_message=v1_message_out(exchange.user_message),
-            ai_message=v1_message_out(exchange.ai_message),
-            status=exchange.ai_message.status.value,
-        )
-        return Response(body, status_code=201)
-
-    return await idempotent(request, user, idempotent_requests, answer)

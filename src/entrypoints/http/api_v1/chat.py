@@ -51,6 +51,36 @@ def done_body(user_message: Message, ai_message: Message) -> dict[str, Any]:
     }
 
 
+async def answer_turn(
+    request: Request[Any, Any, Any],
+    user: User,
+    command: SendMessageRequest,
+    stream: bool,
+    send_message: SendMessage,
+    stream_message: StreamMessage,
+    follow_reply: FollowReply,
+    idempotent_requests: IdempotentRequests,
+) -> Response[Any]:
+    """A turn answered as this dialect answers one: streamed when asked, else the
+    exchange (201); idempotent with an ``Idempotency-Key``."""
+    if wants_stream(request, stream):
+        return await stream_turn(
+            request, user, command, stream_message, follow_reply, idempotent_requests, done_body
+        )
+
+    async def answer() -> Response[Any]:
+        exchange = await send_message(command)
+        body = ChatOut(
+            conversation_id=exchange.conversation.id,
+            user_message=v1_message_out(exchange.user_message),
+            ai_message=v1_message_out(exchange.ai_message),
+            status=exchange.ai_message.status.value,
+        )
+        return Response(body, status_code=201)
+
+    return await idempotent(request, user, idempotent_requests, answer)
+
+
 class ChatController(Controller):
     path = "/"
     tags = ["chat (/api/v1)"]
@@ -88,22 +118,16 @@ class ChatController(Controller):
             model=data.model,
             image_url=data.image_url,
         )
-        if wants_stream(request, data.stream):
-            return await stream_turn(
-                request, user, command, stream_message, follow_reply, idempotent_requests, done_body
-            )
-
-        async def answer() -> Response[Any]:
-            exchange = await send_message(command)
-            body = ChatOut(
-                conversation_id=exchange.conversation.id,
-                user_message=v1_message_out(exchange.user_message),
-                ai_message=v1_message_out(exchange.ai_message),
-                status=exchange.ai_message.status.value,
-            )
-            return Response(body, status_code=201)
-
-        return await idempotent(request, user, idempotent_requests, answer)
+        return await answer_turn(
+            request,
+            user,
+            command,
+            data.stream,
+            send_message,
+            stream_message,
+            follow_reply,
+            idempotent_requests,
+        )
 
     @get("/models/", operation_id="v1_models")
     async def models(
