@@ -9,14 +9,17 @@ from typing import Any
 from dependency_injector import providers
 from litestar import Litestar, Router
 from litestar.config.csrf import CSRFConfig
-from litestar.datastructures import State
+from litestar.datastructures import CacheControlHeader, State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
+from litestar.template.config import TemplateConfig
 
 from application.chat.stream import INTERRUPTED
 from entrypoints import log_redaction
@@ -42,6 +45,7 @@ from entrypoints.http.api_v1.health import health, ready
 from entrypoints.http.api_v1.transfer import TransferV1Controller
 from entrypoints.http.api_v1.wechat import WeChatController
 from entrypoints.http.auth import (
+    UNLIMITED,
     authenticated_user,
     bearer_user,
     limit_anonymous_requests,
@@ -57,6 +61,7 @@ from entrypoints.http.openapi import document as document_errors
 from entrypoints.http.pagination import page_request
 from entrypoints.http.security_headers import add_security_headers, cors_config
 from entrypoints.http.sessions import SESSION_COOKIE, LazySessionConfig
+from entrypoints.http.web.pages import STATIC, TEMPLATES, PagesController
 from entrypoints.settings import Settings, load_settings, with_secret_key
 
 
@@ -161,14 +166,31 @@ def create_app(container: Container) -> Litestar:
         MemoryStore() if redis is None else RedisStore(redis, namespace="parley-sessions")
     )
 
+    # The pages' scripts and styles are files of the project; revalidated on every load
+    # (ETag/Last-Modified) so that an upgrade is seen at once without versioned names.
+    static = create_static_files_router(
+        path="/static",
+        directories=[STATIC],
+        include_in_schema=False,
+        cache_control=CacheControlHeader(no_cache=True),
+        opt={UNLIMITED: True},
+    )
+
     app = Litestar(
-        route_handlers=[api, api_v1, openai_v1],
+        route_handlers=[api, api_v1, openai_v1, PagesController, static],
+        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         dependencies=dependencies,
         exception_handlers=EXCEPTION_HANDLERS,
         on_shutdown=[release_resources],
         middleware=[session.middleware, DefineMiddleware(SessionCSRFMiddleware, config=csrf)],
         stores={"sessions": sessions_store},
-        state=State({"csrf_config": csrf, "throttle": container.throttle()}),
+        state=State(
+            {
+                "csrf_config": csrf,
+                "throttle": container.throttle(),
+                "wechat_login": bool(config.wechat_app_id()),
+            }
+        ),
         before_request=limit_anonymous_requests,
         before_send=[add_security_headers],
         request_max_body_size=config.max_body_bytes(),

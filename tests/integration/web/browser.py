@@ -1,0 +1,164 @@
+"""What the browser tests share: a real ``parley serve`` on 127.0.0.1 (SQLite, the fake
+OpenAI upstream), Debian's Chromium driven by Playwright, and accounts made the way people
+make them (the register endpoint; staff with ``parley createsuperuser``)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page
+
+from tests.fakes.llm_server import FakeLLMServer
+from tests.integration.servers import TEST_SECRET_KEY
+
+CHROMIUM = Path("/usr/bin/chromium")
+PARLEY = str(Path(sys.executable).with_name("parley"))
+UPSTREAM_KEY = "sk-browser-tests-0123456789"
+MODEL = "gpt-6.1-sol"
+
+
+def chromium_or_skip() -> str:
+    """Debian's Chromium. CI (``.ci/run``) installs it and sets PARLEY_REQUIRE_BROWSER=1, so
+    there a missing browser fails; elsewhere the browser tests skip, saying what to install."""
+    if CHROMIUM.exists():
+        return str(CHROMIUM)
+    reason = "Chromium is missing: apt-get install chromium (browser tests drive /usr/bin/chromium)"
+    if os.environ.get("PARLEY_REQUIRE_BROWSER") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@dataclass(frozen=True)
+class Served:
+    base_url: str
+    environment: dict[str, str]
+    database: Path
+
+
+@dataclass(frozen=True)
+class Person:
+    username: str
+    password: str
+    email: str
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def parley_serve(workdir: Path, upstream: FakeLLMServer, **variables: str) -> Iterator[Served]:
+    """``parley serve`` as the README runs it, pointed at the fake upstream."""
+    database = workdir / "parley.db"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    environment.update(
+        PARLEY_DATABASE_URL=f"sqlite+aiosqlite:///{database}",
+        PARLEY_SECRET_KEY=TEST_SECRET_KEY,
+        PARLEY_RATE_LIMIT="1000000/minute",
+        PARLEY_AUTH_RATE_LIMIT="1000000/minute",
+        PARLEY_LOG_LEVEL="WARNING",
+        PARLEY_DEFAULT_MODEL=MODEL,
+        PARLEY_KEEP_ECHO="true",
+        PARLEY_PROVIDER_BACKOFF_INITIAL="0.01",
+        OPENAI_API_KEY=UPSTREAM_KEY,
+        OPENAI_BASE_URL=upstream.openai_base_url,
+    )
+    environment.update(variables)
+    port = _free_port()
+    log = workdir / "parley.log"
+    process = subprocess.Popen(
+        [PARLEY, "serve", "--port", str(port)],
+        env=environment,
+        cwd=workdir,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log.read_text()
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base_url}/api/v1/health/", timeout=2).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "parley serve did not become healthy"
+            time.sleep(0.1)
+        yield Served(base_url, environment, database)
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def new_person(served: Served, prefix: str = "web") -> Person:
+    """An account made through the register endpoint."""
+    username = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    person = Person(username, f"pw-{uuid.uuid4().hex}", f"{username}@example.com")
+    response = httpx.post(
+        f"{served.base_url}/api/v1/register/",
+        json={"username": person.username, "email": person.email, "password": person.password},
+    )
+    assert response.status_code == 201, response.text
+    return person
+
+
+def new_staff(served: Served, prefix: str = "admin") -> Person:
+    """A staff account made with ``parley createsuperuser``, as the README says."""
+    username = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    person = Person(username, f"pw-{uuid.uuid4().hex}", f"{username}@example.com")
+    subprocess.run(
+        [PARLEY, "createsuperuser", "--username", username, "--email", person.email],
+        env={**served.environment, "PARLEY_SUPERUSER_PASSWORD": person.password},
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return person
+
+
+_PROBLEMS: dict[int, list[str]] = {}
+
+
+def watch_for_problems(page: Page) -> None:
+    """Collect what would break a page for its user: uncaught script errors, and what the
+    Content-Security-Policy refused (the console says "Refused to ..."). A 4xx the page
+    shows on purpose is not one."""
+    problems = _PROBLEMS.setdefault(id(page), [])
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(f"console: {message.text}")
+            if message.type == "error"
+            and ("Refused to" in message.text or "Uncaught" in message.text)
+            else None
+        ),
+    )
+
+
+def page_problems(page: Page) -> list[str]:
+    return _PROBLEMS.get(id(page), [])
+
+
+def sign_in(page: Page, person: Person, path: str = "/") -> None:
+    """Sign in through the page's form, as a person would."""
+    page.goto(path)
+    page.get_by_label("Username").fill(person.username)
+    page.get_by_label("Password").fill(person.password)
+    page.get_by_role("button", name="Sign in", exact=True).click()

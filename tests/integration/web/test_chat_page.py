@@ -1,0 +1,92 @@
+"""The chat page in Chromium against a real ``parley serve``: register and sign in through
+the form, stream a reply and see it whole, reload and see the same history, stop a reply,
+and what a message says stays text however much it looks like markup."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from tests.fakes import llm_server as fake
+from tests.fakes.llm_server import FakeLLMServer
+from tests.integration.web.browser import Served, new_person, page_problems, sign_in
+
+
+def _send(page: Page, text: str) -> None:
+    page.get_by_label("Message").fill(text)
+    page.get_by_role("button", name="Send").click()
+
+
+def test_register_then_chat_with_a_streamed_reply_that_survives_a_reload(page: Page) -> None:
+    page.goto("/")
+    page.get_by_role("button", name="New here? Create an account").click()
+    page.get_by_label("Username").fill("web_reader")
+    page.get_by_label("Email").fill("web_reader@example.com")
+    page.get_by_label("Password").fill("a-long-enough-password-1")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+    _send(page, "What is machine learning?")
+    reply = page.locator(".message.ai").last
+    expect(reply).to_have_text(re.compile(r"fake reply to: What is machine learning\?"))
+    expect(page.locator(".message.user")).to_have_text(["YouWhat is machine learning?"])
+
+    page.reload()
+    page.get_by_role("navigation").get_by_role("button").nth(1).click()
+    expect(page.locator(".message")).to_have_count(2)
+    expect(page.locator(".message.ai")).to_contain_text("fake reply to: What is machine learning?")
+    assert page_problems(page) == []
+
+
+def test_stop_keeps_what_was_written_and_says_the_answer_stopped(
+    page: Page, served: Served, upstream: FakeLLMServer
+) -> None:
+    sign_in(page, new_person(served))
+    upstream.script(fake.slow_stream(0.2, text="one two three four five six seven eight nine ten"))
+    _send(page, "Count slowly")
+    stop = page.get_by_role("button", name="Stop")
+    expect(page.locator(".message.ai .text")).to_contain_text("one")
+    stop.click()
+    expect(page.locator(".message.ai")).to_contain_text("The answer stopped part way.")
+    expect(stop).to_be_hidden()
+    assert "ten" not in page.locator(".message.ai .text").inner_text()
+    assert page_problems(page) == []
+
+
+def test_markup_in_messages_is_shown_as_text_and_never_runs(page: Page, served: Served) -> None:
+    sign_in(page, new_person(served))
+    hostile = (
+        '<script>window.pwned = 1</script> <img src=x onerror="window.pwned = 2"> '
+        "[click](javascript:window.pwned=3)"
+    )
+    _send(page, hostile)
+    expect(page.locator(".message.ai")).to_contain_text("fake reply to:")
+    expect(page.locator(".message.user .text")).to_have_text(hostile)
+    assert page.locator(".messages img, .messages script").count() == 0
+    assert page.evaluate("window.pwned") is None
+    page.reload()
+    page.get_by_role("navigation").get_by_role("button").nth(1).click()
+    expect(page.locator(".message.user .text")).to_have_text(hostile)
+    assert page.evaluate("window.pwned") is None
+
+
+def test_a_non_staff_user_gets_the_403_page_for_admin(page: Page, served: Served) -> None:
+    sign_in(page, new_person(served))
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    response = page.goto("/admin/")
+    assert response is not None
+    assert response.status == 403
+    expect(page.get_by_role("heading")).to_have_text("403 · Not allowed")
+
+
+def test_anonymous_admin_visit_signs_in_first_and_pages_carry_a_strict_csp(served: Served) -> None:
+    response = httpx.get(f"{served.base_url}/admin/", follow_redirects=False)
+    assert response.status_code == 302
+    assert response.headers["location"] == "/?next=/admin/"
+    page = httpx.get(f"{served.base_url}/")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self';" in policy
+    assert "unsafe-inline" not in policy
+    assert "http" not in page.text.replace('href="/', "").split("<body")[0]
