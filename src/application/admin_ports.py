@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol, TypeVar
 
 from application.pagination import Page, PageRequest
@@ -68,13 +68,15 @@ class UsageCriteria:
     model: str | None = None
     by_user: bool = True
     by_model: bool = True
+    by_day: bool = False  # the UTC calendar date of each model call
 
 
 @dataclass(frozen=True, kw_only=True)
 class UsageRow:
     """Replies the models gave (failed ones included) and the tokens they used.
     ``user_id``/``username`` are None when not grouped by user, ``model`` when not
-    grouped by model (or for replies with no model recorded)."""
+    grouped by model (or for replies with no model recorded), ``day`` (UTC) when not
+    grouped by day."""
 
     user_id: int | None
     username: str | None
@@ -83,6 +85,7 @@ class UsageRow:
     prompt_tokens: int
     completion_tokens: int
     cost_nanos: int = 0  # at the models' prices when the calls were made
+    day: date | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -133,7 +136,8 @@ class AdminQueries(Protocol):
     async def user(self, user_id: int) -> UserSummary | None: ...
 
     async def usage(self, criteria: UsageCriteria, page: PageRequest) -> Page[UsageRow]:
-        """One row per group, most tokens first."""
+        """One row per group, most tokens first; by day, oldest day first and most tokens
+        first within a day."""
         ...
 
 

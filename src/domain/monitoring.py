@@ -87,5 +87,12 @@ class ConversationStats:
 
 
 class UsageGrouping(StrEnum):
+    """What a usage report is grouped by: any of these, each at most once. ``DAY`` is the
+    UTC calendar date of the usage; a report grouped by it runs oldest day first."""
+
     USER = "user"
     MODEL = "model"
+    DAY = "day"
+
+
+DEFAULT_USAGE_GROUPING = frozenset({UsageGrouping.USER, UsageGrouping.MODEL})

@@ -94,7 +94,7 @@ def test_usage_is_aggregated_per_user_and_model_over_a_date_range(
         ({"from": "yesterday"}, "from"),
         ({"to": "2019-02-30"}, "to"),
         ({"from": "2019-03-02", "to": "2019-03-01"}, "to"),
-        ({"group_by": "day"}, "group_by"),
+        ({"group_by": "week"}, "group_by"),
     ],
 )
 def test_bad_usage_parameters_are_field_errors(

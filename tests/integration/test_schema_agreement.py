@@ -284,7 +284,12 @@ def staff(server: Any, client: httpx.Client) -> Account:
             ["2025-01-31", "2025-01-31T23:59:59Z"],
             ["tomorrow", "2025-01-32"],
         ),
-        ("/api/admin/usage", "group_by", ["user", "model", "user,model"], ["day", "user;model"]),
+        (
+            "/api/admin/usage",
+            "group_by",
+            ["user", "model", "user,model", "day", "model,day", "day,user,model"],
+            ["week", "user;model", "day,day"],
+        ),
         (
             "/api/admin/conversations",
             "search",

@@ -62,9 +62,17 @@ def test_grouping_defaults_to_both() -> None:
     assert grouping(None) == {UsageGrouping.USER, UsageGrouping.MODEL}
     assert grouping("model") == {UsageGrouping.MODEL}
     assert grouping("user, model") == {UsageGrouping.USER, UsageGrouping.MODEL}
-    for bad in ("day", ",", "user,day"):
-        with pytest.raises(InvalidInput):
+    assert grouping("day") == {UsageGrouping.DAY}
+    assert (
+        grouping("model,day") == grouping("day,model") == {UsageGrouping.DAY, UsageGrouping.MODEL}
+    )
+    assert grouping(" model , day , user ") == set(UsageGrouping)
+    for bad in ("week", ",", "user;model", "user,user", "day,model,day", "Day"):
+        with pytest.raises(InvalidInput) as raised:
             grouping(bad)
+        assert raised.value.field_errors == {
+            "group_by": ['Use "user", "model" and "day", each at most once, e.g. "day,model".']
+        }
 
 
 def test_offsets_other_than_utc_are_converted() -> None:

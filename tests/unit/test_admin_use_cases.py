@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any, Self, TypedDict
 
@@ -49,7 +49,7 @@ from application.authentication import Authenticate
 from application.budgets import BudgetRules
 from application.pagination import Page, PageRequest
 from application.ports import RefreshTokenRecord
-from domain.conversation import ConversationStatus
+from domain.conversation import ConversationStatus, Message, MessageRole, MessageStatus
 from domain.errors import (
     ActiveConversationLimit,
     AuthenticationFailed,
@@ -57,6 +57,7 @@ from domain.errors import (
     NotFound,
     PermissionDenied,
 )
+from domain.model_calls import ModelCall
 from domain.monitoring import CannotDeactivateSelf, ConversationStats, TimeRange, UsageGrouping
 from domain.quota import QuotaPolicy
 from domain.users import User
@@ -163,8 +164,58 @@ class _Queries:
         )
 
     async def usage(self, criteria: UsageCriteria, page: PageRequest) -> Page[UsageRow]:
+        """As the SQL adapter: assistant replies and stateless calls, grouped and sorted."""
         self.last_usage = criteria
-        return Page([], 0, page)
+        state = self._uow.state
+        owners = {c.id: c.owner_id for c in state.conversations.values()}
+        used: list[tuple[int, Message | ModelCall]] = [
+            (owners[m.conversation_id], m)
+            for m in state.messages.values()
+            if m.role is MessageRole.ASSISTANT
+        ]
+        used += [(c.user_id, c) for c in state.model_calls]
+        period = criteria.period
+        sums: dict[tuple[Any, ...], list[int]] = {}
+        for owner, record in used:
+            when = record.created_at
+            if (
+                (period.start is not None and when < period.start)
+                or (period.end is not None and when >= period.end)
+                or criteria.model not in (None, record.model)
+                or criteria.owner_id not in (None, owner)
+            ):
+                continue
+            key = (
+                when.astimezone(UTC).date() if criteria.by_day else None,
+                owner if criteria.by_user else None,
+                record.model if criteria.by_model else None,
+            )
+            total = sums.setdefault(key, [0, 0, 0, 0])
+            amounts = (1, record.prompt_tokens, record.completion_tokens, record.cost_nanos)
+            for index, amount in enumerate(amounts):
+                total[index] += amount
+        rows = [
+            UsageRow(
+                day=day,
+                user_id=owner,
+                username=None if owner is None else state.users[owner].username,
+                model=model,
+                requests=requests,
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+                cost_nanos=cost,
+            )
+            for (day, owner, model), (requests, prompt, completion, cost) in sums.items()
+        ]
+
+        def order(row: UsageRow) -> tuple[Any, ...]:
+            keys = (row.user_id or 0, row.model is not None, row.model or "")
+            if criteria.by_day:
+                return (row.day, -row.total_tokens, *keys)
+            return (-row.total_tokens, *keys)
+
+        rows.sort(key=order)
+        return Page(rows[page.offset : page.offset + page.limit], len(rows), page)
 
 
 class _Activation:
@@ -465,6 +516,115 @@ async def test_usage_criteria_follow_the_query(
     assert (criteria.by_user, criteria.by_model) == (False, True)
     nobody = await report(ReportUsageRequest(actor=admin, username="nobody"), PageRequest())
     assert nobody.total == 0
+
+
+DAY_ONE, DAY_TWO = date(2025, 1, 1), date(2025, 1, 2)
+
+
+def _two_days_of_usage(uow: FakeAdminUnitOfWork, alice: User, bob: User) -> None:
+    """Day one: alice 300 tokens of big, 33 of fast; day two: 1010 of fast (alice and a
+    call of bob's) and a failed big call of bob's."""
+    chat = uow.seed_conversation(alice.id).id
+
+    def reply(model: str, when: datetime, prompt: int, completion: int) -> None:
+        uow.seed_message(
+            chat,
+            "answer",
+            role=MessageRole.ASSISTANT,
+            when=when,
+            model=model,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+        )
+
+    reply("fast", datetime(2025, 1, 1, 10, tzinfo=UTC), 10, 20)
+    reply("big", datetime(2025, 1, 1, 23, 59, 59, tzinfo=UTC), 100, 200)
+    # 01:00 in Beijing is still the first of January in UTC.
+    reply("fast", datetime(2025, 1, 2, 1, tzinfo=timezone(timedelta(hours=8))), 1, 2)
+    reply("fast", datetime(2025, 1, 2, tzinfo=UTC), 5, 5)
+    uow.seed_message(chat, "question", when=datetime(2025, 1, 2, tzinfo=UTC), prompt_tokens=7)
+    calls = [("fast", MessageStatus.COMPLETED, 1000), ("big", MessageStatus.FAILED, 0)]
+    for model, status, prompt in calls:
+        uow.state.model_calls.append(
+            ModelCall(
+                user_id=bob.id,
+                model=model,
+                provider="test",
+                status=status,
+                created_at=datetime(2025, 1, 2, 12, tzinfo=UTC),
+                latency_ms=5,
+                prompt_tokens=prompt,
+            )
+        )
+
+
+def _by_day(page: Page[UsageRow]) -> list[tuple[Any, ...]]:
+    return [(r.day, r.username, r.model, r.requests, r.total_tokens) for r in page.items]
+
+
+async def test_usage_by_day_runs_oldest_day_first_then_most_tokens(
+    uow: FakeAdminUnitOfWork, admin: User, alice: User
+) -> None:
+    _two_days_of_usage(uow, alice, uow.seed_user("bob"))
+    report = ReportUsage(uow)
+    day_model = frozenset({UsageGrouping.DAY, UsageGrouping.MODEL})
+    per_day_and_model = await report(
+        ReportUsageRequest(actor=admin, grouping=day_model), PageRequest()
+    )
+    assert uow.admin.last_usage.by_day
+    # Day two's 1010 tokens come after day one's 300: the day orders before the tokens.
+    assert _by_day(per_day_and_model) == [
+        (DAY_ONE, None, "big", 1, 300),
+        (DAY_ONE, None, "fast", 2, 33),
+        (DAY_TWO, None, "fast", 2, 1010),
+        (DAY_TWO, None, "big", 1, 0),
+    ]
+    per_day = await report(
+        ReportUsageRequest(actor=admin, grouping=frozenset({UsageGrouping.DAY})), PageRequest()
+    )
+    assert _by_day(per_day) == [(DAY_ONE, None, None, 3, 333), (DAY_TWO, None, None, 3, 1010)]
+
+
+async def test_usage_without_day_has_no_day_and_keeps_most_tokens_first(
+    uow: FakeAdminUnitOfWork, admin: User, alice: User
+) -> None:
+    _two_days_of_usage(uow, alice, uow.seed_user("bob"))
+    page = await ReportUsage(uow)(ReportUsageRequest(actor=admin), PageRequest())
+    assert not uow.admin.last_usage.by_day
+    assert _by_day(page) == [
+        (None, "bob", "fast", 1, 1000),
+        (None, "alice", "big", 1, 300),
+        (None, "alice", "fast", 3, 43),
+        (None, "bob", "big", 1, 0),
+    ]
+
+
+async def test_usage_by_day_keeps_filters_and_pages(
+    uow: FakeAdminUnitOfWork, admin: User, alice: User
+) -> None:
+    _two_days_of_usage(uow, alice, uow.seed_user("bob"))
+    report = ReportUsage(uow)
+    second_day = TimeRange(start=datetime(2025, 1, 2, tzinfo=UTC))
+    day_user = frozenset({UsageGrouping.DAY, UsageGrouping.USER})
+    alices = await report(
+        ReportUsageRequest(actor=admin, period=second_day, username="alice", grouping=day_user),
+        PageRequest(),
+    )
+    assert _by_day(alices) == [(DAY_TWO, "alice", None, 1, 10)]
+    fast = await report(
+        ReportUsageRequest(actor=admin, model="fast", grouping=day_user), PageRequest()
+    )
+    assert _by_day(fast) == [
+        (DAY_ONE, "alice", None, 2, 33),
+        (DAY_TWO, "bob", None, 1, 1000),
+        (DAY_TWO, "alice", None, 1, 10),
+    ]
+    every = frozenset(UsageGrouping)
+    second = await report(
+        ReportUsageRequest(actor=admin, grouping=every), PageRequest(limit=1, offset=1)
+    )
+    assert second.total == 5
+    assert _by_day(second) == [(DAY_ONE, "alice", "fast", 2, 33)]
 
 
 async def test_ids_no_database_can_hold_name_nothing(

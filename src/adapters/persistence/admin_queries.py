@@ -6,7 +6,18 @@ from __future__ import annotations
 import json
 from typing import Any, Self
 
-from sqlalchemy import Row, case, func, select, text, union_all, update
+from sqlalchemy import (
+    Date,
+    Row,
+    case,
+    cast,
+    func,
+    literal_column,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.persistence import tables as t
@@ -205,6 +216,8 @@ class SqlAdminQueries:
     async def usage(self, criteria: UsageCriteria, page: PageRequest) -> Page[UsageRow]:
         used = _usage_records(criteria).subquery()
         keys: list[Any] = []
+        if criteria.by_day:
+            keys.append(_utc_day(self._dialect, used.c.created_at).label("day"))
         if criteria.by_user:
             keys += [used.c.user_id.label("user_id"), _u.c.username.label("username")]
         if criteria.by_model:
@@ -223,10 +236,10 @@ class SqlAdminQueries:
             .group_by(*keys)
         )
         total = await self._db.scalar(select(func.count()).select_from(grouped.subquery()))
+        most_tokens = (prompt + completion).desc()
+        order = [keys[0], most_tokens, *keys[1:]] if criteria.by_day else [most_tokens, *keys]
         rows = await self._db.execute(
-            grouped.order_by((prompt + completion).desc(), *keys)
-            .limit(page.limit)
-            .offset(page.offset)
+            grouped.order_by(*order).limit(page.limit).offset(page.offset)
         )
         items = [
             UsageRow(
@@ -237,10 +250,22 @@ class SqlAdminQueries:
                 prompt_tokens=int(row.prompt_tokens),
                 completion_tokens=int(row.completion_tokens),
                 cost_nanos=int(row.cost_nanos),
+                day=row.day if criteria.by_day else None,
             )
             for row in rows
         ]
         return Page(items, int(total or 0), page)
+
+
+def _utc_day(dialect: str, created_at: Any) -> Any:
+    """The UTC calendar date of a ``UtcDateTime`` column, as a ``date``."""
+    if dialect == "postgresql":
+        # timestamptz: its date depends on the session's TimeZone unless converted. The
+        # zone is a literal, not a parameter, so that GROUP BY and the select list are
+        # the same expression to PostgreSQL.
+        return cast(func.timezone(literal_column("'UTC'"), created_at), Date)
+    # SQLite holds UTC as naive text ("2026-12-02 23:59:59.000000"); date() is its day.
+    return func.date(created_at, type_=Date)
 
 
 def _usage_records(criteria: UsageCriteria) -> Any:
@@ -262,6 +287,9 @@ def _usage_records(criteria: UsageCriteria) -> Any:
         calls.c.completion_tokens,
         calls.c.cost_nanos,
     )
+    if criteria.by_day:
+        replies = replies.add_columns(_m.c.created_at)
+        stateless = stateless.add_columns(calls.c.created_at)
     replies = replies.where(*_usage_filters(criteria, _m.c.created_at, _m.c.model, _c.c.owner_id))
     stateless = stateless.where(
         *_usage_filters(criteria, calls.c.created_at, calls.c.model, calls.c.user_id)

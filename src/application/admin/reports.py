@@ -20,8 +20,9 @@ from domain.monitoring import TimeRange, UsageGrouping, require_staff
 class ReportUsage:
     """Token usage of the models' replies and of the calls no conversation keeps (the
     OpenAI-compatible endpoint's); failed ones count as requests with their tokens,
-    usually 0, grouped by user, by model or both (the default), most tokens
-    first, within a period; a username and a model id (exact) narrow it down."""
+    usually 0, grouped by any of user, model and day (the UTC date; user and model by
+    default), most tokens first, within a period; grouped by day, oldest day first and
+    most tokens first within a day. A username and a model id (exact) narrow it down."""
 
     def __init__(self, uow: AdminUnitOfWork) -> None:
         self._uow = uow
@@ -39,6 +40,7 @@ class ReportUsage:
                 model=query.model,
                 by_user=UsageGrouping.USER in query.grouping,
                 by_model=UsageGrouping.MODEL in query.grouping,
+                by_day=UsageGrouping.DAY in query.grouping,
             )
             return await uow.admin.usage(criteria, page)
 

@@ -8,7 +8,7 @@ from application.admin_ports import (
     OwnedConversation,
 )
 from domain.conversation import ConversationStatus, Message
-from domain.monitoring import TimeRange, UsageGrouping
+from domain.monitoring import DEFAULT_USAGE_GROUPING, TimeRange, UsageGrouping
 from domain.users import User
 
 SEARCH_COUNT_LIMIT = 200
@@ -55,7 +55,7 @@ class ReportUsageRequest:
     period: TimeRange = ALL_TIME
     username: str | None = None
     model: str | None = None
-    grouping: frozenset[UsageGrouping] = frozenset(UsageGrouping)
+    grouping: frozenset[UsageGrouping] = DEFAULT_USAGE_GROUPING
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,6 +5,7 @@ annotations only tell clients and fuzzers the same limits, from the same constan
 
 from __future__ import annotations
 
+from itertools import permutations
 from typing import Annotated, Any
 
 import msgspec
@@ -12,7 +13,7 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 
 from domain.chat_settings import MAX_MAX_TOKENS, MAX_TEMPERATURE, MIN_MAX_TOKENS, MIN_TEMPERATURE
 from domain.conversation import TITLE_MAX_CHARS
-from domain.monitoring import SEARCH_MAX_TERMS, SEARCH_TERM_MAX_CHARS
+from domain.monitoring import SEARCH_MAX_TERMS, SEARCH_TERM_MAX_CHARS, UsageGrouping
 from domain.quota import QuotaPolicy
 from domain.users import (
     EMAIL_CORE_PATTERN,
@@ -100,7 +101,14 @@ Id = Annotated[int, documented(minimum=1)]
 # values (documentation only) say what they take.
 QUERY_TEXT: dict[str, Any] = {"pattern": NO_NUL}
 QUERY_STATUS: dict[str, Any] = {"enum": ["active", "closed"]}
-QUERY_GROUP_BY: dict[str, Any] = {"enum": ["user", "model", "user,model", "model,user"]}
+# One, two or all three keys in any order, each once (``admin_filters.grouping``).
+QUERY_GROUP_BY: dict[str, Any] = {
+    "enum": [
+        ",".join(keys)
+        for count in range(1, len(UsageGrouping) + 1)
+        for keys in permutations([key.value for key in UsageGrouping], count)
+    ]
+}
 _WORD = rf"[^{_BLANK}\u0000]{{1,{SEARCH_TERM_MAX_CHARS}}}"
 QUERY_SEARCH: dict[str, Any] = {
     "pattern": rf"^[{_BLANK}]*(?:{_WORD}(?:[{_BLANK}]+{_WORD}){{0,{SEARCH_MAX_TERMS - 1}}})?"

@@ -268,13 +268,15 @@ class AdminMonitoringController(Controller):
         group_by: Annotated[
             str | None,
             QueryParameter(
-                description="`user`, `model` or `user,model` (default).",
+                description="Any of `user`, `model` and `day` (UTC), comma separated, "
+                "each at most once; `user,model` by default.",
                 schema_extra=QUERY_GROUP_BY,
             ),
         ] = None,
     ) -> Response[list[UsageOut]]:
-        """Token usage and cost of the models' replies and calls per user and model, most
-        tokens first (cost at the models' prices when the calls were made)."""
+        """Token usage and cost of the models' replies and calls per user, model and/or
+        UTC day, most tokens first (by day: oldest day first, then most tokens); cost at
+        the models' prices when the calls were made."""
         result = await report_usage(
             ReportUsageRequest(
                 actor=staff,

@@ -12,7 +12,7 @@ from litestar.params import QueryParameter
 
 from domain.conversation import ConversationStatus
 from domain.errors import InvalidInput
-from domain.monitoring import TimeRange, UsageGrouping
+from domain.monitoring import DEFAULT_USAGE_GROUPING, TimeRange, UsageGrouping
 from entrypoints.http.schema_docs import QUERY_DAY_OR_INSTANT
 
 # ``from`` and ``to`` of a report's period (read with ``period``), as handlers declare them.
@@ -89,13 +89,16 @@ def _instant(
 
 
 def grouping(value: str | None) -> frozenset[UsageGrouping]:
-    """``user``, ``model`` or both (comma separated, the default)."""
+    """Any of ``user``, ``model`` and ``day``, comma separated in any order, each at most
+    once; ``user,model`` when blank."""
     if value is None or not value.strip():
-        return frozenset(UsageGrouping)
+        return DEFAULT_USAGE_GROUPING
     try:
-        parts = frozenset(UsageGrouping(p.strip()) for p in value.split(",") if p.strip())
+        keys = [UsageGrouping(p.strip()) for p in value.split(",") if p.strip()]
     except ValueError:
-        parts = frozenset()
-    if not parts:
-        raise InvalidInput({"group_by": ['Use "user", "model" or "user,model".']})
-    return parts
+        keys = []
+    if not keys or len(set(keys)) != len(keys):
+        raise InvalidInput(
+            {"group_by": ['Use "user", "model" and "day", each at most once, e.g. "day,model".']}
+        )
+    return frozenset(keys)

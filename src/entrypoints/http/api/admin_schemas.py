@@ -49,6 +49,8 @@ class SpendOut(msgspec.Struct):
 
 
 class UsageOut(msgspec.Struct):
+    # ISO date (UTC) when grouped by day, null otherwise, as user and model are.
+    day: str | None
     user: int | None
     username: str | None
     model: str | None
@@ -125,6 +127,7 @@ def admin_user_out(user: UserSummary) -> AdminUserOut:
 
 def usage_out(row: UsageRow, currency: str) -> UsageOut:
     return UsageOut(
+        day=None if row.day is None else row.day.isoformat(),
         user=row.user_id,
         username=row.username,
         model=row.model,
