@@ -13,7 +13,6 @@ from litestar.datastructures import CacheControlHeader, State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
@@ -24,6 +23,7 @@ from litestar.template.config import TemplateConfig
 from application.chat.stream import INTERRUPTED
 from entrypoints import log_redaction
 from entrypoints.container import Container
+from entrypoints.http import api_docs
 from entrypoints.http.api.admin import (
     AdminConversationsController,
     AdminMonitoringController,
@@ -177,7 +177,7 @@ def create_app(container: Container) -> Litestar:
     )
 
     app = Litestar(
-        route_handlers=[api, api_v1, openai_v1, PagesController, static],
+        route_handlers=[api, api_v1, openai_v1, PagesController, static, api_docs.assets_router()],
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         dependencies=dependencies,
         exception_handlers=EXCEPTION_HANDLERS,
@@ -204,7 +204,7 @@ def create_app(container: Container) -> Litestar:
                 "under `/v1/...`, for any OpenAI client."
             ),
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
+            render_plugins=api_docs.render_plugins(),
             components=Components(
                 security_schemes={
                     "BearerJWT": SecurityScheme(

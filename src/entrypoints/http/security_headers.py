@@ -14,14 +14,6 @@ PAGE_CSP = (
     "font-src 'self'; connect-src 'self'; object-src 'none'; frame-ancestors 'none'; "
     "base-uri 'none'; form-action 'self'"
 )
-# Until the API docs are served from local assets (issue 19), their page loads Scalar and
-# Swagger UI from a CDN, with an inline start-up script.
-_DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src 'self' data: https://fonts.gstatic.com; img-src 'self' data: https:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-)
 _API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
@@ -39,12 +31,7 @@ async def add_security_headers(message: Message, scope: Scope) -> None:
     headers["X-Frame-Options"] = "DENY"
     if "content-security-policy" not in headers:
         is_html = headers.get("content-type", "").startswith("text/html")
-        if not is_html:
-            headers["Content-Security-Policy"] = _API_CSP
-        elif scope["path"].startswith("/schema"):
-            headers["Content-Security-Policy"] = _DOCS_CSP
-        else:
-            headers["Content-Security-Policy"] = PAGE_CSP
+        headers["Content-Security-Policy"] = PAGE_CSP if is_html else _API_CSP
 
 
 def cors_config(origins: list[str]) -> CORSConfig | None:
