@@ -1,6 +1,15 @@
 """The ports the use cases need, named for their role, a module per group. Adapters
 implement them."""
 
+from application.ports.accounts import (
+    ApiTokens,
+    ChatSettingsStore,
+    ExternalIdentities,
+    RefreshTokenRecord,
+    RefreshTokens,
+    Users,
+)
+from application.ports.conversations import Conversations, Messages, TurnContext
 from application.ports.idempotency import (
     IdempotencyRecord,
     IdempotencyStore,
@@ -40,23 +49,9 @@ from application.ports.model import (
     ToolCallPiece,
     ToolUse,
 )
-from application.ports.persistence import (
-    ApiTokens,
-    ChatSettingsStore,
-    Conversations,
-    DatabaseProbe,
-    ExternalIdentities,
-    Messages,
-    ModelCalls,
-    RefreshTokenRecord,
-    RefreshTokens,
-    Spending,
-    SpendWindow,
-    TurnContext,
-    UnitOfWork,
-    Users,
-)
 from application.ports.replies import ReplyChannel, ReplyDelta, ReplyEvent, ReplyFinished
+from application.ports.spending import ModelCalls, Spending, SpendWindow
+from application.ports.unit_of_work import DatabaseProbe, UnitOfWork
 
 __all__ = [
     "CONTENT_FILTER",

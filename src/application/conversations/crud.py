@@ -1,15 +1,16 @@
-"""Use cases for a user's own conversations."""
+"""Use cases that start, list, read, change and delete a user's own conversations."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from application.admin_ports import ConversationCriteria
+from application.conversations.owned import ConversationRef, owned_conversation
 from application.model_choice import unavailable_model
 from application.pagination import Page, PageRequest
 from application.ports import Clock, ModelCatalog, UnitOfWork
 from domain.conversation import Conversation, Message, title_errors
-from domain.errors import InvalidInput, NotFound
+from domain.errors import InvalidInput
 from domain.monitoring import search_terms
 from domain.quota import QuotaPolicy
 
@@ -22,22 +23,9 @@ class StartConversationRequest:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ConversationRef:
-    owner_id: int
-    conversation_id: int
-
-
-@dataclass(frozen=True, kw_only=True)
 class ConversationDetail:
     conversation: Conversation
     messages: list[Message]
-
-
-async def _owned(uow: UnitOfWork, ref: ConversationRef) -> Conversation:
-    conversation = await uow.conversations.get_owned(ref.conversation_id, ref.owner_id)
-    if conversation is None:
-        raise NotFound("Conversation not found.")
-    return conversation
 
 
 class StartConversation:
@@ -122,137 +110,9 @@ class GetConversation:
 
     async def __call__(self, ref: ConversationRef) -> ConversationDetail:
         async with self._uow as uow:
-            conversation = await _owned(uow, ref)
+            conversation = await owned_conversation(uow, ref)
             messages = await uow.messages.all_of(conversation.id)
         return ConversationDetail(conversation=conversation, messages=messages)
-
-
-class CloseConversation:
-    """Close a conversation: it keeps its messages and takes no new ones. Idempotent."""
-
-    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
-        self._uow = uow
-        self._clock = clock
-
-    async def __call__(self, ref: ConversationRef) -> Conversation:
-        async with self._uow as uow:
-            conversation = await _owned(uow, ref)
-            if conversation.is_active:
-                conversation.close(self._clock.now())
-                await uow.conversations.save(conversation)
-                await uow.commit()
-        return conversation
-
-
-class ReopenConversation:
-    """Make a closed conversation active again, within the active-conversation limit.
-    Idempotent: reopening an active conversation changes nothing."""
-
-    def __init__(self, uow: UnitOfWork, policy: QuotaPolicy, clock: Clock) -> None:
-        self._uow = uow
-        self._policy = policy
-        self._clock = clock
-
-    async def __call__(self, ref: ConversationRef) -> Conversation:
-        async with self._uow as uow:
-            conversation = await _owned(uow, ref)
-            if not conversation.is_active:
-                active = await uow.conversations.count_active_locked(ref.owner_id)
-                conversation.reopen(
-                    self._clock.now(), active_conversations=active, policy=self._policy
-                )
-                await uow.conversations.save(conversation)
-                await uow.commit()
-        return conversation
-
-
-class ArchiveConversation:
-    """Archive a conversation: out of the default list, and not counted as active (so
-    another may be started in its place); it takes no messages until unarchived.
-    Idempotent."""
-
-    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
-        self._uow = uow
-        self._clock = clock
-
-    async def __call__(self, ref: ConversationRef) -> Conversation:
-        async with self._uow as uow:
-            conversation = await _owned(uow, ref)
-            if not conversation.is_archived:
-                conversation.archive(self._clock.now())
-                await uow.conversations.save(conversation)
-                await uow.commit()
-        return conversation
-
-
-class UnarchiveConversation:
-    """Bring an archived conversation back to the default list. An active one counts as
-    active again, so it needs room under the active-conversation limit (409 otherwise,
-    as reopening); a closed one needs none. Idempotent."""
-
-    def __init__(self, uow: UnitOfWork, policy: QuotaPolicy, clock: Clock) -> None:
-        self._uow = uow
-        self._policy = policy
-        self._clock = clock
-
-    async def __call__(self, ref: ConversationRef) -> Conversation:
-        async with self._uow as uow:
-            conversation = await _owned(uow, ref)
-            if conversation.is_archived:
-                active = await uow.conversations.count_active_locked(ref.owner_id)
-                conversation.unarchive(
-                    self._clock.now(), active_conversations=active, policy=self._policy
-                )
-                await uow.conversations.save(conversation)
-                await uow.commit()
-        return conversation
-
-
-class PinConversation:
-    """Pin a conversation: first in the user's lists, the most recently pinned first.
-    Idempotent: pinning a pinned one keeps its place."""
-
-    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
-        self._uow = uow
-        self._clock = clock
-
-    async def __call__(self, ref: ConversationRef) -> Conversation:
-        async with self._uow as uow:
-            conversation = await _owned(uow, ref)
-            if not conversation.is_pinned:
-                conversation.pin(self._clock.now())
-                await uow.conversations.save(conversation)
-                await uow.commit()
-        return conversation
-
-
-class UnpinConversation:
-    """Unpin a conversation: back among the others, newest first. Idempotent."""
-
-    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
-        self._uow = uow
-        self._clock = clock
-
-    async def __call__(self, ref: ConversationRef) -> Conversation:
-        async with self._uow as uow:
-            conversation = await _owned(uow, ref)
-            if conversation.is_pinned:
-                conversation.unpin(self._clock.now())
-                await uow.conversations.save(conversation)
-                await uow.commit()
-        return conversation
-
-
-class ListMessages:
-    """A conversation's messages, oldest first, one page at a time."""
-
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
-
-    async def __call__(self, ref: ConversationRef, page: PageRequest) -> Page[Message]:
-        async with self._uow as uow:
-            conversation = await _owned(uow, ref)
-            return await uow.messages.list_page(conversation.id, page)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -289,7 +149,7 @@ class UpdateConversation:
             raise InvalidInput(errors)
         now = self._clock.now()
         async with self._uow as uow:
-            conversation = await _owned(
+            conversation = await owned_conversation(
                 uow,
                 ConversationRef(owner_id=changes.owner_id, conversation_id=changes.conversation_id),
             )
@@ -317,28 +177,6 @@ class DeleteConversation:
 
     async def __call__(self, ref: ConversationRef) -> None:
         async with self._uow as uow:
-            conversation = await _owned(uow, ref)
+            conversation = await owned_conversation(uow, ref)
             await uow.conversations.delete(conversation.id)
             await uow.commit()
-
-
-@dataclass(frozen=True, kw_only=True)
-class MessageQuery:
-    owner_id: int
-    conversation_id: int | None = None
-
-
-class ListUserMessages:
-    """The user's messages across all conversations, or one of them, oldest first."""
-
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
-
-    async def __call__(self, query: MessageQuery, page: PageRequest) -> Page[Message]:
-        async with self._uow as uow:
-            if query.conversation_id is not None:
-                await _owned(
-                    uow,
-                    ConversationRef(owner_id=query.owner_id, conversation_id=query.conversation_id),
-                )
-            return await uow.messages.list_for_owner(query.owner_id, query.conversation_id, page)
