@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,8 +60,16 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def parley_serve(workdir: Path, upstream: FakeLLMServer, **variables: str) -> Iterator[Served]:
-    """``parley serve`` as the README runs it, pointed at the fake upstream."""
+def parley_serve(
+    workdir: Path,
+    upstream: FakeLLMServer,
+    *,
+    own_url_variables: Callable[[str], Mapping[str, str]] | None = None,
+    **variables: str,
+) -> Iterator[Served]:
+    """``parley serve`` as the README runs it, pointed at the fake upstream.
+    ``own_url_variables``: settings that name the server's own address (given its base URL),
+    such as a WeChat redirect URI."""
     database = workdir / "parley.db"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
     environment.update(
@@ -78,6 +86,8 @@ def parley_serve(workdir: Path, upstream: FakeLLMServer, **variables: str) -> It
     )
     environment.update(variables)
     port = _free_port()
+    if own_url_variables is not None:
+        environment.update(own_url_variables(f"http://127.0.0.1:{port}"))
     log = workdir / "parley.log"
     process = subprocess.Popen(
         [PARLEY, "serve", "--port", str(port)],
@@ -162,3 +172,33 @@ def sign_in(page: Page, person: Person, path: str = "/") -> None:
     page.get_by_label("Username").fill(person.username)
     page.get_by_label("Password").fill(person.password)
     page.get_by_role("button", name="Sign in", exact=True).click()
+
+
+def api_client(served: Served, person: Person) -> httpx.Client:
+    """An HTTP client speaking for ``person`` (a JWT from the login endpoint), to set up
+    what a test needs faster than through the page. Close it (``with``) when done."""
+    response = httpx.post(
+        f"{served.base_url}/api/v1/login/",
+        json={"username": person.username, "password": person.password},
+    )
+    assert response.status_code == 200, response.text
+    return httpx.Client(
+        base_url=served.base_url,
+        headers={"Authorization": f"Bearer {response.json()['access']}"},
+    )
+
+
+def conversation_with_messages(http: httpx.Client, *messages: str) -> int:
+    """A new conversation of the client's user (``api_client``), each message sent and
+    answered by the model; its id."""
+    created = http.post("/api/conversations/")
+    assert created.status_code == 201, created.text
+    conversation = int(created.json()["id"])
+    for message in messages:
+        sent = http.post(
+            f"/api/conversations/{conversation}/send_message/",
+            json={"message": message},
+            timeout=30,
+        )
+        assert sent.status_code == 201, sent.text
+    return conversation

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.fakes import llm_server as fake
 from tests.fakes.llm_server import FakeLLMServer
@@ -70,6 +70,39 @@ def test_markup_in_messages_is_shown_as_text_and_never_runs(page: Page, served: 
     page.get_by_role("navigation").get_by_role("button").nth(1).click()
     expect(page.locator(".message.user .text")).to_have_text(hostile)
     assert page.evaluate("window.pwned") is None
+
+
+def test_an_answer_in_markdown_is_shown_formatted_and_its_code_can_be_copied(
+    page: Page, context: BrowserContext, served: Served, upstream: FakeLLMServer
+) -> None:
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=served.base_url)
+    sign_in(page, new_person(served))
+    answer = (
+        "Two steps:\n\n1. Install it\n2. Run **it**\n\n"
+        "```python\nprint('hi')\n```\n\n"
+        "| a | b |\n|---|---|\n| 1 | 2 |\n\n"
+        "[docs](https://example.com/docs) and [no](javascript:window.pwned=1)"
+    )
+    upstream.script(fake.reply(text=answer))
+    _send(page, "How do I start?")
+    reply = page.locator(".message.ai").last
+    expect(reply.locator("ol > li")).to_have_text(["Install it", "Run it"])
+    expect(reply.locator("strong")).to_have_text("it")
+    expect(reply.locator("pre code")).to_have_text("print('hi')")
+    expect(reply.locator("table td")).to_have_text(["1", "2"])
+    expect(reply.get_by_role("link", name="docs")).to_have_attribute(
+        "href", "https://example.com/docs"
+    )
+    expect(reply.get_by_role("link")).to_have_count(1)
+    expect(reply).to_contain_text("[no](javascript:window.pwned=1)")
+    reply.get_by_role("button", name="Copy").click()
+    assert page.evaluate("navigator.clipboard.readText()") == "print('hi')"
+
+    page.reload()
+    page.get_by_role("navigation").get_by_role("button", name="How do I start?").click()
+    expect(page.locator(".message.ai pre code")).to_have_text("print('hi')")
+    assert page.evaluate("window.pwned") is None
+    assert page_problems(page) == []
 
 
 def test_a_non_staff_user_gets_the_403_page_for_admin(page: Page, served: Served) -> None:

@@ -1,164 +1,80 @@
-// The admin page (staff only; the server refuses everyone else): every user's
-// conversations with the search and filters of GET /api/admin/conversations/, closing and
-// reopening them, and the accounts with deactivate / reactivate.
+// The admin page (staff only; the server refuses everyone else): sections for every user's
+// conversations (and one opened), the accounts, the models' usage and the audit log. The
+// section is in the URL's hash (#users, #conversation/12), so links, reloads and the
+// browser's Back button work.
 
-import { api, ApiError } from "./api.js";
+import "./admin-strings.js";
 import { signOut } from "./auth.js";
-import { clear, currentUser, h } from "./dom.js";
-import { register, t } from "./i18n.js";
+import { append, clear, currentUser, h } from "./dom.js";
+import { t } from "./i18n.js";
+import { attempt, problem } from "./admin-common.js";
+import { auditSection } from "./admin-audit.js";
+import { conversationDetail, conversationsSection } from "./admin-conversations.js";
+import { usageSection } from "./admin-usage.js";
+import { usersSection } from "./admin-users.js";
 
-register({
-  en: {
-    all_conversations: "All conversations",
-    users: "Users",
-    search: "Search",
-    owner: "User",
-    status: "Status",
-    any: "any",
-    active: "active",
-    closed: "closed",
-    title: "Title",
-    messages_count: "Messages",
-    actions: "Actions",
-    reopen: "Reopen",
-    deactivate: "Deactivate",
-    reactivate: "Reactivate",
-    account: "Account",
-    conversations_count: "Conversations",
-  },
-  zh: {
-    all_conversations: "全部对话",
-    users: "用户",
-    search: "搜索",
-    owner: "用户",
-    status: "状态",
-    any: "全部",
-    active: "进行中",
-    closed: "已关闭",
-    title: "标题",
-    messages_count: "消息数",
-    actions: "操作",
-    reopen: "重新打开",
-    deactivate: "停用",
-    reactivate: "恢复",
-    account: "账户",
-    conversations_count: "对话数",
-  },
-});
+const SECTIONS = {
+  conversations: { label: "nav_conversations", show: conversationsSection },
+  users: { label: "nav_users", show: usersSection },
+  usage: { label: "nav_usage", show: usageSection },
+  audit: { label: "nav_audit", show: auditSection },
+};
 
 const app = document.getElementById("app");
-const problem = h("p", { class: "form-error", role: "alert" });
+const view = h("div", { id: "admin-view" });
+const links = Object.entries(SECTIONS).map(([name, section]) => h("a", { href: `#${name}`, dataset: { section: name } }, t(section.label)));
+let shown = null;
 
-async function act(method, path, then) {
+// "#conversation/12" → {section: "conversations", conversation: "12"}; null for a hash that
+// is not a section (the skip link's #main), which leaves the page as it is.
+function parseHash() {
+  const [name, argument] = location.hash.replace(/^#/, "").split("/");
+  if (!name) return { section: "conversations" };
+  if (name === "conversation" && /^\d+$/.test(argument || "")) return { section: "conversations", conversation: argument };
+  return name in SECTIONS ? { section: name } : null;
+}
+
+async function route(event) {
+  const place = parseHash() || (shown ? null : { section: "conversations" });
+  if (!place) return;
+  shown = place;
+  for (const link of links) {
+    if (link.dataset.section === place.section) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  clear(view);
   problem.textContent = "";
-  try {
-    await api(method, path);
-    await then();
-  } catch (error) {
-    problem.textContent = error instanceof ApiError ? error.message : String(error);
+  if (place.conversation) {
+    await attempt(async () => {
+      const content = await conversationDetail(place.conversation);
+      // A newer navigation may have happened while this one waited for the server.
+      if (shown !== place) return;
+      append(view, content);
+      if (event) view.querySelector("h1").focus();
+    });
+  } else {
+    append(view, SECTIONS[place.section].show());
+    // Coming back from a conversation removes the link that had the focus: start again
+    // at the section's heading rather than at the top of the document.
+    const focusLost = !document.activeElement || document.activeElement === document.body;
+    if (event && focusLost) view.querySelector("h1").focus();
   }
 }
 
-function table(headings, rows) {
-  return h(
-    "table",
-    {},
-    h("thead", {}, h("tr", {}, ...headings.map((heading) => h("th", { scope: "col" }, heading)))),
-    h("tbody", {}, ...rows),
-  );
-}
-
-async function showConversations(target, filters) {
-  const query = new URLSearchParams(Object.entries(filters).filter(([, value]) => value));
-  const { body } = await api("GET", `/api/admin/conversations/?${query}`);
-  const rows = (Array.isArray(body) ? body : body.results || []).map((conversation) => {
-    const closing = conversation.status === "active";
-    const path = `/api/admin/conversations/${conversation.id}/${closing ? "close" : "reopen"}/`;
-    return h(
-      "tr",
-      { dataset: { id: conversation.id } },
-      h("td", {}, conversation.title || "—"),
-      h("td", {}, conversation.user_username),
-      h("td", {}, t(conversation.status)),
-      h(
-        "td",
-        {},
-        h(
-          "button",
-          { type: "button", onclick: () => act("POST", path, () => showConversations(target, filters)) },
-          closing ? t("close") : t("reopen"),
-        ),
-      ),
-    );
-  });
-  clear(target).append(table([t("title"), t("owner"), t("status"), t("actions")], rows));
-}
-
-async function showUsers(target) {
-  const { body } = await api("GET", "/api/admin/users/");
-  const rows = (Array.isArray(body) ? body : body.results || []).map((user) => {
-    const action = user.is_active ? "deactivate" : "reactivate";
-    return h(
-      "tr",
-      {},
-      h("td", {}, user.username),
-      h("td", {}, String(user.conversation_count)),
-      h("td", {}, String(user.total_messages)),
-      h(
-        "td",
-        {},
-        h(
-          "button",
-          { type: "button", onclick: () => act("POST", `/api/admin/users/${user.id}/${action}/`, () => showUsers(target)) },
-          t(action),
-        ),
-      ),
-    );
-  });
-  clear(target).append(table([t("account"), t("conversations_count"), t("messages_count"), t("actions")], rows));
-}
-
 function render() {
-  const results = h("div", { id: "admin-conversations" });
-  const users = h("div", { id: "admin-users" });
-  const filters = h(
-    "form",
-    { class: "filters", role: "search" },
-    h("div", { class: "field" }, h("label", { for: "f-search" }, t("search")), h("input", { id: "f-search", name: "search", type: "search" })),
-    h("div", { class: "field" }, h("label", { for: "f-user" }, t("owner")), h("input", { id: "f-user", name: "user" })),
-    h(
-      "div",
-      { class: "field" },
-      h("label", { for: "f-status" }, t("status")),
-      h(
-        "select",
-        { id: "f-status", name: "status" },
-        h("option", { value: "" }, t("any")),
-        h("option", { value: "active" }, t("active")),
-        h("option", { value: "closed" }, t("closed")),
-      ),
-    ),
-    h("button", { type: "submit", class: "primary" }, t("search")),
-  );
-  filters.addEventListener("submit", (event) => {
-    event.preventDefault();
-    act("GET", "/api/admin/conversations/", () => showConversations(results, Object.fromEntries(new FormData(filters))));
-  });
   clear(app).append(
     h(
-      "main",
-      { id: "main" },
-      h("header", {}, h("a", { href: "/" }, t("chat")), " · ", h("span", {}, currentUser().username), " ", h("button", { type: "button", onclick: signOut }, t("sign_out"))),
-      h("h1", {}, t("all_conversations")),
-      filters,
-      problem,
-      results,
-      h("h2", {}, t("users")),
-      users,
+      "header",
+      { class: "admin-header" },
+      h("a", { href: "/" }, t("chat")),
+      h("span", { class: "who" }, currentUser().username),
+      h("button", { type: "button", onclick: signOut }, t("sign_out")),
     ),
+    h("nav", { class: "sections", "aria-label": t("admin_sections") }, h("ul", {}, ...links.map((link) => h("li", {}, link)))),
+    h("main", { id: "main", tabindex: "-1" }, problem, view),
   );
-  showConversations(results, {});
-  showUsers(users);
+  window.addEventListener("hashchange", route);
+  route();
 }
 
 render();

@@ -1,175 +1,181 @@
 // The chat page: your conversations, and one of them with its messages; a reply streams
-// in as the model writes it (Server-Sent Events from send_message/), and can be stopped.
+// in as the model writes it (Server-Sent Events), and can be stopped or retried. On a
+// phone-sized screen the list folds away behind a "Conversations" button.
 
-import { api, ApiError, getJson, request, serverEvents } from "./api.js";
+import { api, ApiError, getJson, request } from "./api.js";
 import { renderSignIn, signOut } from "./auth.js";
 import { clear, currentUser, h } from "./dom.js";
-import { register, t } from "./i18n.js";
+import { t } from "./i18n.js";
+import "./chat-strings.js";
+import { attachControls, attachedImage, attachmentPreview, clearAttachment, updateAttachAvailability } from "./chat-attach.js";
+import { conversationHeader, showConversation } from "./chat-conversation.js";
+import { conversationList, markCurrent, reloadList } from "./chat-list.js";
+import { follow, messageView, stopReply } from "./chat-messages.js";
+import { loadModelsAndSettings, modelPicker, settingsPanel, showModel } from "./chat-settings.js";
+import { state } from "./chat-state.js";
 
-register({
-  en: {
-    new_conversation: "New conversation",
-    conversations: "Your conversations",
-    untitled: "New conversation",
-    message: "Message",
-    send: "Send",
-    stop: "Stop",
-    you: "You",
-    assistant: "Assistant",
-    pick: "Start or pick a conversation.",
-    status_closed: "closed",
-    status_failed: "The model could not answer.",
-    status_partial: "The answer stopped part way.",
-    status_blocked: "The provider withheld this answer.",
-    status_interrupted: "The server stopped before the answer was complete.",
-  },
-  zh: {
-    new_conversation: "新对话",
-    conversations: "我的对话",
-    untitled: "新对话",
-    message: "消息",
-    send: "发送",
-    stop: "停止",
-    you: "我",
-    assistant: "助手",
-    pick: "新建或选择一个对话。",
-    status_closed: "已关闭",
-    status_failed: "模型未能回答。",
-    status_partial: "回答中途停止了。",
-    status_blocked: "服务商拦截了这条回答。",
-    status_interrupted: "服务器在回答完成前停止了。",
-  },
-});
-
-const state = { conversation: null, cancelUrl: null };
 const app = document.getElementById("app");
 
-function messageView(message) {
-  const sender = message.sender === "user" ? "user" : "ai";
-  const note = ["failed", "partial", "blocked", "interrupted"].includes(message.status)
-    ? h("span", { class: "note" }, t(`status_${message.status}`))
-    : null;
-  return h(
-    "article",
-    { class: `message ${sender} ${message.status || ""}`, dataset: { id: message.id } },
-    h("span", { class: "visually-hidden" }, sender === "user" ? t("you") : t("assistant")),
-    h("div", { class: "text" }, message.content || ""),
-    note,
-  );
+function composerStatus(text) {
+  document.getElementById("composer-status").textContent = text;
 }
 
-async function loadConversations(list) {
-  const { body } = await api("GET", "/api/conversations/");
-  const items = Array.isArray(body) ? body : body.results || [];
-  clear(list).append(
-    ...items.map((conversation) =>
-      h(
-        "li",
-        {},
-        h(
-          "button",
-          {
-            type: "button",
-            "aria-current": String(conversation.id === state.conversation),
-            onclick: () => openConversation(conversation.id),
-          },
-          conversation.title || t("untitled"),
-          conversation.status === "closed" ? h("span", { class: "status" }, t("status_closed")) : null,
-        ),
-      ),
-    ),
-  );
+function failed(error) {
+  composerStatus(error instanceof ApiError ? error.message : String(error));
+}
+
+// Every message of the current branch, oldest first, a page (500) at a time.
+async function currentBranch(id) {
+  const messages = [];
+  for (;;) {
+    const { body, headers } = await api(
+      "GET",
+      `/api/v1/conversations/${id}/messages/?limit=500&offset=${messages.length}`,
+    );
+    messages.push(...body);
+    const total = Number(headers.get("X-Total-Count") ?? messages.length);
+    if (!body.length || messages.length >= total) return messages;
+  }
 }
 
 async function openConversation(id) {
-  state.conversation = id;
-  const conversation = await getJson(`/api/conversations/${id}/`);
+  setListOpen(false);
+  composerStatus("");
+  clearAttachment();
+  const [conversation, history] = await Promise.all([getJson(`/api/v1/conversations/${id}/`), currentBranch(id)]);
+  showConversation(conversation);
+  showModel();
+  markCurrent();
   const messages = document.getElementById("messages");
-  clear(messages).append(...conversation.messages.map(messageView));
-  document.getElementById("title").textContent = conversation.title || t("untitled");
-  await loadConversations(document.getElementById("conversation-list"));
-  const streaming = conversation.messages.find((message) => message.status === "streaming");
+  clear(messages).append(...history.map(messageView));
+  const input = document.getElementById("composer-input");
+  if (!input.disabled) input.focus();
+  const streaming = history.find((message) => message.status === "streaming");
   if (streaming && streaming.stream_url) {
-    state.cancelUrl = streaming.cancel_url;
     const view = messages.querySelector(`[data-id="${streaming.id}"]`);
-    view.querySelector(".text").textContent = "";
-    await follow(await request("GET", streaming.stream_url, { headers: { Accept: "text/event-stream" } }), view);
-  }
-  document.getElementById("composer-input").focus();
-}
-
-async function follow(response, view) {
-  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
-  const stop = document.getElementById("stop");
-  stop.hidden = false;
-  let reply = view;
-  try {
-    for await (const event of serverEvents(response)) {
-      if (event.event === "reply") {
-        state.cancelUrl = event.data.cancel_url;
-        if (!reply) {
-          const messages = document.getElementById("messages");
-          messages.append(messageView(event.data.user_message));
-          reply = messageView({ ...event.data.ai_message, content: "" });
-          messages.append(reply);
-        }
-      } else if (event.event === "delta" && reply) {
-        reply.querySelector(".text").append(event.data.text);
-        reply.scrollIntoView({ block: "end" });
-      } else if (event.event === "done" && reply && event.data.ai_message) {
-        reply.replaceWith(messageView(event.data.ai_message));
-      }
-    }
-  } finally {
-    stop.hidden = true;
-    state.cancelUrl = null;
+    const response = await request("GET", streaming.stream_url, { headers: { Accept: "text/event-stream" } });
+    await follow(response, view).catch(failed);
   }
 }
 
 async function send(event) {
   event.preventDefault();
   const input = document.getElementById("composer-input");
-  const status = document.getElementById("composer-status");
   const text = input.value;
-  if (!text.trim()) return;
-  status.textContent = "";
+  if (!text.trim() || input.disabled) return;
+  composerStatus("");
+  const body = { message: text, stream: true };
+  if (state.conversation) body.conversation_id = state.conversation.id;
+  const image = attachedImage();
+  if (image) body.image_url = image;
   try {
-    if (state.conversation === null) {
-      const { body } = await api("POST", "/api/conversations/");
-      state.conversation = body.id;
-    }
-    const response = await request("POST", `/api/conversations/${state.conversation}/send_message/`, {
-      body: { message: text, stream: true },
+    const response = await request("POST", "/api/v1/messages/chat/", {
+      body,
       headers: { Accept: "text/event-stream" },
     });
+    if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
     input.value = "";
-    await follow(response, null);
-    await loadConversations(document.getElementById("conversation-list"));
+    clearAttachment();
+    let started = null;
+    await follow(response, null, (data) => {
+      // The conversation a first message started is the open one from now on, before
+      // its reply ends (a model picked meanwhile is that conversation's).
+      if (state.conversation) return;
+      started = data.conversation_id;
+      showConversation({ id: started, title: "", status: "active", model: null });
+    });
+    if (started !== null) changed(await getJson(`/api/v1/conversations/${started}/`));
+    else await reloadList();
   } catch (error) {
-    status.textContent = error instanceof ApiError ? error.message : String(error);
+    failed(error);
   }
 }
 
-async function stopReply() {
-  if (state.cancelUrl) await api("POST", state.cancelUrl);
+// Enter sends, Shift+Enter starts a new line; not while an input method composes text.
+function sendOnEnter(event) {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    event.currentTarget.form.requestSubmit();
+  }
+}
+
+function newConversation() {
+  setListOpen(false);
+  showConversation(null);
+  showModel();
+  markCurrent();
+  clear(document.getElementById("messages"));
+  composerStatus("");
+  document.getElementById("composer-input").focus();
+}
+
+function setListOpen(open) {
+  const toggle = document.getElementById("list-toggle");
+  if (!toggle) return;
+  toggle.setAttribute("aria-expanded", String(open));
+  app.classList.toggle("list-open", open);
+}
+
+function toggleList() {
+  const open = document.getElementById("list-toggle").getAttribute("aria-expanded") !== "true";
+  setListOpen(open);
+  if (open) document.getElementById("new-conversation").focus();
+}
+
+// Escape folds the list away again and gives the focus back to its button.
+function closeListOnEscape(event) {
+  const toggle = document.getElementById("list-toggle");
+  if (event.key === "Escape" && toggle.getAttribute("aria-expanded") === "true") {
+    setListOpen(false);
+    toggle.focus();
+  }
+}
+
+function deleted() {
+  newConversation();
+  reloadList().catch(failed);
+}
+
+function changed(conversation) {
+  showConversation(conversation);
+  showModel();
+  reloadList().catch(failed);
 }
 
 function render() {
   const user = currentUser();
-  const list = h("ul", { id: "conversation-list", "aria-label": t("conversations") });
   const sidebar = h(
     "nav",
-    { class: "sidebar", "aria-label": t("conversations") },
-    h("button", { type: "button", class: "primary", onclick: newConversation }, t("new_conversation")),
-    list,
+    { id: "sidebar", class: "sidebar", "aria-label": t("conversations"), onkeydown: closeListOnEscape },
+    h("button", { type: "button", id: "new-conversation", class: "primary", onclick: newConversation }, t("new_conversation")),
+    ...conversationList((id) => openConversation(id).catch(failed)),
   );
   const composer = h(
     "form",
     { class: "composer", onsubmit: send },
-    h("label", { for: "composer-input", class: "visually-hidden" }, t("message")),
-    h("textarea", { id: "composer-input", name: "message", maxlength: 4000, placeholder: t("message") }),
-    h("button", { type: "submit", class: "primary" }, t("send")),
-    h("button", { type: "button", id: "stop", hidden: true, onclick: stopReply }, t("stop")),
+    h("div", { class: "composer-tools" }, modelPicker(updateAttachAvailability), settingsPanel(), attachControls()),
+    attachmentPreview(),
+    h("p", { id: "composer-note", class: "composer-note", hidden: true }),
+    h(
+      "div",
+      { class: "composer-row" },
+      h("label", { for: "composer-input", class: "visually-hidden" }, t("message")),
+      h("textarea", {
+        id: "composer-input",
+        name: "message",
+        maxlength: 4000,
+        placeholder: t("message"),
+        "aria-describedby": "composer-note",
+        onkeydown: sendOnEnter,
+      }),
+      h("button", { type: "submit", id: "send", class: "primary" }, t("send")),
+      h("button", { type: "button", id: "stop", hidden: true, onclick: () => stopReply().catch(failed) }, t("stop")),
+    ),
+  );
+  const toggle = h(
+    "button",
+    { type: "button", id: "list-toggle", class: "list-toggle", "aria-expanded": "false", "aria-controls": "sidebar", onclick: toggleList },
+    t("conversations_toggle"),
   );
   const pane = h(
     "main",
@@ -177,9 +183,11 @@ function render() {
     h(
       "header",
       {},
-      h("h1", { id: "title" }, t("pick")),
+      toggle,
+      ...conversationHeader({ changed, deleted }),
+      h("span", { class: "spacer" }),
       user.isStaff ? h("a", { href: "/admin/" }, t("admin")) : null,
-      h("span", {}, user.username),
+      h("span", { class: "who" }, user.username),
       h("button", { type: "button", onclick: signOut }, t("sign_out")),
     ),
     h("div", { id: "messages", class: "messages", "aria-live": "polite" }),
@@ -188,14 +196,8 @@ function render() {
   );
   app.classList.add("chat");
   clear(app).append(sidebar, pane);
-  loadConversations(list);
-}
-
-function newConversation() {
-  state.conversation = null;
-  clear(document.getElementById("messages"));
-  document.getElementById("title").textContent = t("untitled");
-  document.getElementById("composer-input").focus();
+  reloadList().catch(failed);
+  loadModelsAndSettings().catch(failed);
 }
 
 if (currentUser().username) render();
