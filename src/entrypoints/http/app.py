@@ -62,6 +62,7 @@ from entrypoints.http.pagination import page_request
 from entrypoints.http.security_headers import add_security_headers, cors_config
 from entrypoints.http.sessions import SESSION_COOKIE, LazySessionConfig
 from entrypoints.http.web.pages import STATIC, TEMPLATES, PagesController
+from entrypoints.http.web.wechat_page import WeChatPageController
 from entrypoints.settings import Settings, load_settings, with_secret_key
 
 
@@ -177,7 +178,15 @@ def create_app(container: Container) -> Litestar:
     )
 
     app = Litestar(
-        route_handlers=[api, api_v1, openai_v1, PagesController, static, api_docs.assets_router()],
+        route_handlers=[
+            api,
+            api_v1,
+            openai_v1,
+            PagesController,
+            WeChatPageController,
+            static,
+            api_docs.assets_router(),
+        ],
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         dependencies=dependencies,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -25,6 +25,27 @@ SESSION_USER = "user_id"
 SESSION_STARTED = "started_at"
 
 
+def start_browser_session(request: Request[Any, Any, Any], user: User) -> tuple[str, Cookie]:
+    """Sign ``user`` in with a new browser session; its CSRF token and the ``csrftoken``
+    cookie that hands the token to the page's script. Shared by every way of signing in
+    from a browser (the password here, WeChat's QR login in the web app)."""
+    session_id = start_session(
+        request, {SESSION_USER: user.id, SESSION_STARTED: datetime.now(UTC).isoformat()}
+    )
+    csrf: CSRFConfig = request.app.state.csrf_config
+    token = csrf_token(session_id, csrf.secret)
+    cookie = Cookie(
+        key=csrf.cookie_name,
+        value=token,
+        path=csrf.cookie_path,
+        domain=csrf.cookie_domain,
+        secure=csrf.cookie_secure,
+        httponly=csrf.cookie_httponly,
+        samesite=csrf.cookie_samesite,
+    )
+    return token, cookie
+
+
 class SessionOut(msgspec.Struct):
     username: str
     email: str
@@ -54,24 +75,10 @@ class SessionController(Controller):
         (also set as the `csrftoken` cookie) in an `X-CSRFToken` header."""
         await throttle.credentials(data.username, client_address(request))
         user = await verify_password(Credentials(username=data.username, password=data.password))
-        session_id = start_session(
-            request, {SESSION_USER: user.id, SESSION_STARTED: datetime.now(UTC).isoformat()}
-        )
-        csrf: CSRFConfig = request.app.state.csrf_config
-        token = csrf_token(session_id, csrf.secret)
+        token, csrf_cookie = start_browser_session(request, user)
         return Response(
             SessionOut(username=user.username, email=user.email, csrf_token=token),
-            cookies=[
-                Cookie(
-                    key=csrf.cookie_name,
-                    value=token,
-                    path=csrf.cookie_path,
-                    domain=csrf.cookie_domain,
-                    secure=csrf.cookie_secure,
-                    httponly=csrf.cookie_httponly,
-                    samesite=csrf.cookie_samesite,
-                )
-            ],
+            cookies=[csrf_cookie],
         )
 
     @delete("/session/", operation_id="api_session_logout", status_code=204)
