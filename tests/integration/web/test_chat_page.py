@@ -123,3 +123,18 @@ def test_anonymous_admin_visit_signs_in_first_and_pages_carry_a_strict_csp(serve
     assert "script-src 'self';" in policy
     assert "unsafe-inline" not in policy
     assert "http" not in page.text.replace('href="/', "").split("<body")[0]
+
+
+def test_signing_in_never_sends_the_browser_to_another_site(page: Page, served: Served) -> None:
+    """``next`` is honoured only as a path of this site: ``/\\host`` and ``//host`` are
+    read by browsers as another site's address (an open redirect for a crafted link)."""
+    person = new_person(served)
+    for hostile in ("/%5Cevil.example/", "//evil.example/", "https://evil.example/"):
+        page.context.clear_cookies()
+        sign_in(page, person, f"/?next={hostile}")
+        expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+        assert page.url == f"{served.base_url}/", hostile
+    page.context.clear_cookies()
+    sign_in(page, person, "/?next=/admin/")
+    expect(page.get_by_role("heading")).to_have_text("403 · Not allowed")
+    assert page_problems(page) == []

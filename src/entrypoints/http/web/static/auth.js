@@ -1,7 +1,8 @@
 // Sign in (a browser session from POST /api/auth/session/), register (POST
-// /api/v1/register/, then the same sign-in), WeChat's QR login when the server has it.
+// /api/v1/register/, then the same sign-in), WeChat's QR login when the server has it
+// (the page routes /auth/wechat/start/ and /auth/wechat/).
 
-import { api, ApiError, getJson } from "./api.js";
+import { api, ApiError } from "./api.js";
 import { clear, currentUser, h } from "./dom.js";
 import { t } from "./i18n.js";
 
@@ -18,7 +19,10 @@ function field(name, label, type, autocomplete) {
 function nextPage() {
   const next = new URLSearchParams(location.search).get("next") || "/";
   // Only a path of this site: an open redirect would let a link send people elsewhere.
-  return next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  // Browsers read "/\host" as "//host", so the URL parser, not a prefix, decides.
+  if (!next.startsWith("/")) return "/";
+  const target = new URL(next, location.origin);
+  return target.origin === location.origin ? target.pathname + target.search + target.hash : "/";
 }
 
 export async function signIn(username, password) {
@@ -69,7 +73,9 @@ export function renderSignIn(root, mode = "sign_in") {
   form.querySelector("input").focus();
 }
 
-async function startWeChat() {
-  const { url } = await getJson("/api/v1/auth/wechat/url/");
-  location.assign(url);
+// The server starts the login (its state bound to this browser by a cookie on
+// /auth/wechat/) and sends the browser on to WeChat's QR page; WeChat sends it back to
+// /auth/wechat/, which signs in and opens the page that was asked for.
+function startWeChat() {
+  location.assign(`/auth/wechat/start/?next=${encodeURIComponent(nextPage())}`);
 }
