@@ -202,3 +202,16 @@ def conversation_with_messages(http: httpx.Client, *messages: str) -> int:
         )
         assert sent.status_code == 201, sent.text
     return conversation
+
+
+SCREENSHOTS = "PARLEY_SCREENSHOTS"
+
+
+def keep_screenshot(page: Page, name: str) -> None:
+    """The README's pictures are taken by the tests that reach what they show:
+    ``PARLEY_SCREENSHOTS=docs/screenshots ./just test tests/integration/web`` writes
+    ``<name>.png`` there; otherwise nothing is taken."""
+    folder = os.environ.get(SCREENSHOTS)
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=Path(folder) / f"{name}.png")

@@ -11,6 +11,7 @@ from tests.integration.web.browser import (
     Served,
     api_client,
     conversation_with_messages,
+    keep_screenshot,
     new_person,
     new_staff,
     page_problems,
@@ -61,6 +62,7 @@ def test_staff_opens_another_users_conversation_and_sees_messages_and_stats(
     expect(statistics.locator('[data-stat="first_message"] time')).to_have_attribute(
         "datetime", stats["first_message_time"]
     )
+    keep_screenshot(page, "admin-conversation")
 
     page.go_back()
     expect(page.get_by_role("heading", name="All conversations")).to_be_visible()

@@ -14,6 +14,7 @@ from tests.integration.web.browser import (
     Served,
     api_client,
     conversation_with_messages,
+    keep_screenshot,
     new_person,
     new_staff,
     page_problems,
@@ -78,6 +79,7 @@ def test_usage_by_day_and_model_as_a_chart_and_the_apis_numbers(page: Page, serv
         expect(model_rows.nth(index).locator("td")).to_have_text(
             [*_cells(row, "model"), f"{row['cost']:.2f} {row['currency']}"]
         )
+    keep_screenshot(page, "admin-usage")
     assert page_problems(page) == []
 
 

@@ -11,7 +11,13 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.fakes import llm_server as fake
 from tests.fakes.llm_server import FakeLLMServer
-from tests.integration.web.browser import Served, new_person, page_problems, sign_in
+from tests.integration.web.browser import (
+    Served,
+    keep_screenshot,
+    new_person,
+    page_problems,
+    sign_in,
+)
 
 
 def _send(page: Page, text: str) -> None:
@@ -97,6 +103,7 @@ def test_an_answer_in_markdown_is_shown_formatted_and_its_code_can_be_copied(
     expect(reply).to_contain_text("[no](javascript:window.pwned=1)")
     reply.get_by_role("button", name="Copy").click()
     assert page.evaluate("navigator.clipboard.readText()") == "print('hi')"
+    keep_screenshot(page, "chat")
 
     page.reload()
     page.get_by_role("navigation").get_by_role("button", name="How do I start?").click()
