@@ -3,7 +3,7 @@
 
 import { h } from "./dom.js";
 import { formatTime, t } from "./i18n.js";
-import { pagedTable, pageState } from "./admin-common.js";
+import { filteredListSection, pageState } from "./admin-common.js";
 
 const listState = pageState({ actor: "", action: "", target_type: "" });
 
@@ -64,19 +64,13 @@ function filterForm(onSubmit) {
 }
 
 export function auditSection() {
-  const list = pagedTable({
+  const table = {
     path: "/api/admin/audit-log/",
     id: "admin-audit",
     what: t("audit_log"),
     headings: [t("time"), t("actor"), t("action"), t("target"), t("details")],
     row: auditRow,
     state: listState,
-  });
-  const form = filterForm((filters) => {
-    listState.params = filters;
-    listState.offset = 0;
-    list.reload();
-  });
-  list.reload();
-  return [h("h1", { tabindex: "-1" }, t("audit_log")), form, list.element];
+  };
+  return filteredListSection(t("audit_log"), table, filterForm);
 }

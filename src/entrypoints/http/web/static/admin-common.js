@@ -140,3 +140,16 @@ export function pagedTable({ path, id, what, headings, row, state }) {
 
   return { element: h("div", { class: "paged" }, region, pager), reload };
 }
+
+// A section of one filtered, paged list: its heading, the filter form (built by
+// `filterForm(onSubmit)`), and the table; a new filter starts again from the first page.
+export function filteredListSection(title, table, filterForm) {
+  const list = pagedTable(table);
+  const form = filterForm((filters) => {
+    table.state.params = filters;
+    table.state.offset = 0;
+    list.reload();
+  });
+  list.reload();
+  return [h("h1", { tabindex: "-1" }, title), form, list.element];
+}

@@ -5,7 +5,7 @@
 import { api } from "./api.js";
 import { h } from "./dom.js";
 import { formatTime, t } from "./i18n.js";
-import { attempt, count, pagedTable, pageState } from "./admin-common.js";
+import { attempt, count, filteredListSection, pageState } from "./admin-common.js";
 
 const listState = pageState({ search: "", user: "", status: "" });
 
@@ -58,21 +58,15 @@ function conversationRow(conversation, reload) {
 }
 
 export function conversationsSection() {
-  const list = pagedTable({
+  const table = {
     path: "/api/admin/conversations/",
     id: "admin-conversations",
     what: t("all_conversations"),
     headings: [t("title"), t("owner"), t("status"), t("updated"), t("actions")],
     row: conversationRow,
     state: listState,
-  });
-  const form = filterForm((filters) => {
-    listState.params = filters;
-    listState.offset = 0;
-    list.reload();
-  });
-  list.reload();
-  return [h("h1", { tabindex: "-1" }, t("all_conversations")), form, list.element];
+  };
+  return filteredListSection(t("all_conversations"), table, filterForm);
 }
 
 function statsList(stats) {

@@ -39,12 +39,17 @@ function dayRow(row) {
     { dataset: { day: row.day, model: row.model } },
     h("td", {}, row.day),
     h("td", {}, row.model),
-    h("td", { class: "number" }, count(row.requests)),
-    h("td", { class: "number" }, count(row.prompt_tokens)),
-    h("td", { class: "number" }, count(row.completion_tokens)),
-    h("td", { class: "number" }, count(row.total_tokens)),
-    h("td", { class: "number" }, cost(row)),
+    ...amountCells(row),
   );
+}
+
+function amountCells(row) {
+  return [
+    ...[row.requests, row.prompt_tokens, row.completion_tokens, row.total_tokens].map((value) =>
+      h("td", { class: "number" }, count(value)),
+    ),
+    h("td", { class: "number" }, cost(row)),
+  ];
 }
 
 function modelRow(row) {
@@ -52,11 +57,7 @@ function modelRow(row) {
     "tr",
     { dataset: { model: row.model } },
     h("td", {}, row.model),
-    h("td", { class: "number" }, count(row.requests)),
-    h("td", { class: "number" }, count(row.prompt_tokens)),
-    h("td", { class: "number" }, count(row.completion_tokens)),
-    h("td", { class: "number" }, count(row.total_tokens)),
-    h("td", { class: "number" }, cost(row)),
+    ...amountCells(row),
   );
 }
 
