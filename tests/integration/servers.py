@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import dataclasses
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -14,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -134,3 +137,37 @@ def query(database_url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+PARLEY = str(Path(sys.executable).with_name("parley"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_parley_serve(
+    cwd: Path, environment: dict[str, str], log: Path, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``parley serve`` as the README runs it, in its own process (so a test can kill it or
+    drive it from a browser); returns once its health endpoint answers. Output goes to
+    ``log``, which a failed start shows."""
+    port = port or free_port()
+    process = subprocess.Popen(
+        [PARLEY, "serve", "--port", str(port)],
+        env=environment,
+        cwd=cwd,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, log.read_text()
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{base_url}/api/v1/health/", timeout=2).status_code == 200:
+                return process, base_url
+        assert time.monotonic() < deadline, "parley serve did not become healthy"
+        time.sleep(0.1)

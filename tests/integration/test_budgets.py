@@ -28,7 +28,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -52,6 +51,7 @@ from tests.integration.conftest import POSTGRES_URL, Account, register
 from tests.integration.servers import (
     TEST_SECRET_KEY,
     RunningServer,
+    free_port,
     migrate,
     postgres_database,
     query,
@@ -729,12 +729,6 @@ def _environment(database_url: str, upstream: FakeLLMServer, **extra: str) -> di
     return environment
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _serve(
     cwd: Path, environment: dict[str, str], logs: list[Path]
 ) -> list[tuple[subprocess.Popen[bytes], str]]:
@@ -742,7 +736,7 @@ def _serve(
     (most of a start is importing), once each answers its health check."""
     started = []
     for log in logs:
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             [PARLEY, "serve", "--no-migrate", "--port", str(port)],
             env=environment,

@@ -29,10 +29,8 @@ import json
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -47,43 +45,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.fakes import llm_server as fake
 from tests.fakes.llm_server import FakeLLMServer
-from tests.integration.servers import TEST_SECRET_KEY, postgres_database
+from tests.integration.servers import TEST_SECRET_KEY, postgres_database, start_parley_serve
 
-PARLEY = str(Path(sys.executable).with_name("parley"))
 KEY = "sk-crash-recovery-0123456789"
 ECHO = fake.ECHO_PREFIX
 CLIENTS = 10
 KILL_AFTER_ANSWERS = 40
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _serve(
-    cwd: Path, environment: dict[str, str], log: Path
-) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [PARLEY, "serve", "--port", str(port)],
-        env=environment,
-        cwd=cwd,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{base_url}/api/v1/health/", timeout=2).status_code == 200:
-                return process, base_url
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "parley serve did not become healthy"
-        time.sleep(0.1)
 
 
 @dataclass
@@ -236,7 +203,7 @@ def test_kill_9_mid_load_keeps_every_answered_exchange(tmp_path: Path) -> None:
             OPENAI_API_KEY=KEY,
             OPENAI_BASE_URL=upstream.openai_base_url,
         )
-        process, base_url = _serve(tmp_path, environment, log)
+        process, base_url = start_parley_serve(tmp_path, environment, log)
         try:
             tokens, conversations = [], []
             with httpx.Client(base_url=base_url, timeout=30) as http:
@@ -267,7 +234,7 @@ def test_kill_9_mid_load_keeps_every_answered_exchange(tmp_path: Path) -> None:
 
         with sqlite3.connect(database) as connection:
             integrity_before_restart = connection.execute("PRAGMA integrity_check").fetchall()
-        process, base_url = _serve(tmp_path, environment, log)
+        process, base_url = start_parley_serve(tmp_path, environment, log)
         try:
             with sqlite3.connect(database) as connection:
                 integrity = connection.execute("PRAGMA integrity_check").fetchall()
@@ -452,7 +419,7 @@ def test_kill_9_then_retries_with_the_same_key_get_one_answer_and_lost_turns_are
             PARLEY_PROVIDER_DEADLINE=DEADLINE,
             PARLEY_DB_STATEMENT_TIMEOUT_MS=STATEMENT_TIMEOUT_MS,
         )
-        process, base_url = _serve(tmp_path, environment, log)
+        process, base_url = start_parley_serve(tmp_path, environment, log)
         try:
             with httpx.Client(base_url=base_url, timeout=30) as http:
                 registered = http.post(
@@ -505,7 +472,7 @@ def test_kill_9_then_retries_with_the_same_key_get_one_answer_and_lost_turns_are
         upstream.default = fake.Reply()
         asked_before = upstream.hits
 
-        process, base_url = _serve(tmp_path, environment, log)
+        process, base_url = start_parley_serve(tmp_path, environment, log)
         restarted_at = time.monotonic()
         try:
 

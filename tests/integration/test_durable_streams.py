@@ -56,8 +56,8 @@ from tests.integration.servers import (
     postgres_database,
     query,
     running_server,
+    start_parley_serve,
 )
-from tests.integration.test_crash_recovery import _serve
 
 KEY = "sk-durable-streams-0123456789"
 MODEL = "gpt-6.1-sol"  # no fallback chain: one upstream request per turn
@@ -637,7 +637,7 @@ def test_a_cancel_that_comes_while_the_finished_reply_is_stored_loses_nothing(
     with postgres_database(POSTGRES_URL) as database_url, FakeLLMServer(api_key=KEY) as upstream:
         # A short grace: a stop that hangs must not hang the test's teardown too.
         environment = _environment(database_url, upstream, PARLEY_SHUTDOWN_GRACE_SECONDS="1")
-        process, base_url = _serve(tmp_path, environment, log)
+        process, base_url = start_parley_serve(tmp_path, environment, log)
         try:
             with httpx.Client(base_url=base_url, timeout=30) as http:
                 alice = register(http, "alice")
@@ -797,7 +797,7 @@ def test_kill_9_mid_stream_keeps_the_message_and_marks_the_reply_interrupted(
     log = tmp_path / "parley.log"
     with FakeLLMServer(api_key=KEY) as upstream:
         environment = _environment(database_url, upstream)
-        process, base_url = _serve(tmp_path, environment, log)
+        process, base_url = start_parley_serve(tmp_path, environment, log)
         try:
             with httpx.Client(base_url=base_url, timeout=30) as http:
                 alice = register(http, "alice")
@@ -818,7 +818,7 @@ def test_kill_9_mid_stream_keeps_the_message_and_marks_the_reply_interrupted(
             ("assistant", "streaming"),
         ]
 
-        process, base_url = _serve(tmp_path, environment, log)
+        process, base_url = start_parley_serve(tmp_path, environment, log)
         restarted = time.monotonic()
         try:
             # The lease (3 s) ends, then the restarted process's sweep (every 1 s) marks it.
@@ -898,7 +898,7 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoWorkers
         try:
             # One after the other: the second one's migration finds nothing to do.
             for log in logs:
-                process, url = _serve(cwd, environment, log)
+                process, url = start_parley_serve(cwd, environment, log)
                 processes.append(process)
                 urls.append(url)
             yield TwoWorkers(urls[0], urls[1], database_url, upstream, logs)

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from entrypoints.settings import SettingsError, load_settings
-from tests.integration.servers import TEST_SECRET_KEY
+from tests.integration.servers import TEST_SECRET_KEY, free_port
 
 PARLEY = str(Path(sys.executable).with_name("parley"))
 ANONYMOUS_LIMIT = 3
@@ -33,12 +33,6 @@ class Served:
     @property
     def port(self) -> int:
         return int(self.base_url.rsplit(":", 1)[1])
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +49,7 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Se
             PARLEY_LOG_LEVEL="INFO",
             **env,
         )
-        port = _free_port()
+        port = free_port()
         log = cwd / "serve.log"
         process = subprocess.Popen(
             [PARLEY, "serve", "--port", str(port)],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import httpx
 import pytest
 from redis import Redis
 
-from tests.integration.servers import TEST_SECRET_KEY, postgres_database, query
+from tests.integration.servers import TEST_SECRET_KEY, free_port, postgres_database, query
 
 POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("PARLEY_TEST_REDIS_URL")
@@ -32,12 +31,6 @@ pytestmark = pytest.mark.skipif(
     not (POSTGRES_URL and REDIS_URL),
     reason="PARLEY_TEST_POSTGRES_URL and PARLEY_TEST_REDIS_URL are needed",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +54,7 @@ def two_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
             [PARLEY, "migrate"], env=environment, cwd=cwd, capture_output=True, timeout=120
         )
         assert migrated.returncode == 0, migrated.stderr
-        ports = [_free_port(), _free_port()]
+        ports = [free_port(), free_port()]
         processes = [
             subprocess.Popen(
                 [PARLEY, "serve", "--no-migrate", "--port", str(port)],

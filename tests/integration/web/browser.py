@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -20,10 +17,9 @@ import pytest
 from playwright.sync_api import Page
 
 from tests.fakes.llm_server import FakeLLMServer
-from tests.integration.servers import TEST_SECRET_KEY
+from tests.integration.servers import PARLEY, TEST_SECRET_KEY, free_port, start_parley_serve
 
 CHROMIUM = Path("/usr/bin/chromium")
-PARLEY = str(Path(sys.executable).with_name("parley"))
 UPSTREAM_KEY = "sk-browser-tests-0123456789"
 MODEL = "gpt-6.1-sol"
 
@@ -53,12 +49,6 @@ class Person:
     email: str
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextlib.contextmanager
 def parley_serve(
     workdir: Path,
@@ -85,27 +75,11 @@ def parley_serve(
         OPENAI_BASE_URL=upstream.openai_base_url,
     )
     environment.update(variables)
-    port = _free_port()
+    port = free_port()
     if own_url_variables is not None:
         environment.update(own_url_variables(f"http://127.0.0.1:{port}"))
-    log = workdir / "parley.log"
-    process = subprocess.Popen(
-        [PARLEY, "serve", "--port", str(port)],
-        env=environment,
-        cwd=workdir,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
+    process, base_url = start_parley_serve(workdir, environment, workdir / "parley.log", port)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base_url}/api/v1/health/", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "parley serve did not become healthy"
-            time.sleep(0.1)
         yield Served(base_url, environment, database)
     finally:
         process.terminate()
