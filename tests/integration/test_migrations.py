@@ -14,8 +14,9 @@ from sqlalchemy import inspect, text
 from adapters.persistence.database import create_engine
 from adapters.persistence.idempotency import SqlIdempotencyStore
 from adapters.persistence.migrate import downgrade, upgrade
-from adapters.persistence.search import include_object
+from adapters.persistence.search import include_object, matching_ids
 from adapters.persistence.tables import metadata, users
+from application.admin_ports import ConversationCriteria
 from application.ports import KeyHold
 from entrypoints.http.idempotency import RecordedResponse
 
@@ -212,6 +213,157 @@ def test_conversations_made_before_0013_become_single_branch_trees_and_go_back(
             assert kept == 8
             await upgrade(engine)
             assert await rows(engine) == migrated
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+async def _insert(connection: Any, sql: str, **values: Any) -> int:
+    return int((await connection.execute(text(sql + " RETURNING id"), values)).scalar_one())
+
+
+async def _table_state(engine: Any) -> list[Any]:
+    """Every row of the rebuilt tables and the stored counts, and their indexes."""
+    async with engine.connect() as connection:
+        rows = [
+            [tuple(row) for row in await connection.execute(text(sql))]
+            for sql in (
+                "SELECT * FROM conversations ORDER BY id",
+                "SELECT * FROM messages ORDER BY id",
+                "SELECT * FROM budget_reservations ORDER BY id",
+                "SELECT id, conversation_count FROM users ORDER BY id",
+            )
+        ]
+        indexes = await connection.run_sync(
+            lambda sync: {
+                table: sorted(index["name"] for index in inspect(sync).get_indexes(table))
+                for table in ("conversations", "messages", "budget_reservations")
+            }
+        )
+    return [*rows, indexes]
+
+
+async def _counts_agree(connection: Any) -> None:
+    stored = (
+        "SELECT c.message_count, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id)"
+        " FROM conversations c",
+        "SELECT u.conversation_count, (SELECT count(*) FROM conversations c"
+        " WHERE c.owner_id = u.id) FROM users u",
+    )
+    for sql in stored:
+        pairs = [tuple(row) for row in await connection.execute(text(sql))]
+        assert pairs
+        assert all(kept == real for kept, real in pairs), pairs
+
+
+async def _found(connection: Any, word: str) -> list[int]:
+    criteria = ConversationCriteria(terms=(word,))
+    found = await connection.scalars(matching_ids(connection.dialect.name, criteria, limit=None))
+    return sorted(found)
+
+
+def test_0014_keeps_rows_ids_search_and_counts_and_never_hands_an_id_out_twice(
+    fresh_database_url: str,
+) -> None:
+    """Rebuilt with AUTOINCREMENT (SQLite), the tables keep every row, id and index, the
+    search index and stored counts still follow every write, foreign keys still cascade,
+    and no id is handed out again: not of the newest conversation deleted after it, nor
+    of one deleted before it that the audit log names. Down and up again, the same."""
+    conversation_sql = (
+        "INSERT INTO conversations (owner_id, title, status, created_at, updated_at) "
+        "VALUES (:owner, :title, 'active', :now, :now)"
+    )
+    message_sql = (
+        "INSERT INTO messages (conversation_id, role, content, status, prompt_tokens, "
+        "completion_tokens, created_at) VALUES (:c, 'user', :content, 'completed', 1, 2, :now)"
+    )
+
+    async def run() -> None:
+        engine = create_engine(fresh_database_url)
+        try:
+            await upgrade(engine, "0013")
+            now = datetime.now(UTC)
+            async with engine.begin() as connection:
+                owner = await _insert(
+                    connection,
+                    "INSERT INTO users (username, username_key, email, password_hash, "
+                    "is_staff, is_active, date_joined) "
+                    "VALUES ('old', 'old', 'old@example.com', '!', false, true, :now)",
+                    now=now,
+                )
+                kept = [
+                    await _insert(connection, conversation_sql, owner=owner, title=t, now=now)
+                    for t in ("fruit", "weather")
+                ]
+                for conversation, content in [(kept[0], "pineapple tart"), (kept[1], "rain")]:
+                    for _ in range(2):
+                        await _insert(
+                            connection, message_sql, c=conversation, content=content, now=now
+                        )
+                await _insert(
+                    connection,
+                    "INSERT INTO budget_reservations (user_id, tokens, cost_nanos, created_at, "
+                    "lease_until) VALUES (:owner, 10, 0, :now, :now)",
+                    owner=owner,
+                    now=now,
+                )
+                gone = await _insert(connection, conversation_sql, owner=owner, title="x", now=now)
+                await _insert(connection, message_sql, c=gone, content="deleted words", now=now)
+                await _insert(
+                    connection,
+                    "INSERT INTO audit_log (actor_username, action, target_type, target_id, "
+                    "details, created_at) VALUES ('admin', 'conversation.view', "
+                    "'conversation', :gone, '{}', :now)",
+                    gone=gone,
+                    now=now,
+                )
+                await connection.execute(text(f"DELETE FROM conversations WHERE id = {gone}"))
+            before = await _table_state(engine)
+
+            await upgrade(engine)
+            assert await _table_state(engine) == before
+            async with engine.begin() as connection:
+                assert await _found(connection, "pineapple") == [kept[0]]
+                assert await _found(connection, "deleted words") == []
+                newest = await _insert(
+                    connection, conversation_sql, owner=owner, title="n", now=now
+                )
+                assert newest > gone
+                fresh = await _insert(connection, message_sql, c=newest, content="mango", now=now)
+                await connection.execute(
+                    text(
+                        f"DELETE FROM messages WHERE id = (SELECT max(id) FROM messages "
+                        f"WHERE conversation_id = {kept[1]})"
+                    )
+                )
+                assert await _found(connection, "mango") == [newest]
+                await _counts_agree(connection)
+                await connection.execute(text(f"DELETE FROM conversations WHERE id = {newest}"))
+                again = await _insert(connection, conversation_sql, owner=owner, title="a", now=now)
+                assert again > newest
+                assert await _insert(connection, message_sql, c=again, content="m", now=now) > fresh
+                assert await _found(connection, "mango") == []
+                orphans = text(f"SELECT count(*) FROM messages WHERE conversation_id = {newest}")
+                assert await connection.scalar(orphans) == 0
+                await _counts_agree(connection)
+                if connection.dialect.name == "sqlite":
+                    assert (await connection.execute(text("PRAGMA foreign_key_check"))).all() == []
+            migrated = await _table_state(engine)
+
+            await downgrade(engine, "0013")
+            assert await _table_state(engine) == migrated
+            async with engine.begin() as connection:
+                await _insert(connection, message_sql, c=again, content="papaya", now=now)
+                assert await _found(connection, "papaya") == [again]
+                await _counts_agree(connection)
+            await upgrade(engine)
+            async with engine.begin() as connection:
+                assert await _found(connection, "papaya") == [again]
+                await connection.execute(text(f"DELETE FROM conversations WHERE id = {again}"))
+                last = await _insert(connection, conversation_sql, owner=owner, title="l", now=now)
+                assert last > again
+                await _counts_agree(connection)
         finally:
             await engine.dispose()
 

@@ -96,6 +96,9 @@ conversations = Table(
     Column("pinned_at", UtcDateTime, nullable=True),
     Index("ix_conversations_owner_id_id", "owner_id", "id"),
     Index("ix_conversations_owner_id_status", "owner_id", "status"),
+    # Ids are never handed out twice, deleted ones neither (migration 0014): a reply's id
+    # names its stream and cancel URLs and the text the reply channel still keeps.
+    sqlite_autoincrement=True,
 )
 
 messages = Table(
@@ -142,6 +145,7 @@ messages = Table(
         sqlite_where=text("status = 'streaming'"),
         postgresql_where=text("status = 'streaming'"),
     ),
+    sqlite_autoincrement=True,  # as conversations
 )
 
 # Model calls no conversation keeps (the OpenAI-compatible endpoint's stateless calls,
@@ -181,6 +185,9 @@ budget_reservations = Table(
     Column("lease_until", UtcDateTime, nullable=False),
     Index("ix_budget_reservations_user_id_lease_until", "user_id", "lease_until"),
     Index("ix_budget_reservations_lease_until", "lease_until"),
+    # A reservation is released and renewed by id, also by a process whose lease ended:
+    # that id must not have become another call's.
+    sqlite_autoincrement=True,
 )
 
 # An admin's limits for one user; NULL limits are "no limit", ``has_budget`` false and

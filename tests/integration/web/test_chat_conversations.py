@@ -6,7 +6,6 @@ at a time, newest first."""
 from __future__ import annotations
 
 import httpx
-import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.integration.web.browser import (
@@ -64,8 +63,7 @@ def test_delete_asks_first_in_a_dialog(page: Page, served: Served) -> None:
     sign_in(page, person)
     _send(page, "Something to forget")
     with api_client(served, person) as client:
-        # Newer than the one deleted below, so no id of the deleted one is the highest
-        # (SQLite hands the highest ids out again: see the xfail test below).
+        # A second conversation, to show the list keeps it after the other is deleted.
         keeper = client.post("/api/v1/messages/chat/", json={"message": "Keep me"})
         assert keeper.status_code == 201, keeper.text
     page.reload()
@@ -96,18 +94,13 @@ def test_delete_asks_first_in_a_dialog(page: Page, served: Served) -> None:
     assert page_problems(page) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug, outside the page: SQLite reuses the ids of a deleted conversation's "
-    "newest messages, and MemoryReplyChannel still holds the finished reply under that id "
-    "for 10 minutes, so the next reply streams the deleted one's text (another user's too)",
-)
 def test_a_reply_after_deleting_the_newest_conversation_is_its_own(
     page: Page, served: Served
 ) -> None:
     sign_in(page, new_person(served))
     _send(page, "Deleted words")
-    page.get_by_role("button", name="Delete").click()
+    # exact: the conversation's own button, "Deleted words", also contains "Delete".
+    page.get_by_role("button", name="Delete", exact=True).click()
     page.get_by_role("dialog").get_by_role("button", name="Delete").click()
     expect(page.locator(".message")).to_have_count(0)
     page.get_by_label("Message").fill("Fresh words")
@@ -115,6 +108,7 @@ def test_a_reply_after_deleting_the_newest_conversation_is_its_own(
     expect(page.locator(".message.ai").last).to_contain_text(
         "fake reply to: Fresh words", timeout=5_000
     )
+    assert page_problems(page) == []
 
 
 def test_a_closed_conversation_says_so_and_takes_no_message_until_reopened(
