@@ -222,8 +222,7 @@ def test_linking_while_signed_in_makes_wechat_sign_in_to_the_same_account(
     person = new_person(served, "linker")
     sign_in(page, person)
     assert _signed_in_name(page) == person.username
-    # The pages have no "link WeChat" control yet; the route is what it would open.
-    page.goto("/auth/wechat/start/")
+    page.get_by_role("link", name="Link WeChat").click()
     qr_page.scan(page)
     assert _signed_in_name(page) == person.username
     # The new session replaced the old one, and its CSRF token is the one the page sends.

@@ -187,6 +187,8 @@ function render() {
       ...conversationHeader({ changed, deleted }),
       h("span", { class: "spacer" }),
       user.isStaff ? h("a", { href: "/admin/" }, t("admin")) : null,
+      // Signed in, WeChat's login links the WeChat account to this one (README, WeChat).
+      user.wechat ? h("a", { href: "/auth/wechat/start/?next=/" }, t("link_wechat")) : null,
       h("span", { class: "who" }, user.username),
       h("button", { type: "button", onclick: signOut }, t("sign_out")),
     ),
