@@ -64,7 +64,7 @@ def test_the_users_table_shows_counts_and_spend_as_the_api_reports_them(
             _money(listed["spend"]["day"]["cost"]),
             f"{listed['spend']['month']['tokens']:,}",
             _money(listed["spend"]["month"]["cost"]),
-            "Deactivate",
+            "Limits Deactivate",
         ]
     )
     expect(page.locator(f'#admin-users tr[data-username="{staff.username}"]')).to_contain_text(

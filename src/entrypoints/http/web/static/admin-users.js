@@ -1,10 +1,12 @@
 // The accounts (GET /api/admin/users/, a page at a time) with their conversations,
-// messages and this day's and month's spend, and deactivate / reactivate.
+// messages and this day's and month's spend, deactivate / reactivate, and each one's limits
+// (budget and models, in a dialog: admin-limits.js).
 
 import { api } from "./api.js";
 import { h } from "./dom.js";
 import { t } from "./i18n.js";
 import { attempt, count, money, numeric, pagedTable, pageState } from "./admin-common.js";
+import { openLimits } from "./admin-limits.js";
 
 const listState = pageState();
 
@@ -25,7 +27,20 @@ function userRow(user, reload) {
     h("td", { class: "number" }, money(spend.month.cost)),
     h(
       "td",
-      {},
+      { class: "row-actions" },
+      h(
+        "button",
+        {
+          type: "button",
+          "aria-label": t("limits_for", { user: user.username }),
+          onclick: (event) => {
+            const opener = event.currentTarget;
+            attempt(() => openLimits(user, opener));
+          },
+        },
+        t("limits"),
+      ),
+      " ",
       h(
         "button",
         {
