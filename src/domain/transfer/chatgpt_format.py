@@ -17,7 +17,7 @@ from domain.transfer.checks import (
     REQUIRED,
     Problems,
     branch_flags,
-    check_size,
+    each_conversation,
     field_path,
     reindexed,
     tree_order,
@@ -60,14 +60,7 @@ def parse_chatgpt(document: list[Any]) -> list[ImportedConversation]:
     ``current_node`` is the current branch. A title longer than ``TITLE_MAX_CHARS`` is
     cut to fit (ChatGPT made it); NUL characters, which cannot be stored, are dropped."""
     problems = Problems()
-    found: list[ImportedConversation] = []
-    for i, item in enumerate(document):
-        conversation = _chatgpt_conversation(item, f"[{i}]", problems)
-        if conversation is not None:
-            found.append(conversation)
-    problems.raise_any()
-    check_size(found)
-    return found
+    return each_conversation(document, "", _chatgpt_conversation, problems)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ dangling parents, no cycles) with its current branch."""
 from __future__ import annotations
 
 import heapq
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -265,3 +265,21 @@ def check_size(conversations: Sequence[ImportedConversation]) -> None:
                 ]
             }
         )
+
+
+def each_conversation(
+    items: Sequence[Any],
+    path: str,
+    parse: Callable[[Any, str, Problems], ImportedConversation | None],
+    problems: Problems,
+) -> list[ImportedConversation]:
+    """Every item of a document's conversation list, parsed by its format's ``parse``; all
+    the problems of all of them reported at once, then the size limit checked."""
+    found: list[ImportedConversation] = []
+    for i, item in enumerate(items):
+        conversation = parse(item, f"{path}[{i}]", problems)
+        if conversation is not None:
+            found.append(conversation)
+    problems.raise_any()
+    check_size(found)
+    return found

@@ -16,7 +16,7 @@ from domain.transfer.checks import (
     Fields,
     Problems,
     branch_flags,
-    check_size,
+    each_conversation,
     reindexed,
     tree_order,
 )
@@ -57,14 +57,7 @@ def parse_parley(document: dict[str, Any]) -> list[ImportedConversation]:
         problems.add("conversations", NOT_LIST)
     problems.raise_any()
     assert isinstance(raw, list)
-    found: list[ImportedConversation] = []
-    for i, item in enumerate(raw):
-        conversation = _parley_conversation(item, f"conversations[{i}]", problems)
-        if conversation is not None:
-            found.append(conversation)
-    problems.raise_any()
-    check_size(found)
-    return found
+    return each_conversation(raw, "conversations", _parley_conversation, problems)
 
 
 def _parley_conversation(item: Any, path: str, problems: Problems) -> ImportedConversation | None:
