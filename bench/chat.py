@@ -241,7 +241,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> str:
     repetitions = args.repetitions or (1 if quick else 3)
     duration = args.duration or (0.6 if quick else 2.0)
     warmup = 0.2 if quick else 0.7
-    ports = {name: free_port() for name in ("ceiling", "floor", "setup", "parley")}
+    ports = {name: free_port() for name in ("ceiling", "floor", "setup", "parley", "metrics")}
     upstream = f"http://127.0.0.1:{ports['ceiling']}/v1"
     env = clean_environment()
     backend = "postgresql" if args.postgres else "sqlite"
@@ -284,12 +284,22 @@ async def run(args: argparse.Namespace, workdir: Path) -> str:
         parley = Target(
             "parley", Server("parley", [PARLEY, "serve"], env_parley, workdir), ports["parley"]
         )
+        # The same Parley with GET /metrics on (issue 20): what counting everything costs.
+        env_metrics = parley_environment(parley_db, ports["metrics"], upstream)
+        env_metrics["PARLEY_METRICS_ENABLED"] = "true"
+        metered = Target(
+            "parley+metrics",
+            Server("parley-metrics", [PARLEY, "serve"], env_metrics, workdir),
+            ports["metrics"],
+        )
         await wait_ready(parley.server, parley.port)
+        await wait_ready(metered.server, metered.port)
         memory["Parley after start-up"] = memory_mb(parley.server.pid)
         plan = [
             (t, w, c) for c in concurrencies for t in (ceiling, floor) for w in ("chat", "stream")
         ]
         plan += [(parley, w, c) for c in concurrencies for w in WORKLOADS]
+        plan += [(metered, w, c) for c in concurrencies for w in ("chat", "stream")]
         if not quick:
             log("warming up every cell once (not recorded)")
             for target, workload, _ in plan:
@@ -316,7 +326,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> str:
         if not args.no_profile:
             c = 16 if 16 in concurrencies else top
             profile = await cpu_profile(parley, fx, c, 2 if quick else 6, workdir)
-        for target in (parley, floor, ceiling):
+        for target in (parley, metered, floor, ceiling):
             target.server.stop()
     log("counting SQL per request in-process (bench.queries)")
     counted = await queries.count(args.postgres)
@@ -436,6 +446,26 @@ def render(
             f"{fmt(high, 0)}) | {fmt(r['p50'], 2)} | {fmt(r['p99'], 2)} | {fmt(r['ttft_p50'], 2)} "
             f"| {fmt(r['ttft_p99'], 2)} | {errors} | {fmt(r['server_cpu_ms'], 2)} "
             f"| {fmt(r['generator_cpu_pct'], 0)} | {fmt(r['other_load'], 2)} |"
+        )
+    out += [
+        "",
+        "## What metrics cost",
+        "",
+        "The same `parley serve` on the same database with `PARLEY_METRICS_ENABLED=true` "
+        "(HTTP, chat, database metrics), in the same run.",
+        "",
+        "| workload | c | req/s off → on | change | p50 off → on (ms) "
+        "| server CPU ms/req off → on |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for (name, workload, c), on in m.items():
+        if name != "parley+metrics":
+            continue
+        off = m["parley", workload, c]
+        out.append(
+            f"| {WORKLOADS[workload]} | {c} | {fmt(off['rps'], 0)} → {fmt(on['rps'], 0)} "
+            f"| {_pct(on['rps'], off['rps'])} | {fmt(off['p50'], 2)} → {fmt(on['p50'], 2)} "
+            f"| {fmt(off['server_cpu_ms'], 2)} → {fmt(on['server_cpu_ms'], 2)} |"
         )
     out += ["", "## Memory", "", *[f"- {k}: {v:.0f} MB RSS" for k, v in memory.items()]]
     out += ["", "## SQL per request (`bench/queries.py`)", "", *queries.markdown(counted)]

@@ -87,8 +87,11 @@ class RateLimited(DomainError):
     code = "throttled"
     default_message = "Request was throttled."
 
-    def __init__(self, decision: Decision, message: str | None = None) -> None:
+    def __init__(
+        self, decision: Decision, message: str | None = None, *, limit: str = "requests"
+    ) -> None:
         self.decision = decision
+        self.limit = limit  # which of the throttle's limits: "requests" or "credentials"
         seconds = max(1, math.ceil(decision.retry_after))
         super().__init__(
             message or f"Request was throttled. Expected available in {seconds} seconds."

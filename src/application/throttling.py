@@ -8,6 +8,10 @@ from application.errors import RateLimited
 from application.ports import RateLimiter
 from domain.rate_limit import Decision, Rate
 
+# Which limit refused a request (RateLimited.limit): what an operator's dashboard counts.
+REQUESTS = "requests"
+CREDENTIALS = "credentials"
+
 
 @dataclass(frozen=True, kw_only=True)
 class RateLimits:
@@ -25,18 +29,19 @@ class Throttle:
         self._limits = limits
 
     async def user(self, user_id: int) -> Decision:
-        return await self._check(f"user:{user_id}", self._limits.per_client)
+        return await self._check(f"user:{user_id}", self._limits.per_client, REQUESTS)
 
     async def address(self, address: str) -> Decision:
-        return await self._check(f"ip:{address}", self._limits.per_client)
+        return await self._check(f"ip:{address}", self._limits.per_client, REQUESTS)
 
     async def credentials(self, username: str, address: str) -> None:
-        await self._check(f"login-ip:{address}", self._limits.credentials)
+        rate = self._limits.credentials
+        await self._check(f"login-ip:{address}", rate, CREDENTIALS)
         if username:
-            await self._check(f"login-user:{username.casefold()}", self._limits.credentials)
+            await self._check(f"login-user:{username.casefold()}", rate, CREDENTIALS)
 
-    async def _check(self, key: str, rate: Rate) -> Decision:
+    async def _check(self, key: str, rate: Rate, limit: str) -> Decision:
         decision = await self._limiter.hit(key, rate)
         if not decision.allowed:
-            raise RateLimited(decision)
+            raise RateLimited(decision, limit=limit)
         return decision

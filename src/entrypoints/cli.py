@@ -8,6 +8,8 @@ import getpass
 import json
 import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import h11
@@ -84,21 +86,43 @@ def _serve(
     # The factory re-reads the same settings; the secret key file now exists, so every
     # worker agrees on the key.
     os.environ.setdefault("PARLEY_SECRET_KEY", settings.secret_key)
+    worker_count = workers or settings.workers
+    if settings.metrics_enabled and (worker_count > 1 or "PROMETHEUS_MULTIPROC_DIR" in os.environ):
+        share_metrics_between_workers()
     uvicorn.run(
         "entrypoints.http.app:app_from_environment",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level.lower(),
+        # JSON lines: uvicorn's own loggers go through Parley's handler, as every other.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         http=JsonErrorH11Protocol,
         **forwarded_headers(settings),
-        # One log line per request costs throughput (measured in bench/); opt in.
-        access_log=settings.access_log,
-        workers=workers or settings.workers,
+        # Parley writes the access line itself (the request id, the user, the model and
+        # tokens); one per request costs throughput (measured in bench/), so opt in.
+        access_log=False,
+        workers=worker_count,
         # On SIGTERM, stop accepting and give requests and streams in flight this long.
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
     )
     return 0
+
+
+def share_metrics_between_workers() -> None:
+    """prometheus-client's multiprocess mode: each worker writes its metrics to files in
+    one directory and a scrape of any worker sums them. The operator's
+    PROMETHEUS_MULTIPROC_DIR is used if set; else a new directory, emptied at start so
+    that counts from an earlier run are not added in. Set before the workers start (they
+    read it when they import prometheus-client)."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory is None:
+        directory = tempfile.mkdtemp(prefix="parley-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
 
 
 def forwarded_headers(settings: Settings) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from adapters.auth.jwt_tokens import JwtTokenIssuer
 from adapters.auth.passwords import Argon2PasswordHasher
 from adapters.clock import SystemClock
 from adapters.limits.rate_limiters import MemoryRateLimiter, RedisRateLimiter
-from adapters.llm.routing import RetryPolicy
+from adapters.llm.routing import RetryPolicy, RouteEvents
 from adapters.llm.setup import LlmConfig, build_llm
 from adapters.oauth.states import MemoryOAuthStates, RedisOAuthStates
 from adapters.oauth.wechat import WeChatLogin
@@ -28,8 +28,10 @@ from adapters.persistence.database import (
 )
 from adapters.persistence.idempotency import SqlIdempotencyStore
 from adapters.persistence.interrupted_turns import SqlUnansweredTurns
+from adapters.persistence.provider_calls import SqlRecentModelCalls
 from adapters.persistence.unit_of_work import SqlUnitOfWork
 from adapters.streams.replies import MemoryReplyChannel, RedisReplyChannel
+from adapters.telemetry.chat_model import CallMetrics, ObservedChatModel
 from application import (
     accounts,
     admin,
@@ -45,6 +47,7 @@ from application import (
 from application.budgets import BudgetRules, GetOwnBudget, HeldReservations, ListModels, Metering
 from application.idempotency import IdempotencyWait, IdempotentRequests
 from application.interrupted_turns import MarkInterruptedTurns, TurnBound
+from application.ports import ModelCatalog
 from application.transfer import ExportConversations, ImportConversations
 from domain.budgets import Budget, Limit, Limits, ModelAccess, parse_amount, parse_tokens
 from domain.errors import InvalidInput
@@ -126,6 +129,22 @@ def budget_rules(
     )
 
 
+def route_events(metrics_on: bool) -> RouteEvents | None:
+    if not metrics_on:
+        return None
+    from adapters.telemetry.metrics import RouteCounters  # only when on: see its module
+
+    return RouteCounters()
+
+
+def chat_metrics(metrics_on: bool, catalog: ModelCatalog, currency: str) -> CallMetrics | None:
+    if not metrics_on:
+        return None
+    from adapters.telemetry.metrics import ChatMetrics
+
+    return ChatMetrics(catalog, currency)
+
+
 def oauth_state_store(redis: Redis | None) -> MemoryOAuthStates | RedisOAuthStates:
     return MemoryOAuthStates() if redis is None else RedisOAuthStates(redis)
 
@@ -182,12 +201,20 @@ class Container(containers.DeclarativeContainer):
                 retry_after_max=config.provider_retry_after_max,
                 deadline=config.provider_deadline,
             ),
+            cooldown_failures=config.provider_cooldown_failures,
+            cooldown_seconds=config.provider_cooldown_seconds,
             allow_private_image_urls=config.allow_private_image_urls,
             image_max_bytes=config.image_max_bytes,
+            route_events=providers.Callable(route_events, config.metrics_enabled),
         ),
     )
     catalog = providers.Singleton(attrgetter("catalog"), llm)
-    chat_model = providers.Singleton(attrgetter("chat_model"), llm)
+    chat_model = providers.Singleton(
+        ObservedChatModel,
+        providers.Singleton(attrgetter("chat_model"), llm),
+        catalog,
+        providers.Singleton(chat_metrics, config.metrics_enabled, catalog, config.currency),
+    )
     images = providers.Singleton(attrgetter("images"), llm)
 
     turn_bound = providers.Singleton(
@@ -345,6 +372,14 @@ class Container(containers.DeclarativeContainer):
     get_user_models = providers.Factory(admin.GetUserModels, uow=admin_uow, rules=budget_rules)
     set_user_models = providers.Factory(
         admin.SetUserModels, uow=admin_uow, rules=budget_rules, catalog=catalog, clock=clock
+    )
+    get_provider_health = providers.Factory(
+        admin.GetProviderHealth,
+        calls=providers.Singleton(SqlRecentModelCalls, engine),
+        cooldowns=providers.Singleton(attrgetter("cooldowns"), llm),
+        catalog=catalog,
+        clock=clock,
+        secrets=providers.Singleton(attrgetter("api_keys"), llm),
     )
 
     idempotent_requests = providers.Singleton(

@@ -45,7 +45,14 @@ class Settings:
     default_temperature: float = 0.7
     default_max_tokens: int = 1024
     log_level: str = "INFO"
+    # "text" for people, "json" for log collectors: one JSON object per line.
+    log_format: str = "text"
+    # A log line per request (always for 5xx answers), with its request id.
     access_log: bool = False
+    # GET /metrics (Prometheus). With a token, scrapers send it as a Bearer token; without
+    # one, only clients on this host (loopback) may scrape.
+    metrics_enabled: bool = False
+    metrics_token: str = field(default="", repr=False)
     # Model providers. Tables come from the TOML file; vendor variables such as
     # OPENAI_API_KEY are folded into ``providers`` by ``load_settings``.
     providers: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
@@ -60,6 +67,9 @@ class Settings:
     provider_backoff_initial: float = 0.5
     provider_backoff_max: float = 8.0
     provider_retry_after_max: float = 20.0
+    # Consecutive provider failures that cool a model down (0: never), and for how long.
+    provider_cooldown_failures: int = 3
+    provider_cooldown_seconds: float = 30.0
     allow_private_image_urls: bool = False
     image_max_bytes: int = 5 * 1024 * 1024
     redis_url: str = ""
@@ -102,6 +112,8 @@ class Settings:
     wechat_api_base_url: str = "https://api.weixin.qq.com"
 
     def __post_init__(self) -> None:
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(f"setting log_format: {self.log_format!r} is not text or json")
         for proxy in self.trusted_proxies:
             if proxy != "*" and not _is_address_or_network(proxy):
                 raise SettingsError(

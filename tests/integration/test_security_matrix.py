@@ -223,6 +223,7 @@ ADMIN_ENDPOINTS = [
     ("POST", "/api/admin/users/{u}/reactivate/", False),
     ("GET", "/api/admin/usage/", True),
     ("GET", "/api/admin/audit-log/", True),
+    ("GET", "/api/admin/providers/", True),
 ]
 
 

@@ -8,7 +8,11 @@ RetryInfo in the body) is honoured exactly: retrying sooner only earns another 4
 wait longer than ``retry_after_max`` or than the deadline leaves ends the retries at once
 (the fallback chain goes on). When a model's retries are spent, the next model of its
 fallback chain is tried. A stream is retried only until its first token: after that, a
-failure ends it."""
+failure ends it.
+
+Cool-down (``adapters.llm.cooldown``): a model that keeps failing through the provider's
+fault is skipped in its chain for a while, unless every route of the chain is cooling.
+``RouteEvents`` hears of retries, fallbacks and cool-downs (for metrics)."""
 
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
+from adapters.llm.cooldown import Cooldowns
 from adapters.llm.upstream import FailureKind, UpstreamFailure, UpstreamModel
 from application.errors import ModelFailure, ProviderUnavailable
 from application.ports import ChatCompletion, ChatDelta, ChatRequest, ModelInfo
@@ -52,6 +57,23 @@ class Route:
     upstream: UpstreamModel
 
 
+class RouteEvents(Protocol):
+    """What the router does besides answering. ``provider`` is the route's
+    ``model.provider``, ``model`` the public model id."""
+
+    def retried(self, provider: str, model: str) -> None:
+        """Before each retry's wait."""
+        ...
+
+    def fell_back(self, model: str, to_model: str) -> None:
+        """``model`` failed; ``to_model``, the next of its chain, is tried."""
+        ...
+
+    def cooled_down(self, model: str) -> None:
+        """``model`` starts a cool-down."""
+        ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
     max_attempts: int = 3
@@ -67,10 +89,15 @@ class RoutedChatModel:
         routes: Mapping[str, Route],
         fallbacks: Mapping[str, Sequence[str]],
         policy: RetryPolicy,
+        *,
+        cooldowns: Cooldowns | None = None,
+        events: RouteEvents | None = None,
     ) -> None:
         self._routes = dict(routes)
         self._fallbacks = {k: list(v) for k, v in fallbacks.items()}
         self._policy = policy
+        self._cooldowns = Cooldowns(failures=0, seconds=0) if cooldowns is None else cooldowns
+        self._events = events
         self._backoff = wait_exponential_jitter(
             multiplier=policy.backoff_initial,
             max=policy.backoff_max,
@@ -84,24 +111,28 @@ class RoutedChatModel:
     async def complete(self, request: ChatRequest) -> ChatCompletion:
         deadline = asyncio.get_running_loop().time() + self._policy.deadline
         failures: list[UpstreamFailure] = []
-        for route in self._usable_chain(request):
+        chain = self._warm_chain(request)
+        for position, route in enumerate(chain):
             try:
 
                 async def complete_once(r: Route = route) -> ChatCompletion:
                     return await r.client.complete(r.upstream, request)
 
-                completion = await self._retrying(deadline, route.client.name, complete_once)
+                completion = await self._retrying(deadline, route, complete_once)
             except UpstreamFailure as failure:
                 failures.append(failure)
                 log.warning("model %s failed: %s", route.model.id, failure)
+                self._failed(route, failure, _after(chain, position))
                 continue
+            self._cooldowns.succeeded(route.model.id)
             return replace(completion, model=route.model.id, provider=route.model.provider)
         raise _final(failures)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         deadline = asyncio.get_running_loop().time() + self._policy.deadline
         failures: list[UpstreamFailure] = []
-        for route in self._usable_chain(request):
+        chain = self._warm_chain(request)
+        for position, route in enumerate(chain):
             holder: list[AsyncIterator[ChatDelta]] = []
 
             async def first_delta(
@@ -117,10 +148,11 @@ class RoutedChatModel:
                 return delta
 
             try:
-                first = await self._retrying(deadline, route.client.name, first_delta)
+                first = await self._retrying(deadline, route, first_delta)
             except UpstreamFailure as failure:
                 failures.append(failure)
                 log.warning("model %s failed before streaming: %s", route.model.id, failure)
+                self._failed(route, failure, _after(chain, position))
                 continue
             iterator = holder[0]
             try:
@@ -128,11 +160,33 @@ class RoutedChatModel:
                 async for delta in iterator:
                     yield self._public(delta, route)
             except UpstreamFailure as failure:
+                # Cut after its first token: no fallback any more, but it is the
+                # provider's failure all the same.
+                self._failed(route, failure, None)
                 raise failure.to_port_error() from None
             finally:
                 await _close(iterator)
+            # Only a stream that ended is a success: one that is cut again and again
+            # after its first token must not keep resetting the count.
+            self._cooldowns.succeeded(route.model.id)
             return
         raise _final(failures)
+
+    def _warm_chain(self, request: ChatRequest) -> list[Route]:
+        """The usable chain without its cooling routes, unless that leaves none: a
+        cool-down never refuses a request on its own."""
+        chain = self._usable_chain(request)
+        warm = [route for route in chain if not self._cooldowns.is_cooling(route.model.id)]
+        return warm or chain
+
+    def _failed(self, route: Route, failure: UpstreamFailure, next_route: Route | None) -> None:
+        cooling_starts = self._cooldowns.failed(route.model.id, failure)
+        if self._events is None:
+            return
+        if cooling_starts:
+            self._events.cooled_down(route.model.id)
+        if next_route is not None:
+            self._events.fell_back(route.model.id, next_route.model.id)
 
     def _usable_chain(self, request: ChatRequest) -> list[Route]:
         chain = self.chain(request.model)
@@ -148,9 +202,15 @@ class RoutedChatModel:
         return chain
 
     async def _retrying(
-        self, deadline: float, provider: str, attempt_once: Callable[[], Awaitable[T]]
+        self, deadline: float, route: Route, attempt_once: Callable[[], Awaitable[T]]
     ) -> T:
         loop = asyncio.get_running_loop()
+        provider = route.client.name
+        events = self._events
+
+        def before_sleep(state: RetryCallState) -> None:
+            if events is not None:
+                events.retried(route.model.provider, route.model.id)
 
         def wait(state: RetryCallState) -> float:
             failure = state.outcome.exception() if state.outcome else None
@@ -174,6 +234,7 @@ class RoutedChatModel:
             ),
             wait=wait,
             retry=retry_if_exception(lambda e: isinstance(e, UpstreamFailure) and e.retryable),
+            before_sleep=before_sleep,
             reraise=True,
         )
         async for attempt in retrying:
@@ -212,6 +273,10 @@ class _StopAtDeadline(stop_base):
 
     def __call__(self, retry_state: RetryCallState) -> bool:
         return self._loop.time() >= self._deadline
+
+
+def _after(chain: list[Route], position: int) -> Route | None:
+    return chain[position + 1] if position + 1 < len(chain) else None
 
 
 def _final(failures: list[UpstreamFailure]) -> ModelFailure:

@@ -6,7 +6,8 @@ its built-in models then appear. The TOML ``[models.ID]`` tables add or re-point
 -- false for a model that takes only its default temperature, ``input_price`` and
 ``output_price`` per million tokens),
 ``remove_models`` hides some, ``fallbacks`` chains them. The offline ``echo`` model is
-on when no provider is, or when ``keep_echo`` says so."""
+on when no provider is, or when ``keep_echo`` says so. ``cooldown_failures`` consecutive
+provider failures cool a model down for ``cooldown_seconds`` (``adapters.llm.cooldown``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import httpx
 
 from adapters.llm.anthropic import AnthropicClient
 from adapters.llm.catalog import StaticModelCatalog
+from adapters.llm.cooldown import Cooldowns
 from adapters.llm.defaults import (
     ANTHROPIC_FORMAT,
     BUILTIN_MODELS,
@@ -32,7 +34,7 @@ from adapters.llm.echo import ECHO_MODEL_ID, ECHO_PROVIDER, EchoChatModel
 from adapters.llm.gemini import GeminiClient
 from adapters.llm.images import ImageFetcher
 from adapters.llm.openai_compatible import OpenAICompatibleClient
-from adapters.llm.routing import ProviderClient, RetryPolicy, Route, RoutedChatModel
+from adapters.llm.routing import ProviderClient, RetryPolicy, Route, RoutedChatModel, RouteEvents
 from adapters.llm.transport import provider_http_client
 from adapters.llm.upstream import Dialect, UpstreamModel
 from application.ports import ModelInfo
@@ -63,6 +65,9 @@ class LlmConfig:
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    cooldown_failures: int = 3
+    cooldown_seconds: float = 30.0
+    route_events: RouteEvents | None = None
     allow_private_image_urls: bool = False
     image_max_bytes: int = 5 * 1024 * 1024
 
@@ -73,6 +78,10 @@ class LlmStack:
     chat_model: RoutedChatModel
     images: ImageFetcher
     clients: list[httpx.AsyncClient]
+    # This worker's cool-downs (what the admin's provider health view shows).
+    cooldowns: Cooldowns
+    # The providers' keys, for masking wherever a provider's words are shown.
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
 
     async def aclose(self) -> None:
         for client in self.clients:
@@ -121,6 +130,10 @@ def _enabled_providers(config: LlmConfig) -> dict[str, _Provider]:
 
 
 def build_llm(config: LlmConfig) -> LlmStack:
+    if config.cooldown_failures < 0 or config.cooldown_seconds < 0:
+        raise ModelConfigError(
+            "provider_cooldown_failures and provider_cooldown_seconds must be 0 or more"
+        )
     providers = _enabled_providers(config)
     timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
     clients: list[httpx.AsyncClient] = []
@@ -179,8 +192,18 @@ def build_llm(config: LlmConfig) -> LlmStack:
     if default not in routes:
         raise ModelConfigError(f"default_model {default!r} is not an available model")
     catalog = StaticModelCatalog([route.model for route in routes.values()], default)
-    chat_model = RoutedChatModel(routes, config.fallbacks, config.retry)
-    return LlmStack(catalog=catalog, chat_model=chat_model, images=images, clients=clients)
+    cooldowns = Cooldowns(failures=config.cooldown_failures, seconds=config.cooldown_seconds)
+    chat_model = RoutedChatModel(
+        routes, config.fallbacks, config.retry, cooldowns=cooldowns, events=config.route_events
+    )
+    return LlmStack(
+        catalog=catalog,
+        chat_model=chat_model,
+        images=images,
+        clients=clients,
+        cooldowns=cooldowns,
+        api_keys=tuple(p.api_key for p in providers.values() if p.api_key),
+    )
 
 
 def _price(model_id: str, spec: Mapping[str, Any], known: Price | None) -> Price | None:

@@ -35,6 +35,8 @@ from typing import Any
 
 import aiosqlite
 
+from adapters.persistence.events import DATABASE_EVENTS
+
 # A lock is normally held for well under a millisecond; start by yielding once, then
 # back off to at most 20 ms between attempts.
 _FIRST_DELAY_S = 0.0002
@@ -88,6 +90,8 @@ class InlineConnection(aiosqlite.Connection):
         delay = _FIRST_DELAY_S
         while True:
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 (jitter)
+            if DATABASE_EVENTS.busy_retry is not None:
+                DATABASE_EVENTS.busy_retry()
             try:
                 return work()
             except sqlite3.OperationalError as error:

@@ -7,6 +7,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.persistence.events import DATABASE_EVENTS
 from adapters.persistence.repositories import (
     SqlApiTokens,
     SqlChatSettings,
@@ -38,7 +39,15 @@ class SqlUnitOfWork:
     async def __aenter__(self) -> Self:
         if self._connection is not None:
             raise RuntimeError("this unit of work is already in a transaction")
-        connection = await self._engine.connect()
+        waiting = DATABASE_EVENTS.waiting
+        if waiting is None:
+            connection = await self._engine.connect()
+        else:
+            waiting(1)
+            try:
+                connection = await self._engine.connect()
+            finally:
+                waiting(-1)
         self._connection = connection
         self.users = SqlUsers(connection)
         self.conversations = SqlConversations(connection)

@@ -19,6 +19,11 @@ from application.admin.limits import (
     SetUserModelsRequest,
     UserModels,
 )
+from application.admin.providers import (
+    GetProviderHealth,
+    GetProviderHealthRequest,
+    ProviderHealthReport,
+)
 from application.admin.reports import ListAuditLog, OwnUsageRequest, ReportOwnUsage, ReportUsage
 from application.admin.requests import (
     SEARCH_COUNT_LIMIT,
@@ -41,6 +46,8 @@ __all__ = [
     "DeactivateUser",
     "GetAnyConversation",
     "GetConversationStats",
+    "GetProviderHealth",
+    "GetProviderHealthRequest",
     "GetUserBudget",
     "GetUserModels",
     "ListAllConversations",
@@ -50,6 +57,7 @@ __all__ = [
     "ListUsers",
     "ListUsersRequest",
     "OwnUsageRequest",
+    "ProviderHealthReport",
     "ReactivateUser",
     "ReopenAnyConversation",
     "ReportOwnUsage",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +21,7 @@ from litestar.stores.redis import RedisStore
 from litestar.template.config import TemplateConfig
 
 from application.chat.stream import INTERRUPTED
-from entrypoints import log_redaction
+from entrypoints import logs
 from entrypoints.container import Container
 from entrypoints.http import api_docs
 from entrypoints.http.api.admin import (
@@ -29,6 +29,7 @@ from entrypoints.http.api.admin import (
     AdminMonitoringController,
     AdminUsersController,
 )
+from entrypoints.http.api.admin_providers import AdminProvidersController
 from entrypoints.http.api.branches import BranchesController
 from entrypoints.http.api.budgets import AdminLimitsController, OwnBudgetController
 from entrypoints.http.api.chat_settings import ChatSettingsController
@@ -55,6 +56,7 @@ from entrypoints.http.csrf import CSRF_COOKIE, CSRF_HEADER, SessionCSRFMiddlewar
 from entrypoints.http.dialects import DRF_STYLE, OPENAI, V1
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.interrupted_turns import mark_interrupted_turns
+from entrypoints.http.observability import metrics_routes, wrap_with_request_context
 from entrypoints.http.openai_v1.chat import OpenAIController
 from entrypoints.http.openapi import allowed_methods, list_models, refuse_nul_in_message_texts
 from entrypoints.http.openapi import document as document_errors
@@ -64,6 +66,7 @@ from entrypoints.http.sessions import SESSION_COOKIE, LazySessionConfig
 from entrypoints.http.web.pages import STATIC, TEMPLATES, PagesController
 from entrypoints.http.web.wechat_page import WeChatPageController
 from entrypoints.settings import Settings, load_settings, with_secret_key
+from entrypoints.tracing import Tracing, tracing_from_environment
 
 
 def _from_container(provider: Callable[[], Any]) -> Provide:
@@ -84,7 +87,7 @@ def use_cases(container: Container) -> dict[str, Provide]:
     }
 
 
-def create_app(container: Container) -> Litestar:
+def create_app(container: Container, tracing: Tracing | None = None) -> Litestar:
     dependencies = use_cases(container)
     dependencies["catalog"] = _from_container(container.catalog)
     dependencies["throttle"] = _from_container(container.throttle)
@@ -111,6 +114,7 @@ def create_app(container: Container) -> Litestar:
             AdminConversationsController,
             AdminUsersController,
             AdminMonitoringController,
+            AdminProvidersController,
         ],
     )
     api_v1 = Router(
@@ -177,29 +181,45 @@ def create_app(container: Container) -> Litestar:
         opt={UNLIMITED: True},
     )
 
+    route_handlers: list[Any] = [
+        api,
+        api_v1,
+        openai_v1,
+        PagesController,
+        WeChatPageController,
+        static,
+        api_docs.assets_router(),
+    ]
+    middleware = [session.middleware, DefineMiddleware(SessionCSRFMiddleware, config=csrf)]
+    if config.metrics_enabled():
+        metrics_controller, http_metrics = metrics_routes()
+        route_handlers.append(metrics_controller)
+        middleware.insert(0, http_metrics)
+        from adapters.telemetry.database import measure_database  # see metrics.py
+
+        measure_database(container.engine())
+
     app = Litestar(
-        route_handlers=[
-            api,
-            api_v1,
-            openai_v1,
-            PagesController,
-            WeChatPageController,
-            static,
-            api_docs.assets_router(),
-        ],
+        route_handlers=route_handlers,
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         dependencies=dependencies,
         exception_handlers=EXCEPTION_HANDLERS,
         on_shutdown=[release_resources],
-        middleware=[session.middleware, DefineMiddleware(SessionCSRFMiddleware, config=csrf)],
+        middleware=middleware,
         stores={"sessions": sessions_store},
+        plugins=[] if tracing is None else [tracing],
         state=State(
             {
                 "csrf_config": csrf,
                 "throttle": container.throttle(),
                 "wechat_login": bool(config.wechat_app_id()),
+                "metrics": config.metrics_enabled(),
+                "metrics_token": config.metrics_token(),
             }
         ),
+        # Logging is configured once, by configure_logging (text or JSON lines, each with its
+        # request id); Litestar's default configuration would replace the root handler.
+        logging_config=None,
         before_request=limit_anonymous_requests,
         before_send=[add_security_headers],
         request_max_body_size=config.max_body_bytes(),
@@ -249,6 +269,7 @@ def create_app(container: Container) -> Litestar:
     list_models(app, [model.id for model in container.catalog().available()])
     refuse_nul_in_message_texts(app)
     app.state.allowed_methods = allowed_methods(app)
+    wrap_with_request_context(app, log_every_request=config.access_log())
     return app
 
 
@@ -259,15 +280,7 @@ def build_container(settings: Settings) -> Container:
 
 
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # Alembic narrates every plugin it loads at INFO, and httpx logs every upstream request
-    # at INFO (a measurable share of chat throughput); only their warnings help an operator.
-    for chatty in ("alembic", "httpx", "httpcore"):
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
-    log_redaction.install()
+    logs.configure_logging(settings.log_level, settings.log_format)
 
 
 def app_from_environment() -> Litestar:
@@ -275,6 +288,6 @@ def app_from_environment() -> Litestar:
     settings = with_secret_key(load_settings())
     configure_logging(settings)
     container = build_container(settings)
-    app = create_app(container)
+    app = create_app(container, tracing_from_environment(container, os.environ))
     mark_interrupted_turns(app, container)
     return app

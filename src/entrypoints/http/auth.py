@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Request
 from litestar.di import NamedDependency
 
+from adapters.telemetry.request_context import current_request
 from application.authentication import Authenticate
 from application.throttling import Throttle
 from domain.errors import AuthenticationFailed, NotAuthenticated
@@ -34,8 +35,15 @@ async def authenticated_user(
         # Guessing tokens costs the address its anonymous allowance.
         await throttle.address(client_address(request))
         raise
+    _identified(user)
     await throttle.user(user.id)
     return user
+
+
+def _identified(user: User) -> None:
+    facts = current_request()
+    if facts is not None:  # for the request's log line
+        facts.user_id = user.id
 
 
 async def bearer_user(
@@ -52,6 +60,7 @@ async def bearer_user(
     except AuthenticationFailed:
         await throttle.address(client_address(request))
         raise
+    _identified(user)
     await throttle.user(user.id)
     return user
 

@@ -16,6 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
+from adapters.telemetry.request_context import current_request_id
 from application.errors import (
     ContentFiltered,
     EmptyReply,
@@ -47,6 +48,7 @@ from domain.errors import (
 )
 from entrypoints.http.bodies import UnsupportedMediaType
 from entrypoints.http.dialects import OPENAI, Dialect, dialect_of
+from entrypoints.http.observability import refused_limit
 
 log = logging.getLogger("parley.http")
 
@@ -126,6 +128,9 @@ class ErrorBody:
         extra: dict[str, str] | None = None,
     ) -> Response[Any]:
         dialect = dialect_of(request)
+        if status >= 500 and (request_id := current_request_id()) is not None:
+            # What the user quotes when reporting it; the server's log line carries it too.
+            extra = {**(extra or {}), "request_id": request_id}
         if status == 401:
             scheme = dialect.auth_scheme
             headers = {"WWW-Authenticate": f'{scheme} realm="api"', **(headers or {})}
@@ -134,6 +139,10 @@ class ErrorBody:
 
 
 def domain_error(request: Request[Any, Any, Any], error: DomainError) -> Response[Any]:
+    if request.app.state.metrics and (limit := refused_limit(error)) is not None:
+        from adapters.telemetry import metrics  # imported once metrics are on (see there)
+
+        metrics.LIMIT_REFUSALS.labels(limit).inc()
     fields = error.field_errors if isinstance(error, InvalidInput) else None
     headers = _rate_limit_headers(error) if isinstance(error, RateLimited) else None
     if isinstance(error, ModelFailure | IdempotencyInProgress) and error.retry_after is not None:
@@ -240,6 +249,10 @@ def connection_lost(request: Request[Any, Any, Any], error: Exception) -> Respon
 
 
 def pool_exhausted(request: Request[Any, Any, Any], error: SQLAlchemyTimeoutError) -> Response[Any]:
+    if request.app.state.metrics:
+        from adapters.telemetry import metrics
+
+        metrics.DB_POOL_TIMEOUTS.inc()
     log.warning("database pool exhausted on %s %s", request.method, request.url.path)
     return ErrorBody.render(
         request,

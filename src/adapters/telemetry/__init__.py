@@ -1,0 +1,1 @@
+"""What operators see: the request's facts for its log line, Prometheus metrics."""
