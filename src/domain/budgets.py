@@ -220,7 +220,8 @@ def estimated_tokens(text: str) -> int:
     """A generous count of the tokens a text costs: a quarter token per ASCII character
     (OpenAI's rule of thumb for English) and a whole token per other character (Chinese
     runs at about one per character in the providers' tokenisers)."""
-    ascii_chars = sum(1 for ch in text if ch < "\x80")
+    # Counted in C: every turn estimates the whole history it sends.
+    ascii_chars = len(text) if text.isascii() else len(text.encode("ascii", "ignore"))
     return math.ceil(ascii_chars / 4) + (len(text) - ascii_chars)
 
 

@@ -97,7 +97,7 @@ def _serve(
         log_level=settings.log_level.lower(),
         # JSON lines: uvicorn's own loggers go through Parley's handler, as every other.
         log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
-        http=JsonErrorH11Protocol,
+        http=http_protocol(),
         **forwarded_headers(settings),
         # Parley writes the access line itself (the request id, the user, the model and
         # tokens); one per request costs throughput (measured in bench/), so opt in.
@@ -142,22 +142,23 @@ _INVALID_REQUEST = json.dumps(
 ).encode()
 
 
+def _invalid_request_head() -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(_INVALID_REQUEST)).encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"connection", b"close"),
+    ]
+
+
 class JsonErrorH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol, answering a request it cannot parse in Parley's JSON
-    error shape rather than as plain text. Such a request never reaches the ASGI app, so
-    this is the only place to do it: uvicorn offers no hook but the protocol class. (So
-    ``parley serve`` always speaks h11, uvicorn's own dependency, even where httptools
-    happens to be installed.)"""
+    """uvicorn's h11 protocol, answering a request it cannot parse in Parley's JSON error
+    shape rather than as plain text. Such a request never reaches the ASGI app, so this
+    is the only place to do it: uvicorn offers no hook but the protocol class."""
 
     def send_400_response(self, msg: str) -> None:
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(_INVALID_REQUEST)).encode()),
-            (b"x-content-type-options", b"nosniff"),
-            (b"connection", b"close"),
-        ]
         for event in (
-            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Response(status_code=400, headers=_invalid_request_head(), reason=b"Bad Request"),
             h11.Data(data=_INVALID_REQUEST),
             h11.EndOfMessage(),
         ):
@@ -165,6 +166,36 @@ class JsonErrorH11Protocol(H11Protocol):
             if output:
                 self.transport.write(output)
         self.transport.close()
+
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # httptools is a dependency, but has no wheel for every platform
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]
+
+
+if HttpToolsProtocol is not None:
+
+    class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
+        """The same JSON 400 on uvicorn's httptools protocol (at module level: several
+        workers receive the class by pickling)."""
+
+        def send_400_response(self, msg: str) -> None:
+            head = b"".join(
+                name + b": " + value + b"\r\n" for name, value in _invalid_request_head()
+            )
+            self.transport.write(
+                b"HTTP/1.1 400 Bad Request\r\n" + head + b"\r\n" + _INVALID_REQUEST
+            )
+            self.transport.close()
+
+
+def http_protocol() -> type[asyncio.Protocol]:
+    """httptools' parser, uvicorn's fast path (measured in bench/), where it is installed;
+    h11 otherwise."""
+    if HttpToolsProtocol is None:
+        return JsonErrorH11Protocol
+    return JsonErrorHttpToolsProtocol
 
 
 async def _create_superuser(settings: Settings, username: str, email: str) -> int:

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from entrypoints.http.app import build_container, configure_logging
+from entrypoints.logs import JsonLines
 from entrypoints.settings import Settings
 from tests.fakes import llm_server as fake
 from tests.fakes.llm_server import FakeLLMServer
@@ -76,6 +77,8 @@ def parley(
         wechat_app_secret=WECHAT_SECRET,
         wechat_redirect_uri="https://parley.example.com/wechat/return",
         wechat_api_base_url=wechat.base_url,
+        # A line per request too: its fields (route, user, model, tokens) are scanned.
+        access_log=True,
     ) as running:
         yield running
 
@@ -241,8 +244,11 @@ def test_no_secret_in_logs_or_error_bodies(
         assert refused.status_code >= 400
 
     logged = caplog.text + "\n".join(str(record.__dict__) for record in caplog.records)
+    # And as PARLEY_LOG_FORMAT=json writes them.
+    logged += "\n".join(JsonLines().format(record) for record in caplog.records)
     # The capture sees the server thread's records (the provider failures are logged).
     assert any(r.name.startswith("parley.") for r in caplog.records), "capture not working"
+    assert any(r.name == "parley.access" for r in caplog.records), "no access lines"
     assert _leaks(logged, secrets) == []
     token_secrets = {k: v for k, v in secrets.items() if "token" in k}
     fixed_secrets = {k: v for k, v in secrets.items() if "token" not in k}
