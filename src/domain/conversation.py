@@ -197,8 +197,34 @@ class Conversation(NewConversation):
     id: int
 
 
+class AsTheModelSeesIt:
+    """What the model is sent of a message (``role``, ``content``, the image)."""
+
+    status: MessageStatus
+    content: str
+    image_url: str | None
+    image_data: str | None
+
+    @property
+    def counts_as_history(self) -> bool:
+        """Only text the model actually said (or the user wrote) goes back to the model:
+        a failed, blocked or empty turn is never sent upstream (Gemini, for one, refuses
+        an empty part, and would then refuse every later turn)."""
+        return self.status in _ANSWERED and bool(self.content.strip())
+
+    @property
+    def image_for_model(self) -> str | None:
+        """The image as a data: URI, or None when there is none to send (an image given
+        by URL before Parley kept a copy is not fetched again: it may be long gone)."""
+        if self.image_data:
+            return self.image_data
+        if self.image_url and self.image_url.startswith("data:"):
+            return self.image_url
+        return None
+
+
 @dataclass
-class NewMessage:
+class NewMessage(AsTheModelSeesIt):
     """A message as it is before it is stored; storing it gives it its id (``Message``)."""
 
     conversation_id: int
@@ -234,23 +260,6 @@ class NewMessage:
     parent_id: int | None = None
     on_branch: bool = True
 
-    @property
-    def counts_as_history(self) -> bool:
-        """Only text the model actually said (or the user wrote) goes back to the model:
-        a failed, blocked or empty turn is never sent upstream (Gemini, for one, refuses
-        an empty part, and would then refuse every later turn)."""
-        return self.status in _ANSWERED and bool(self.content.strip())
-
-    @property
-    def image_for_model(self) -> str | None:
-        """The image as a data: URI, or None when there is none to send (an image given
-        by URL before Parley kept a copy is not fetched again: it may be long gone)."""
-        if self.image_data:
-            return self.image_data
-        if self.image_url and self.image_url.startswith("data:"):
-            return self.image_url
-        return None
-
     def stored_as(self, message_id: int) -> Message:
         return Message(id=message_id, **_values(self, NewMessage))
 
@@ -260,6 +269,19 @@ class Message(NewMessage):
     """A stored message: ``id`` orders a conversation's messages."""
 
     id: int
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierMessage(AsTheModelSeesIt):
+    """A stored message as a turn's history needs it: read with only these columns, the
+    model's history costs a turn a fraction of reading whole messages (bench/)."""
+
+    id: int
+    role: MessageRole
+    content: str
+    status: MessageStatus
+    image_url: str | None
+    image_data: str | None
 
 
 def _values(record: object, kind: type) -> dict[str, Any]:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
-from domain.conversation import MessageRole, MessageStatus, NewMessage
+from domain.conversation import EarlierMessage, MessageRole, MessageStatus, NewMessage
+
+# The new message is a NewMessage; the ones before it were read as EarlierMessage.
+HistoryMessage = NewMessage | EarlierMessage
+M = TypeVar("M", bound=HistoryMessage)
 
 
-def fit_history(messages: Sequence[NewMessage], max_chars: int) -> list[NewMessage]:
+def fit_history(messages: Sequence[M], max_chars: int) -> list[M]:
     """Keep the newest messages whose contents fit in ``max_chars``, oldest first.
 
     ``messages`` is in chronological order. The newest message is always kept, even when
@@ -20,7 +25,7 @@ def fit_history(messages: Sequence[NewMessage], max_chars: int) -> list[NewMessa
         for message, answer in zip(messages, [*messages[1:], None], strict=False)
         if message.counts_as_history and not _blocked_prompt(message, answer)
     ]
-    kept: list[NewMessage] = []
+    kept: list[M] = []
     used = 0
     for message in reversed(usable):
         used += len(message.content)
@@ -31,7 +36,7 @@ def fit_history(messages: Sequence[NewMessage], max_chars: int) -> list[NewMessa
     return kept
 
 
-def _blocked_prompt(message: NewMessage, answer: NewMessage | None) -> bool:
+def _blocked_prompt(message: HistoryMessage, answer: HistoryMessage | None) -> bool:
     return (
         message.role is MessageRole.USER
         and answer is not None

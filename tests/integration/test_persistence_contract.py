@@ -610,6 +610,13 @@ async def test_messages_are_listed_oldest_first_with_the_conversations_total(
         assert ids(await uow.messages.latest(conversation.id, 100)) == message_ids
         assert await uow.messages.latest(conversation.id, 0) == []
         assert await uow.messages.latest(conversation.id, -1) == []
+        # The history's view of the same messages: what the model is sent of each.
+        earlier = await uow.messages.history(conversation.id, 3)
+        latest = await uow.messages.latest(conversation.id, 3)
+        assert [(m.id, m.role, m.content, m.status) for m in earlier] == [
+            (m.id, m.role, m.content, m.status) for m in latest
+        ]
+        assert await uow.messages.history(conversation.id, 0) == []
 
 
 async def test_an_owners_messages_across_conversations_oldest_first(db: Persistence) -> None:

@@ -49,6 +49,7 @@ from domain.chat_settings import ChatSettings, UserChatSettings
 from domain.conversation import (
     Conversation,
     ConversationStatus,
+    EarlierMessage,
     Message,
     MessageRole,
     MessageStatus,
@@ -349,6 +350,12 @@ class FakeMessages(_Repository):
         if limit <= 0:
             return []
         return [copy.copy(m) for m in self._state.messages_of(conversation_id)[-limit:]]
+
+    async def history(self, conversation_id: int, limit: int) -> list[EarlierMessage]:
+        return [
+            EarlierMessage(m.id, m.role, m.content, m.status, m.image_url, m.image_data)
+            for m in await self.latest(conversation_id, limit)
+        ]
 
     async def owned(self, message_id: int, owner_id: int) -> Message | None:
         message = self._state.messages.get(message_id)

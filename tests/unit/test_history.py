@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,7 +40,7 @@ def conversations(draw: st.DrawFn) -> list[Message]:
 budgets = st.integers(min_value=0, max_value=120)
 
 
-def chars(messages: list[NewMessage]) -> int:
+def chars(messages: Sequence[NewMessage]) -> int:
     return sum(len(m.content) for m in messages)
 
 

@@ -23,6 +23,7 @@ from domain.chat_settings import ChatSettings, UserChatSettings
 from domain.conversation import (
     Conversation,
     ConversationStatus,
+    EarlierMessage,
     Message,
     MessageRole,
     MessageStatus,
@@ -131,6 +132,21 @@ _RENEW_LEASE = (
 # Only the history the model sees needs the images' data; lists never load it.
 _LATEST_MESSAGES = (
     select(*_MESSAGE_COLUMNS, t.messages.c.image_data)
+    .where(t.messages.c.conversation_id == bindparam("conversation_id"), t.messages.c.on_branch)
+    .order_by(t.messages.c.id.desc())
+    .limit(bindparam("limit"))
+)
+
+
+_HISTORY = (
+    select(
+        t.messages.c.id,
+        t.messages.c.role,
+        t.messages.c.content,
+        t.messages.c.status,
+        t.messages.c.image_url,
+        t.messages.c.image_data,
+    )
     .where(t.messages.c.conversation_id == bindparam("conversation_id"), t.messages.c.on_branch)
     .order_by(t.messages.c.id.desc())
     .limit(bindparam("limit"))
@@ -583,6 +599,17 @@ class SqlMessages:
             _LATEST_MESSAGES, {"conversation_id": conversation_id, "limit": limit}
         )
         return [_message(r) for r in reversed(rows.all())]
+
+    async def history(self, conversation_id: int, limit: int) -> list[EarlierMessage]:
+        if limit <= 0:
+            return []
+        rows = await self._db.execute(
+            _HISTORY, {"conversation_id": conversation_id, "limit": limit}
+        )
+        return [
+            EarlierMessage(id_, _ROLES[role], content, _STATUSES[status], image_url, image_data)
+            for id_, role, content, status, image_url, image_data in reversed(rows.all())
+        ]
 
     async def owned(self, message_id: int, owner_id: int) -> Message | None:
         if not storable(message_id):

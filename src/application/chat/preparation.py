@@ -26,6 +26,8 @@ from domain.branches import Rewrite, RewriteKind
 from domain.chat_settings import UserChatSettings
 from domain.conversation import (
     Conversation,
+    EarlierMessage,
+    Message,
     MessageRole,
     NewMessage,
     title_from_message,
@@ -102,8 +104,13 @@ class TurnPreparation:
             # One more than the model sees: the newest is the new message's parent, or the
             # question a regenerated reply answers (the branch now ends there).
             seen = self._budget.max_messages - 1
-            earlier = await uow.messages.latest(conversation.id, seen + 1)
-            question = earlier.pop() if regenerating else None
+            earlier: list[Message] | list[EarlierMessage]
+            question = None
+            if regenerating:  # the question is answered again: it is read whole
+                earlier = await uow.messages.latest(conversation.id, seen + 1)
+                question = earlier.pop()
+            else:
+                earlier = await uow.messages.history(conversation.id, seen + 1)
             if question is not None and question.role is not MessageRole.USER:
                 raise InvalidInput({"message_id": ["This reply answers no message of yours."]})
             user_message = question or self._user_message(command, conversation.id, image)

@@ -25,6 +25,7 @@ from domain.conversation import (
     MessageStatus,
     NewMessage,
 )
+from domain.history import HistoryMessage
 
 _CHAT_ROLES: dict[MessageRole, ChatRole] = {
     MessageRole.USER: "user",
@@ -84,7 +85,7 @@ class StoredTurn:
 
 
 def model_request(
-    model: ModelInfo, settings: ChatSettings, history: Sequence[NewMessage], system_prompt: str
+    model: ModelInfo, settings: ChatSettings, history: Sequence[HistoryMessage], system_prompt: str
 ) -> ChatRequest:
     """What the model is sent: the system prompt, then the history it may see (images
     only to a model that takes them), with the user's sampling settings."""

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Protocol
 from application.pagination import Page, PageRequest
 from domain.budgets import UserLimits
 from domain.chat_settings import UserChatSettings
-from domain.conversation import Conversation, Message, NewConversation, NewMessage
+from domain.conversation import (
+    Conversation,
+    EarlierMessage,
+    Message,
+    NewConversation,
+    NewMessage,
+)
 
 if TYPE_CHECKING:
     # admin_ports imports the ports, this module among them: the criteria the user's
@@ -116,6 +122,10 @@ class Messages(Protocol):
     async def latest(self, conversation_id: int, limit: int) -> list[Message]:
         """The current branch's newest ``limit`` messages, returned oldest first: one
         bounded query."""
+        ...
+
+    async def history(self, conversation_id: int, limit: int) -> list[EarlierMessage]:
+        """``latest`` with only what a turn's history needs of each message."""
         ...
 
     async def owned(self, message_id: int, owner_id: int) -> Message | None:
