@@ -125,6 +125,11 @@ def chatted(served: Served) -> dict[str, Any]:
         conversation = http.post("/api/conversations/", headers=alice.bearer).json()
         send = f"/api/conversations/{conversation['id']}/send_message/"
         answered = http.post(send, json={"message": SECRET_WORDS}, headers=alice.bearer)
+        streamed = http.post(
+            "/api/v1/messages/chat/",
+            json={"conversation_id": conversation["id"], "message": "more", "stream": True},
+            headers=alice.bearer,
+        )
         served.upstream.script(fake.error(500), fake.error(500), fake.error(500))
         failed = http.post(
             send,
@@ -141,6 +146,7 @@ def chatted(served: Served) -> dict[str, Any]:
     return {
         "alice": alice,
         "answered": answered,
+        "streamed": streamed,
         "failed": failed,
         "over_limit": over_limit,
         "logins": logins,
@@ -156,6 +162,8 @@ def test_a_scrape_counts_the_answered_chat_the_failed_one_and_the_refusals(
     served: Served, chatted: dict[str, Any]
 ) -> None:
     assert chatted["answered"].status_code == 201
+    assert chatted["streamed"].status_code == 200
+    assert "event: done" in chatted["streamed"].text
     assert chatted["failed"].status_code == 502
     assert chatted["over_limit"].status_code == 409
     assert chatted["logins"][-1] == 429
@@ -166,12 +174,14 @@ def test_a_scrape_counts_the_answered_chat_the_failed_one_and_the_refusals(
     scraped = samples(response.text)
 
     turns = "parley_chat_turns_total"
-    assert value(scraped, turns, model=MODEL, provider=PROVIDER, outcome="completed") == 1
+    assert value(scraped, turns, model=MODEL, provider=PROVIDER, outcome="completed") == 2
     assert value(scraped, turns, model=MODEL, provider=PROVIDER, outcome="failed") == 1
     # Three attempts at the failed chat: two retries.
     assert value(scraped, "parley_provider_retries_total", provider=PROVIDER, model=MODEL) == 2
     latency = "parley_provider_latency_seconds_count"
-    assert value(scraped, latency, provider=PROVIDER, model=MODEL) == 2
+    assert value(scraped, latency, provider=PROVIDER, model=MODEL) == 3
+    first_token = "parley_time_to_first_token_seconds_count"
+    assert value(scraped, first_token, provider=PROVIDER, model=MODEL) == 1
     assert value(scraped, "parley_tokens_total", model=MODEL, kind="prompt") > 0
     assert value(scraped, "parley_tokens_total", model=MODEL, kind="completion") > 0
 
