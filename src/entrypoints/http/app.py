@@ -53,6 +53,7 @@ from entrypoints.http.auth import (
     optional_user,
 )
 from entrypoints.http.csrf import CSRF_COOKIE, CSRF_HEADER, SessionCSRFMiddleware
+from entrypoints.http.dependencies import resolve_dependencies_in_order
 from entrypoints.http.dialects import DRF_STYLE, OPENAI, V1
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.interrupted_turns import mark_interrupted_turns
@@ -85,6 +86,9 @@ def use_cases(container: Container) -> dict[str, Provide]:
         if isinstance(provider, providers.Factory)
         and getattr(provider.provides, "__module__", "").startswith("application.")
     }
+
+
+resolve_dependencies_in_order()
 
 
 def create_app(container: Container, tracing: Tracing | None = None) -> Litestar:
