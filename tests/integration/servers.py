@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import signal
 import socket
 import subprocess
 import sys
@@ -97,6 +98,13 @@ def running_server(
     if configure is not None:
         configure(container)
     app = create_app(container)
+    with serving(app) as base_url:
+        yield RunningServer(base_url, settings, container)
+
+
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """uvicorn serving ``app`` in a thread on a free 127.0.0.1 port; its base URL."""
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and
     # without it every request on a reused connection waits ~40 ms for delayed ACKs.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -114,10 +122,10 @@ def running_server(
             raise RuntimeError("test server did not start")
         time.sleep(0.01)
     try:
-        yield RunningServer(f"http://127.0.0.1:{port}", settings, container)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(timeout=15)
+        thread.join(timeout=30)
         sock.close()
 
 
@@ -149,14 +157,18 @@ def free_port() -> int:
 
 
 def start_parley_serve(
-    cwd: Path, environment: dict[str, str], log: Path, port: int | None = None
+    cwd: Path,
+    environment: dict[str, str],
+    log: Path,
+    port: int | None = None,
+    options: tuple[str, ...] = (),
 ) -> tuple[subprocess.Popen[bytes], str]:
     """``parley serve`` as the README runs it, in its own process (so a test can kill it or
     drive it from a browser); returns once its health endpoint answers. Output goes to
     ``log``, which a failed start shows."""
     port = port or free_port()
     process = subprocess.Popen(
-        [PARLEY, "serve", "--port", str(port)],
+        [PARLEY, "serve", "--port", str(port), *options],
         env=environment,
         cwd=cwd,
         stdout=log.open("ab"),
@@ -171,3 +183,14 @@ def start_parley_serve(
                 return process, base_url
         assert time.monotonic() < deadline, "parley serve did not become healthy"
         time.sleep(0.1)
+
+
+def stop_parley_serve(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (uvicorn's graceful shutdown), then SIGKILL if it takes too long."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +21,11 @@ from tests.fakes import behaviours as fake
 from tests.fakes.llm_server import FakeLLMServer
 from tests.integration.conftest import register
 from tests.integration.servers import (
-    PARLEY,
     TEST_SECRET_KEY,
-    free_port,
     migrate,
     running_server,
     start_parley_serve,
+    stop_parley_serve,
 )
 
 KEY = "sk-observability-0123456789abcdef"
@@ -62,16 +58,6 @@ def _environment(database_url: str, upstream: FakeLLMServer, **extra: str) -> di
     )
     environment.update(extra)
     return environment
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -113,7 +99,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         try:
             yield Served(base_url, log, upstream)
         finally:
-            _stop(process)
+            stop_parley_serve(process)
 
 
 @pytest.fixture(scope="module")
@@ -279,7 +265,7 @@ def test_without_a_token_only_this_host_may_scrape(tmp_path: Path) -> None:
             assert elsewhere.status_code == 403
             assert "PARLEY_METRICS_TOKEN" in elsewhere.json()["error"]
         finally:
-            _stop(process)
+            stop_parley_serve(process)
 
 
 def test_two_workers_scrape_as_one(tmp_path: Path) -> None:
@@ -291,18 +277,10 @@ def test_two_workers_scrape_as_one(tmp_path: Path) -> None:
         environment = _environment(
             database_url, upstream, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)
         )
-        port = free_port()
-        log = tmp_path / "log"
-        process = subprocess.Popen(
-            [PARLEY, "serve", "--port", str(port), "--workers", "2", "--no-migrate"],
-            env=environment,
-            cwd=tmp_path,
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
+        process, base_url = start_parley_serve(
+            tmp_path, environment, tmp_path / "log", options=("--workers", "2", "--no-migrate")
         )
-        base_url = f"http://127.0.0.1:{port}"
         try:
-            _wait_until_healthy(process, base_url, log)
             health = {
                 "method": "GET",
                 "path": "/api/v1/health",
@@ -310,25 +288,20 @@ def test_two_workers_scrape_as_one(tmp_path: Path) -> None:
                 "app_name": "parley",
             }
             before = value(samples(scrape(base_url).text), "parley_requests_total", **health)
-            for _ in range(40):  # a new connection each: the kernel spreads them
+            sent = 0
+            # A new connection each, until both workers have answered some (the kernel
+            # hands connections to whichever worker accepts first).
+            while sent < 40 or (len(_writers(metrics_dir)) < 2 and sent < 1000):
                 assert httpx.get(f"{base_url}/api/v1/health/").status_code == 200
-            writers = {path.name.rsplit("_", 1)[-1] for path in metrics_dir.glob("counter_*.db")}
-            assert len(writers) >= 2, writers  # both workers counted some
+                sent += 1
+            assert len(_writers(metrics_dir)) >= 2
             for _ in range(6):
                 scraped = samples(scrape(base_url).text)
-                assert value(scraped, "parley_requests_total", **health) == before + 40
+                assert value(scraped, "parley_requests_total", **health) == before + sent
         finally:
-            _stop(process)
+            stop_parley_serve(process)
 
 
-def _wait_until_healthy(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{base_url}/api/v1/health/", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.1)
+def _writers(metrics_dir: Path) -> set[str]:
+    """The processes that wrote counters: prometheus-client names each file by its pid."""
+    return {path.name.rsplit("_", 1)[-1] for path in metrics_dir.glob("counter_*.db")}

@@ -15,7 +15,6 @@ import http.server
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +26,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -52,6 +50,7 @@ from tests.integration.servers import (
     free_port,
     migrate,
     running_server,
+    serving,
     start_parley_serve,
 )
 
@@ -102,24 +101,8 @@ def traced_server(
     migrate(settings.database_url)
     container = build_container(settings)
     app = create_app(container, traced(container))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive(), "traced server did not start"
-        assert time.monotonic() < deadline, "traced server did not start"
-        time.sleep(0.01)
-    try:
-        yield RunningServer(f"http://127.0.0.1:{sock.getsockname()[1]}", settings, container)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+    with serving(app) as base_url:
+        yield RunningServer(base_url, settings, container)
 
 
 def _chat_turn(base_url: str, text: str) -> tuple[Account, httpx.Response]:
