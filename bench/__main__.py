@@ -8,7 +8,7 @@ import sys
 from bench import admin, chat, harness, workers
 
 COMMANDS = {
-    "run": (chat, "Parley against the direct fake upstream (ceiling) and a minimal app (floor)"),
+    "run": (chat, "Parley against the minimal persisted chat turn (floor) and LiteLLM (peer)"),
     "workers": (workers, "chat throughput on the offline echo model: 1 vs 2 workers"),
     "admin": (admin, "admin monitoring API latency at 100k and 1M messages"),
 }

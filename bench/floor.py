@@ -1,66 +1,126 @@
-"""``python -m bench.floor --port P --database-url URL --upstream URL``: the floor, the least
-a chat endpoint can do on Parley's stack.
+"""``python -m bench.floor --port P --database-url URL --upstream URL``: the floor, the
+minimal persisted chat turn; ``python -m bench.floor --port P --hello``: a bare Litestar
+hello-world on the same server, to show what the framework and server alone cost.
 
-Same server (uvicorn), framework (Litestar, msgspec body), database engine (Parley's own
-``adapters.persistence.database.create_engine``: on SQLite its driver, pragmas and pool
-of one), outbound client (``adapters.llm.transport.provider_http_client``) and upstream.
-Per request it decodes the body ``/api/v1/messages/chat/`` takes, commits the user's
-message row, calls the model, commits the reply row (the columns of Parley's
-``messages``) and answers the same body shape; ``"stream": true`` forwards the deltas
-as the same SSE events. What it leaves out is what Parley adds: authentication,
-ownership and quota checks, chat settings, history, retries and fallbacks.
+It imports nothing of Parley's. Litestar + msgspec, SQLAlchemy Core on aiosqlite (one
+pooled connection, WAL, synchronous=NORMAL) or, given a PostgreSQL URL, the same code on
+asyncpg; one shared aiohttp session to the upstream; uvicorn on uvloop + httptools (where
+installed: the bench extra). It seeds its own API keys and conversations at start-up.
+
+``POST /api/v1/messages/chat/`` takes Parley's body and bearer key and, per request: looks
+the key's digest up (one SELECT), reads the conversation's newest 49 messages, checking
+its owner (one SELECT), commits the user's message, sends history + message upstream,
+commits the reply, and answers Parley's body (201). Streamed (``"stream": true``): the
+user's message and the reply's row are committed first, then Parley's SSE events
+(``reply``, ``delta``..., ``done``), the reply committed before ``done``. What it leaves
+out is what Parley adds beyond these guarantees: sessions and JWTs, quotas and budgets,
+chat settings, retries and fallbacks, idempotency, logging and metrics.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
+import hashlib
+import importlib.util
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import aiohttp
 import msgspec
 import uvicorn
-from litestar import Litestar, Response, post
+from litestar import Litestar, Request, Response, get, post
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, insert
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from adapters.llm.transport import provider_http_client
-from adapters.persistence.database import create_engine
+CHAT = "/api/v1/messages/chat/"
+MODEL = "fake-model"
+HISTORY = 49  # earlier messages sent with the new one (Parley's default budget: 50 in all)
+KEYS = 64
 
 metadata = MetaData()
-messages = Table(
-    "bench_floor_messages",
+api_keys = Table(
+    "api_keys",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("conversation_id", Integer, nullable=False, index=True),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("user_id", Integer, nullable=False),
+)
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, nullable=False),
+)
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", Integer, ForeignKey("conversations.id"), nullable=False),
     Column("role", String(16), nullable=False),
     Column("content", Text, nullable=False),
     Column("status", String(16), nullable=False),
     Column("model", String(100)),
-    Column("provider", String(50)),
     Column("prompt_tokens", Integer, nullable=False, default=0),
     Column("completion_tokens", Integer, nullable=False, default=0),
-    Column("finish_reason", String(50)),
-    Column("latency_ms", Integer),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("messages_by_conversation", "conversation_id", "id"),
 )
 
+KEY_OWNER = select(api_keys.c.user_id).where(api_keys.c.digest == bindparam("digest"))
+MINE = (conversations.c.id == bindparam("conversation")) & (
+    conversations.c.user_id == bindparam("owner")
+)
+NEWEST = (
+    select(messages.c.role, messages.c.content)
+    .join(conversations, conversations.c.id == messages.c.conversation_id)
+    .where(messages.c.conversation_id == bindparam("conversation"), MINE)
+    .order_by(messages.c.id.desc())
+    .limit(HISTORY)
+)
+OWNED = select(conversations.c.id).where(MINE)
+ADD_MESSAGE = insert(messages).returning(messages.c.id)
 
-MODEL = "fake-model"
+
+def key(user: int) -> str:
+    """The bearer key the floor seeds for user ``user`` (0-based)."""
+    return f"floor-key-{user}"
+
+
+def conversation(user: int, *, stream: bool) -> int:
+    """User ``user``'s conversation for chat, and another for streams."""
+    return 2 * user + (2 if stream else 1)
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class ChatIn(msgspec.Struct):
     message: str
-    conversation_id: int = 0
-    model: str | None = None
+    conversation_id: int
     stream: bool = False
 
 
-class MessageOut(msgspec.Struct):
+class MessageOut(msgspec.Struct, omit_defaults=True):
     id: int
     conversation: int
     role: str
@@ -68,123 +128,252 @@ class MessageOut(msgspec.Struct):
     created_at: datetime
     status: str
     model: str | None
+    image_url: str | None = None
+    stream_url: str | msgspec.UnsetType = msgspec.UNSET
+    cancel_url: str | msgspec.UnsetType = msgspec.UNSET
 
 
-def upstream_body(data: ChatIn) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": MODEL,
-        "messages": [{"role": "user", "content": data.message}],
-        "temperature": 0.7,
-        "max_tokens": 1024,
-    }
-    if data.stream:
-        body |= {"stream": True, "stream_options": {"include_usage": True}}
-    return body
+class ChatOut(msgspec.Struct):
+    conversation_id: int
+    user_message: MessageOut
+    ai_message: MessageOut
+    status: str
 
 
-def reply(data: ChatIn, content: str, usage: dict[str, Any], started: float) -> dict[str, Any]:
-    return {
-        "conversation_id": data.conversation_id,
-        "role": "assistant",
-        "content": content,
-        "status": "completed",
-        "model": MODEL,
-        "provider": "local",
-        "prompt_tokens": int(usage.get("prompt_tokens", 0)),
-        "completion_tokens": int(usage.get("completion_tokens", 0)),
-        "finish_reason": "stop",
-        "latency_ms": round((time.perf_counter() - started) * 1000),
-    }
+class Usage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
-def answer(user: MessageOut, ai: MessageOut) -> dict[str, Any]:
-    return {
-        "conversation_id": user.conversation,
-        "user_message": msgspec.to_builtins(user),
-        "ai_message": msgspec.to_builtins(ai),
-        "status": "completed",
-    }
+class Said(msgspec.Struct):
+    content: str | None = None
 
 
-def create_app(database_url: str, upstream: str) -> Litestar:
-    engine = create_engine(database_url)
-    http = provider_http_client(httpx.Timeout(60.0, connect=5.0))
-    url = upstream.rstrip("/") + "/chat/completions"
-    headers = {"Authorization": "Bearer bench"}
-    encode = msgspec.json.Encoder().encode
+class Choice(msgspec.Struct):
+    message: Said | None = None
+    delta: Said | None = None
 
-    async def store(row: dict[str, Any]) -> MessageOut:
-        row["created_at"] = datetime.now(UTC)
-        async with engine.begin() as connection:
-            result = await connection.execute(
-                insert(messages).values(**row).returning(messages.c.id)
+
+class Completion(msgspec.Struct):
+    choices: list[Choice] = []
+    usage: Usage | None = None
+
+
+class Turn(msgspec.Struct):
+    """What the first transaction leaves: the stored messages and what to send upstream."""
+
+    user: MessageOut
+    upstream: bytes
+    reply: MessageOut | None = None
+
+
+def create_engine(url: str) -> AsyncEngine:
+    if not url.startswith("sqlite"):
+        # A fixed pool: connections opened and closed under load would cost both sides.
+        return create_async_engine(
+            url, pool_size=10, max_overflow=0, pool_timeout=60, pool_reset_on_return=None
+        )
+    # One connection: SQLite has one writer, so requests queue in the pool, not on its lock.
+    engine = create_async_engine(
+        url, pool_size=1, max_overflow=0, pool_timeout=60, pool_reset_on_return=None
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return engine
+
+
+async def seed(engine: AsyncEngine, keys: int) -> None:
+    async with engine.begin() as connection:
+        await connection.run_sync(metadata.drop_all)
+        await connection.run_sync(metadata.create_all)
+        await connection.execute(
+            insert(api_keys), [{"digest": digest(key(u)), "user_id": u + 1} for u in range(keys)]
+        )
+        rows = [
+            {"id": conversation(u, stream=s), "user_id": u + 1}
+            for u in range(keys)
+            for s in (False, True)
+        ]
+        await connection.execute(insert(conversations), rows)
+
+
+ENCODE = msgspec.json.Encoder().encode
+DECODE_COMPLETION = msgspec.json.Decoder(Completion).decode
+
+
+async def store(
+    connection: AsyncConnection,
+    conversation_id: int,
+    role: str,
+    content: str,
+    status: str,
+    usage: Usage | None = None,
+) -> MessageOut:
+    now = datetime.now(UTC)
+    row = {"conversation_id": conversation_id, "role": role, "content": content}
+    row |= {"status": status, "model": MODEL, "created_at": now}
+    row |= msgspec.to_builtins(usage or Usage())
+    message_id = int((await connection.execute(ADD_MESSAGE, row)).scalar_one())
+    return MessageOut(message_id, conversation_id, role, content, now, status, MODEL)
+
+
+def sse(name: str, data: Any, count: int) -> ServerSentEventMessage:
+    return ServerSentEventMessage(ENCODE(data).decode(), name, str(count))
+
+
+class Floor:
+    def __init__(self, database_url: str, upstream: str, keys: int) -> None:
+        self.engine = create_engine(database_url)
+        self.keys = keys
+        self.url = upstream.rstrip("/") + "/chat/completions"
+        self.headers = {"Authorization": "Bearer bench", "Content-Type": "application/json"}
+        self.sessions: list[aiohttp.ClientSession] = []  # made in the server's loop
+
+    async def start(self) -> None:
+        await seed(self.engine, self.keys)
+        self.sessions.append(aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)))
+
+    async def stop(self) -> None:
+        for session in self.sessions:
+            await session.close()
+        await self.engine.dispose()
+
+    async def begin_turn(self, token: str, data: ChatIn) -> Turn:
+        """The first transaction: the key, the history, the user's message (and, streamed,
+        the reply's row)."""
+        async with self.engine.begin() as connection:
+            owner = await connection.scalar(KEY_OWNER, {"digest": digest(token)})
+            if owner is None:
+                raise NotAuthorizedException("Invalid API key.")
+            mine = {"conversation": data.conversation_id, "owner": owner}
+            earlier = (await connection.execute(NEWEST, mine)).all()
+            if not earlier and await connection.scalar(OWNED, mine) is None:
+                raise NotFoundException("No such conversation.")
+            said = [{"role": role, "content": content} for role, content in reversed(earlier)]
+            said.append({"role": "user", "content": data.message})
+            body: dict[str, Any] = {"model": MODEL, "messages": said}
+            body |= {"temperature": 0.7, "max_tokens": 1024}
+            if data.stream:
+                body |= {"stream": True, "stream_options": {"include_usage": True}}
+            user = await store(connection, data.conversation_id, "user", data.message, "completed")
+            reply = None
+            if data.stream:  # committed with the question, so a reader sees it being written
+                reply = await store(connection, data.conversation_id, "assistant", "", "streaming")
+        return Turn(user, ENCODE(body), reply)
+
+    async def chat(self, token: str, data: ChatIn) -> Response[Any]:
+        turn = await self.begin_turn(token, data)
+        if turn.reply is not None:
+            return ServerSentEvent(self.events(turn, turn.reply), status_code=200)
+        async with self.sessions[0].post(
+            self.url, data=turn.upstream, headers=self.headers
+        ) as response:
+            if response.status != 200:
+                raise HTTPException(status_code=502, detail=f"upstream {response.status}")
+            document = DECODE_COMPLETION(await response.read())
+        said = document.choices[0].message if document.choices else None
+        content = said.content if said is not None and said.content else ""
+        async with self.engine.begin() as connection:
+            ai = await store(
+                connection, data.conversation_id, "assistant", content, "completed", document.usage
             )
-            row_id = int(result.scalar_one())
-        return MessageOut(
-            row_id,
-            row["conversation_id"],
-            row["role"],
-            row["content"],
-            row["created_at"],
-            row["status"],
-            row.get("model"),
-        )
+        return Response(ChatOut(ai.conversation, turn.user, ai, "completed"), status_code=201)
 
-    @post("/chat/", status_code=201)
-    async def chat(data: ChatIn) -> Response[Any]:
-        user = await store(
-            {"conversation_id": data.conversation_id, "role": "user", "content": data.message}
-            | {"status": "completed"}
-        )
-        if data.stream:
-            return ServerSentEvent(events(data, user), status_code=200)
-        started = time.perf_counter()
-        response = await http.post(url, json=upstream_body(data), headers=headers)
-        response.raise_for_status()
-        document = response.json()
-        content = document["choices"][0]["message"]["content"]
-        ai = await store(reply(data, content, document.get("usage") or {}, started))
-        return Response(answer(user, ai), status_code=201)
-
-    async def events(data: ChatIn, user: MessageOut) -> AsyncIterator[ServerSentEventMessage]:
-        started = time.perf_counter()
+    async def events(self, turn: Turn, reply: MessageOut) -> AsyncIterator[ServerSentEventMessage]:
+        """Parley's events: ``reply`` (the stored rows), a ``delta`` per piece of text,
+        ``done`` once the reply is committed."""
+        links = {"stream_url": f"/api/v1/messages/{reply.id}/stream/"}
+        links["cancel_url"] = f"/api/v1/messages/{reply.id}/cancel/"
+        reply.stream_url, reply.cancel_url = links.values()
+        started = msgspec.to_builtins(ChatOut(reply.conversation, turn.user, reply, "streaming"))
+        yield sse("reply", started | links, 0)
         parts: list[str] = []
-        usage: dict[str, Any] = {}
-        async with http.stream("POST", url, json=upstream_body(data), headers=headers) as stream:
-            async for line in stream.aiter_lines():
-                payload = line[5:].strip() if line.startswith("data:") else ""
-                if payload == "[DONE]":
+        count = 0
+        usage = Usage()
+        async with self.sessions[0].post(
+            self.url, data=turn.upstream, headers=self.headers
+        ) as response:
+            async for line in response.content:
+                payload = line[6:].strip() if line.startswith(b"data: ") else b""
+                if payload == b"[DONE]":
                     break
-                if not payload:
-                    continue
-                chunk = json.loads(payload)
-                usage = chunk.get("usage") or usage
-                for choice in chunk.get("choices") or []:
-                    if piece := (choice.get("delta") or {}).get("content"):
+                chunk = DECODE_COMPLETION(payload) if payload else Completion()
+                usage = chunk.usage or usage
+                for piece in (c.delta.content for c in chunk.choices if c.delta is not None):
+                    if piece:
                         parts.append(piece)
-                        yield ServerSentEventMessage(encode({"text": piece}).decode(), "delta")
-        ai = await store(reply(data, "".join(parts), usage, started))
-        yield ServerSentEventMessage(encode(answer(user, ai)).decode(), "done")
+                        count += len(piece)
+                        yield sse("delta", {"text": piece}, count)
+        done = await self.finish(reply, "".join(parts), usage)
+        body = msgspec.to_builtins(ChatOut(reply.conversation, turn.user, done, "completed"))
+        total = usage.prompt_tokens + usage.completion_tokens
+        body["usage"] = msgspec.to_builtins(usage) | {"total_tokens": total}
+        yield sse("done", body, count)
 
-    async def create_tables() -> None:
-        async with engine.begin() as connection:
-            await connection.run_sync(metadata.create_all)
+    async def finish(self, reply: MessageOut, content: str, usage: Usage) -> MessageOut:
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                update(messages).where(messages.c.id == reply.id),
+                {"content": content, "status": "completed"} | msgspec.to_builtins(usage),
+            )
+        return MessageOut(
+            reply.id, reply.conversation, "assistant", content, reply.created_at, "completed", MODEL
+        )
 
-    async def release() -> None:
-        await http.aclose()
-        await engine.dispose()
 
-    return Litestar([chat], on_startup=[create_tables], on_shutdown=[release], openapi_config=None)
+def create_app(database_url: str, upstream: str, keys: int = KEYS) -> Litestar:
+    floor = Floor(database_url, upstream, keys)
+
+    @post(CHAT, status_code=201)
+    async def chat(request: Request[Any, Any, Any], data: ChatIn) -> Response[Any]:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        return await floor.chat(token, data)
+
+    return Litestar([chat], on_startup=[floor.start], on_shutdown=[floor.stop], openapi_config=None)
+
+
+def create_hello() -> Litestar:
+    @get("/")
+    async def hello() -> dict[str, str]:
+        return {"hello": "world"}
+
+    return Litestar([hello], openapi_config=None)
+
+
+def server_stack() -> dict[str, str]:
+    """uvicorn's event loop and HTTP parser: uvloop + httptools where installed."""
+    fast = all(importlib.util.find_spec(name) for name in ("uvloop", "httptools"))
+    return {"loop": "uvloop", "http": "httptools"} if fast else {"loop": "asyncio", "http": "h11"}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="The minimal-stack floor for /chat/.")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--database-url", required=True)
-    parser.add_argument("--upstream", required=True, help="OpenAI-compatible base URL (…/v1)")
+    parser.add_argument("--hello", action="store_true", help="the bare hello-world instead")
+    parser.add_argument("--database-url")
+    parser.add_argument("--upstream", help="OpenAI-compatible base URL (…/v1)")
+    parser.add_argument("--keys", type=int, default=KEYS, help="users to seed, one key each")
     args = parser.parse_args()
-    app = create_app(args.database_url, args.upstream)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    if args.hello:
+        app = create_hello()
+    elif args.database_url and args.upstream:
+        app = create_app(args.database_url, args.upstream, args.keys)
+    else:
+        parser.error("--database-url and --upstream, or --hello")
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        **server_stack(),  # type: ignore[arg-type]
+    )
 
 
 if __name__ == "__main__":

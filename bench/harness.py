@@ -25,6 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench import wrk
 from bench.loadgen import percentile, run_cell
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +41,18 @@ CHAT = "/api/v1/messages/chat/"
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# The server under test on one CPU, everything that loads it (the generator, wrk, the fake
+# upstream, py-spy) on another, when there are two: they never take each other's CPU.
+ALL_CPUS = frozenset(os.sched_getaffinity(0))
+SERVER_CPUS = frozenset({min(ALL_CPUS)}) if len(ALL_CPUS) > 1 else ALL_CPUS
+LOAD_CPUS = ALL_CPUS - SERVER_CPUS or ALL_CPUS
+
+
+def pin_this_process_to_load_cpus() -> None:
+    """The harness is the load generator; what it starts inherits this unless told."""
+    os.sched_setaffinity(0, LOAD_CPUS)
 
 
 def free_port() -> int:
@@ -58,8 +71,16 @@ class Server:
 
     running: list[Server] = []
 
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], workdir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        cmd: list[str],
+        env: dict[str, str],
+        workdir: Path,
+        cpus: frozenset[int] = ALL_CPUS,
+    ) -> None:
         self.name = name
+        self.cpus = cpus
         self.log_path = workdir / f"{name}.log"
         self._log = self.log_path.open("wb")
         self.popen = subprocess.Popen(
@@ -69,6 +90,7 @@ class Server:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=lambda: os.sched_setaffinity(0, cpus),  # uvicorn's workers inherit it
         )
         self.pid = self.popen.pid  # also its process group id
         Server.running.append(self)
@@ -89,6 +111,15 @@ class Server:
                 if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
                     children.append(pid)
         return sorted(children) or [self.pid]
+
+    def loaded(self, *libraries: str) -> list[str]:
+        """Which of these packages' native modules the server has loaded (e.g. uvloop):
+        what it actually runs on, whatever is installed."""
+        maps = ""
+        for pid in self.workers():
+            with contextlib.suppress(OSError):
+                maps += Path(f"/proc/{pid}/maps").read_text()
+        return [name for name in libraries if f"/site-packages/{name}/" in maps]
 
     def _group_alive(self) -> bool:
         try:
@@ -221,6 +252,78 @@ class Sample:
     first_error: str = ""
 
 
+class Window:
+    """What a measured window costs the server and the machine: CPU of the server (each
+    worker apart), of the PostgreSQL backends of ``database``, of this run's processes and
+    of the whole machine (so the rest is other people's load), and the server's RSS
+    sampled every 100 ms."""
+
+    def __init__(self, server: Server, database: str | None) -> None:
+        self.server = server
+        self.database = database
+        self.workers = server.workers()
+        self.marks: dict[bool, dict[str, Any]] = {}
+        self.rss: list[float] = []
+        self._sampler: asyncio.Task[None] | None = None
+
+    def _mark(self) -> dict[str, Any]:
+        backends = postgres_backends(self.database) if self.database else []
+        times = os.times()  # this process, and the children it has waited for (wrk)
+        ours = sum(times[:4]) + sum(cpu_seconds(s.pid) for s in Server.running)
+        return {
+            "server": cpu_seconds(self.server.pid),
+            "workers": [cpu_seconds(pid) for pid in self.workers],
+            "database": {pid: cpu_seconds(pid) for pid in backends},
+            "machine": machine_busy_seconds(),
+            "ours": ours,
+            "generator": sum(times[:4]),
+        }
+
+    async def _sample_rss(self) -> None:
+        while True:
+            self.rss.append(memory_mb(self.server.pid))
+            await asyncio.sleep(0.1)
+
+    def mark(self, opening: bool) -> None:
+        self.marks[opening] = self._mark()
+        if opening:
+            self._sampler = asyncio.get_running_loop().create_task(self._sample_rss())
+        elif self._sampler is not None:
+            self._sampler.cancel()
+
+    def sample(self, requests: int, duration: float, generator_cpu_s: float | None) -> Sample:
+        """A Sample with the costs filled in (latency and the counts left to the caller)."""
+        if self._sampler is not None:
+            self._sampler.cancel()
+        opened, closed = self.marks[True], self.marks[False]
+        keys = ("server", "machine", "ours", "generator")
+        delta = {k: closed[k] - opened[k] for k in keys}
+        # Backends come and go with the pool's connections: each one's own difference (one
+        # that ended in the window keeps its last reading; one that began counts from 0).
+        before, after = opened["database"], closed["database"]
+        delta["database"] = sum(
+            after.get(pid, before.get(pid, 0.0)) - before.get(pid, 0.0) for pid in before | after
+        )
+        split = [b - a for a, b in zip(opened["workers"], closed["workers"], strict=True)]
+        per_request = 1000 / requests if requests else float("nan")
+        generator = delta["generator"] if generator_cpu_s is None else generator_cpu_s
+        return Sample(
+            rps=requests / duration if duration else 0.0,
+            p50=float("nan"),
+            p99=float("nan"),
+            errors=0,
+            requests=requests,
+            server_cpu_ms=delta["server"] * per_request,
+            database_cpu_ms=delta["database"] * per_request if self.database else None,
+            worker_split=tuple(100 * w / sum(split) for w in split)
+            if len(split) > 1 and sum(split) > 0
+            else (),
+            generator_cpu_pct=100 * generator / duration,
+            rss_max_mb=max(self.rss) if self.rss else None,
+            other_load=max(0.0, (delta["machine"] - delta["ours"] - delta["database"]) / duration),
+        )
+
+
 async def measure(
     server: Server,
     port: int,
@@ -233,34 +336,14 @@ async def measure(
     database: str | None = None,
     on_window: Callable[[bool], None] | None = None,
 ) -> Sample:
-    """One closed-loop cell against ``server``, with its CPU, memory and the noise."""
-    workers = server.workers()
-    marks: dict[bool, dict[str, Any]] = {}
-    rss: list[float] = []
-    sampler: asyncio.Task[None] | None = None
+    """One closed-loop cell of ``bench.loadgen`` against ``server``, with its CPU, memory
+    and the noise."""
+    window = Window(server, database)
 
-    async def sample_rss() -> None:
-        while True:
-            rss.append(memory_mb(server.pid))
-            await asyncio.sleep(0.1)
-
-    def window(opening: bool) -> None:
-        nonlocal sampler
-        backends = postgres_backends(database) if database else []
-        ours = sum(os.times()[:2]) + sum(cpu_seconds(s.pid) for s in Server.running)
-        marks[opening] = {
-            "server": cpu_seconds(server.pid),
-            "workers": [cpu_seconds(pid) for pid in workers],
-            "database": sum(cpu_seconds(pid) for pid in backends),
-            "machine": machine_busy_seconds(),
-            "ours": ours,
-        }
+    def opening_or_closing(opening: bool) -> None:
+        window.mark(opening)
         if on_window is not None:
             on_window(opening)
-        if opening:
-            sampler = asyncio.get_running_loop().create_task(sample_rss())
-        elif sampler is not None:
-            sampler.cancel()
 
     result = await run_cell(
         "127.0.0.1",
@@ -270,31 +353,48 @@ async def measure(
         duration=duration,
         warmup=warmup,
         first_token=first_token,
-        on_window=window,
+        on_window=opening_or_closing,
     )
-    if sampler is not None:
-        sampler.cancel()
-    delta = {k: marks[False][k] - marks[True][k] for k in ("server", "database", "machine", "ours")}
-    split = [b - a for a, b in zip(marks[True]["workers"], marks[False]["workers"], strict=True)]
-    per_request = 1000 / result.requests if result.requests else float("nan")
-    return Sample(
-        rps=result.rps,
-        p50=percentile(result.latencies_ns, 50),
-        p99=percentile(result.latencies_ns, 99),
-        errors=result.errors,
-        requests=result.requests,
-        ttft_p50=percentile(result.ttft_ns, 50) if first_token else None,
-        ttft_p99=percentile(result.ttft_ns, 99) if first_token else None,
-        server_cpu_ms=delta["server"] * per_request,
-        database_cpu_ms=delta["database"] * per_request if database else None,
-        worker_split=tuple(100 * w / sum(split) for w in split)
-        if len(split) > 1 and sum(split) > 0
-        else (),
-        generator_cpu_pct=100 * result.generator_cpu_s / duration,
-        rss_max_mb=max(rss) if rss else None,
-        other_load=max(0.0, (delta["machine"] - delta["ours"] - delta["database"]) / duration),
-        first_error=result.first_error,
-    )
+    sample = window.sample(result.requests, duration, result.generator_cpu_s)
+    sample.p50 = percentile(result.latencies_ns, 50)
+    sample.p99 = percentile(result.latencies_ns, 99)
+    sample.errors = result.errors
+    sample.first_error = result.first_error
+    if first_token:
+        sample.ttft_p50 = percentile(result.ttft_ns, 50)
+        sample.ttft_p99 = percentile(result.ttft_ns, 99)
+    return sample
+
+
+async def measure_wrk(
+    server: Server,
+    port: int,
+    requests: Sequence[bytes],
+    concurrency: int,
+    duration: int,
+    warmup: int,
+    *,
+    database: str | None = None,
+    on_window: Callable[[bool], None] | None = None,
+) -> Sample:
+    """The same cell with wrk as the generator: a warm-up run, then the measured one
+    (whole seconds, its own connections); the window is wrk's whole measured run."""
+    if warmup:
+        await wrk.run("127.0.0.1", port, requests, concurrency=concurrency, duration=warmup)
+    window = Window(server, database)
+    window.mark(True)
+    if on_window is not None:
+        on_window(True)
+    result = await wrk.run("127.0.0.1", port, requests, concurrency=concurrency, duration=duration)
+    window.mark(False)
+    if on_window is not None:
+        on_window(False)
+    answered = result.requests - result.errors["status"]
+    sample = window.sample(answered, result.duration_s, None)
+    sample.p50, sample.p99 = result.p50_ms, result.p99_ms
+    sample.errors = result.failed
+    sample.first_error = result.first_error()
+    return sample
 
 
 def median(samples: list[Sample]) -> dict[str, Any]:

@@ -47,7 +47,12 @@ class Tally:
     def per(self, n: int = 1) -> dict[str, Any]:
         counts = {k: v / n for k, v in vars(self).items() if isinstance(v, int)}
         first = self.statements[: len(self.statements) // n]
-        return counts | {"statements": len(self.statements) / n, "sql": [_short(s) for s in first]}
+        flat = [re.sub(r"\s+", " ", s).strip() for s in first]  # whole, for checks on it
+        return (
+            counts
+            | {"statements": len(self.statements) / n, "sql": [_short(s) for s in first]}
+            | {"full_sql": flat}
+        )
 
 
 def _short(statement: str) -> str:
