@@ -1,0 +1,64 @@
+"""The providers' HTTP client over a real socket: what it sends on a provider's answer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from adapters.llm.endpoint import Endpoint
+from adapters.llm.transport import provider_http_client
+
+
+class _CookieSettingProvider(BaseHTTPRequestHandler):
+    """Answers every POST with JSON and a ``Set-Cookie`` (as Cloudflare in front of a
+    provider does), recording the ``Cookie`` header each request came with."""
+
+    cookies_seen: list[str | None] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.cookies_seen.append(self.headers.get("cookie"))
+        body = json.dumps({"ok": True}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Set-Cookie", "__cf_bm=user-one-session; Path=/; HttpOnly")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def provider() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _CookieSettingProvider)
+    _CookieSettingProvider.cookies_seen = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1/chat/completions"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_cookie_one_answer_sets_never_rides_on_the_next_call(provider: str) -> None:
+    async def two_calls() -> list[object]:
+        client = provider_http_client(httpx.Timeout(5.0))
+        endpoint = Endpoint("Test", client, {"Content-Type": "application/json"}, "sk-x")
+        try:
+            return [await endpoint.post_json(provider, {"n": n}) for n in range(2)]
+        finally:
+            await client.aclose()
+
+    answers = asyncio.run(two_calls())
+
+    assert answers == [{"ok": True}, {"ok": True}]
+    assert _CookieSettingProvider.cookies_seen == [None, None]
