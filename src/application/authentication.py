@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from application.ports import ApiTokenCodec, TokenIssuer, UnitOfWork
+from application.ports import AccessClaims, ApiTokenCodec, TokenIssuer, UnitOfWork
 from domain.errors import AuthenticationFailed
 from domain.users import User
 
@@ -22,17 +22,14 @@ class Authenticate:
         self._codec = codec
 
     async def with_access_token(self, token: str) -> User:
-        claims = self._tokens.access_claims(token)
-        if claims.family_id is None:
-            return await self._user(claims.user_id, claims.issued_at)
-        # A replayed refresh token revokes its login: that login's access tokens stop now,
-        # not when they expire.
+        claims = self.access_claims(token)
         async with self._uow as uow:
-            found, login_revoked = await uow.users.get_with_login(claims.user_id, claims.family_id)
-        user = _active(found)
-        if login_revoked or not user.accepts_credentials_issued_at(claims.issued_at):
-            raise AuthenticationFailed("This session was signed out; log in again.")
-        return user
+            return await confirmed_user(uow, claims)
+
+    def access_claims(self, token: str) -> AccessClaims:
+        """What a signed, unexpired access token says, before its user row is read: 401
+        for anything else. ``confirmed_user`` must follow before the caller's work is done."""
+        return self._tokens.access_claims(token)
 
     async def with_session(self, user_id: int, started_at: datetime) -> User:
         return await self._user(user_id, started_at)
@@ -50,6 +47,22 @@ class Authenticate:
         if not user.accepts_credentials_issued_at(issued_at):
             raise AuthenticationFailed("This session was signed out; log in again.")
         return user
+
+
+async def confirmed_user(uow: UnitOfWork, claims: AccessClaims) -> User:
+    """The active user an access token's claims name, read in ``uow``'s open transaction
+    (so the work a request asked for can do it in its own first one), or 401."""
+    if claims.family_id is None:
+        user = _active(await uow.users.get(claims.user_id))
+        login_revoked = False
+    else:
+        # A replayed refresh token revokes its login: that login's access tokens stop now,
+        # not when they expire.
+        found, login_revoked = await uow.users.get_with_login(claims.user_id, claims.family_id)
+        user = _active(found)
+    if login_revoked or not user.accepts_credentials_issued_at(claims.issued_at):
+        raise AuthenticationFailed("This session was signed out; log in again.")
+    return user
 
 
 def _active(user: User | None) -> User:

@@ -1,6 +1,7 @@
-"""The chat path's database work is bounded: at most 6 SQL statements and 2 commits per
-exchange, history is one bounded query however long the conversation, and lists cost
-the same whatever the history (counted with SQLAlchemy events, not timed)."""
+"""The chat path's database work is bounded: at most 6 SQL statements, 2 commits and 2
+transactions (the caller's user row is read in the turn's first) per exchange, history
+is one bounded query however long the conversation, and lists cost the same whatever
+the history (counted with SQLAlchemy events, not timed)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ from tests.integration.servers import RunningServer
 class Counter:
     statements: list[str] = field(default_factory=list)
     commits: int = 0
+    transactions: int = 0
 
     def reset(self) -> None:
         self.statements.clear()
         self.commits = 0
+        self.transactions = 0
 
 
 @pytest.fixture
@@ -38,16 +41,21 @@ def counted(server: RunningServer) -> Iterator[Counter]:
     def on_commit(conn: Any) -> None:
         counter.commits += 1
 
+    def on_begin(conn: Any) -> None:
+        counter.transactions += 1
+
     event.listen(engine, "before_cursor_execute", on_execute)
     event.listen(engine, "commit", on_commit)
+    event.listen(engine, "begin", on_begin)
     try:
         yield counter
     finally:
         event.remove(engine, "before_cursor_execute", on_execute)
         event.remove(engine, "commit", on_commit)
+        event.remove(engine, "begin", on_begin)
 
 
-def test_a_chat_exchange_costs_at_most_six_statements_and_two_commits(
+def test_a_chat_exchange_costs_at_most_six_statements_two_commits_two_transactions(
     client: httpx.Client, counted: Counter
 ) -> None:
     user = register(client)
@@ -69,6 +77,8 @@ def test_a_chat_exchange_costs_at_most_six_statements_and_two_commits(
     assert response.status_code == 201
     assert len(counted.statements) <= 6, counted.statements
     assert counted.commits <= 2
+    # Authentication included: the bearer's user row is read in the turn's first one.
+    assert counted.transactions == 2
     # History is one query, bounded by LIMIT, however long the conversation is.
     assert counted.statements.count("SELECT") <= 3
 

@@ -17,13 +17,20 @@ from application.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
-from application.ports import ChatRequest, ChatTurn, TokenUsage
+from application.ports import AccessClaims, ChatRequest, ChatTurn, TokenUsage
 from domain.chat_settings import ChatSettings
 from domain.conversation import ConversationStatus, MessageRole, MessageStatus
-from domain.errors import ConversationClosed, InvalidInput, MessageTooLong, NotFound
+from domain.errors import (
+    AuthenticationFailed,
+    ConversationClosed,
+    InvalidInput,
+    MessageTooLong,
+    NotFound,
+)
 from domain.quota import QuotaPolicy
 from tests.unit.conftest import metering_for, turn_preparation
 from tests.unit.in_memory import (
+    EPOCH,
     FakeChatModel,
     FakeClock,
     FakeImageInspector,
@@ -574,3 +581,52 @@ async def test_the_providers_words_are_kept_with_a_failed_reply(
 
     reply = uow.state.messages_of(conversation_id)[1]
     assert reply.error_message == "Model provider OpenAI: HTTP 429: Rate limit reached"
+
+
+# ---- the caller, confirmed in the turn's first transaction ---------------------------------
+
+
+@pytest.mark.parametrize("is_active", [True, False])
+async def test_an_unconfirmed_caller_is_confirmed_before_anything_is_stored(
+    send: SendMessage, uow: FakeUnitOfWork, chat_model: FakeChatModel, is_active: bool
+) -> None:
+    user = uow.seed_user("carol", is_active=is_active)
+    conversation = uow.seed_conversation(user.id)
+    claims = AccessClaims(user_id=user.id, issued_at=EPOCH + timedelta(days=1))
+    command = SendMessageRequest(
+        owner_id=user.id,
+        conversation_id=conversation.id,
+        text="Hello",
+        unconfirmed_caller=claims,
+    )
+
+    if is_active:
+        await send(command)
+        assert len(uow.state.messages_of(conversation.id)) == 2
+        return
+    with pytest.raises(AuthenticationFailed):
+        await send(command)
+    assert uow.state.messages_of(conversation.id) == []
+    assert chat_model.requests == []
+    assert uow.commits == 0
+
+
+async def test_a_token_issued_before_signing_out_everywhere_stores_nothing(
+    send: SendMessage, uow: FakeUnitOfWork, chat_model: FakeChatModel
+) -> None:
+    user = uow.seed_user("dave")
+    uow.state.users[user.id].credentials_valid_after = EPOCH + timedelta(days=2)
+    conversation = uow.seed_conversation(user.id)
+    stale = AccessClaims(user_id=user.id, issued_at=EPOCH + timedelta(days=1))
+
+    with pytest.raises(AuthenticationFailed):
+        await send(
+            SendMessageRequest(
+                owner_id=user.id,
+                conversation_id=conversation.id,
+                text="hi",
+                unconfirmed_caller=stale,
+            )
+        )
+    assert uow.state.messages_of(conversation.id) == []
+    assert chat_model.requests == []

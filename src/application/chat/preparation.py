@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from application.authentication import confirmed_user
 from application.budgets import Metering
 from application.chat.turns import (
     HistoryBudget,
@@ -47,7 +48,9 @@ class TurnPreparation:
     (403 ``model_not_allowed``) and the turn's estimate fits their budget (429
     ``budget_exceeded``): it is reserved and committed before the model is called. A new
     conversation is committed together with its first message (the active limit needs
-    that).
+    that). A caller still to be confirmed (``unconfirmed_caller``) is, in the turn's first
+    transaction (before the image fetch if there is one): 401 and nothing stored when the
+    user is gone, inactive or signed out.
 
     A turn on an earlier message (``rewrite``) is the same turn on a new branch: the
     conversation's current branch is switched to end at the message's parent, committed
@@ -91,8 +94,15 @@ class TurnPreparation:
             self._policy.check_message(command.text)
         if errors := unavailable_model(self._catalog, "model", command.model):
             raise InvalidInput(errors)
+        caller = command.unconfirmed_caller
+        if caller is not None and command.image_url:  # nothing is fetched for a stranger
+            async with self._uow as uow:
+                await confirmed_user(uow, caller)
+            caller = None
         image = await self._images.fetch(command.image_url) if command.image_url else None
         async with self._uow as uow:
+            if caller is not None:
+                await confirmed_user(uow, caller)
             context = await self._conversation(uow, command)
             conversation = context.conversation
             settings = context.settings or await settings_of(

@@ -10,6 +10,7 @@ from application.budgets import Reservation
 from application.errors import ContentFiltered, EmptyReply, ModelFailure
 from application.ports import (
     CONTENT_FILTER,
+    AccessClaims,
     ChatRequest,
     ChatRole,
     ChatTurn,
@@ -67,6 +68,10 @@ class SendMessageRequest:
     # A turn on an earlier message (then ``conversation_id`` is that message's; the text
     # of a regenerated reply's question is the stored one).
     rewrite: Rewrite | None = None
+    # A signed access token whose user row is still to be read: the turn reads it in its
+    # first transaction (401 if the user is gone, inactive or signed out, before anything
+    # is stored), so authenticating costs the turn no transaction of its own.
+    unconfirmed_caller: AccessClaims | None = None
 
 
 @dataclass(kw_only=True)

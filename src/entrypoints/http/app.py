@@ -51,6 +51,7 @@ from entrypoints.http.auth import (
     bearer_user,
     limit_anonymous_requests,
     optional_user,
+    turn_caller,
 )
 from entrypoints.http.csrf import CSRF_COOKIE, CSRF_HEADER, SessionCSRFMiddleware
 from entrypoints.http.dependencies import resolve_dependencies_in_order
@@ -99,6 +100,7 @@ def create_app(container: Container, tracing: Tracing | None = None) -> Litestar
     dependencies["budget_rules"] = _from_container(container.budget_rules)
     dependencies["user"] = Provide(authenticated_user)
     dependencies["optional_user"] = Provide(optional_user)
+    dependencies["caller"] = Provide(turn_caller)
     dependencies["page"] = Provide(page_request, sync_to_thread=False)
 
     api = Router(

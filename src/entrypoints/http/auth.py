@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from litestar.di import NamedDependency
 
 from adapters.telemetry.request_context import current_request
 from application.authentication import Authenticate
+from application.ports import AccessClaims
 from application.throttling import Throttle
 from domain.errors import AuthenticationFailed, NotAuthenticated
 from domain.users import User
@@ -40,10 +42,47 @@ async def authenticated_user(
     return user
 
 
-def _identified(user: User) -> None:
+def _identified(user: User | AccessClaims) -> None:
     facts = current_request()
     if facts is not None:  # for the request's log line
-        facts.user_id = user.id
+        facts.user_id = user.id if isinstance(user, User) else user.user_id
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks for a chat turn. ``unconfirmed``: the claims of a signed access token
+    whose user row the turn reads in its own first transaction (``SendMessageRequest.
+    unconfirmed_caller``) instead of one of its own here; None: the user was read."""
+
+    id: int
+    unconfirmed: AccessClaims | None = None
+
+
+async def turn_caller(
+    request: Request[Any, Any, Any],
+    authenticate: NamedDependency[Authenticate],
+    throttle: NamedDependency[Throttle],
+) -> Caller:
+    """``user`` for the endpoints that send a message: the same credentials, the same
+    401s, the same per-user limit. A bearer access token is only verified here; the
+    turn confirms its user. With an ``Idempotency-Key`` the user is read here, since a
+    retry may be answered from the first request's record without any turn."""
+    presented = credentials_of(request)
+    if (
+        presented is None
+        or presented[0] != "bearer"
+        or not presented[1]
+        or "idempotency-key" in request.headers
+    ):
+        return Caller((await authenticated_user(request, authenticate, throttle)).id)
+    try:
+        claims = authenticate.access_claims(presented[1])
+    except AuthenticationFailed:
+        await throttle.address(client_address(request))
+        raise
+    _identified(claims)
+    await throttle.user(claims.user_id)
+    return Caller(claims.user_id, unconfirmed=claims)
 
 
 async def bearer_user(

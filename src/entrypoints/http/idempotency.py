@@ -21,7 +21,6 @@ from litestar.enums import MediaType
 from application.chat import ReplyFollow
 from application.errors import ModelFailure
 from application.idempotency import IdempotentRequests
-from domain.users import User
 from entrypoints.http.errors import domain_error
 
 HEADER = "idempotency-key"
@@ -70,14 +69,14 @@ class RecordedResponse(msgspec.Struct, frozen=True):
 
 async def idempotent(
     request: Request[Any, Any, Any],
-    user: User,
+    owner_id: int,
     keys: IdempotentRequests,
     answer: Callable[[], Awaitable[Response[Any]]],
 ) -> Response[Any]:
     key = request.headers.get(HEADER)
     if key is None:
         return await answer()
-    reserved = await keys.reserve(user.id, key, await fingerprint(request))
+    reserved = await keys.reserve(owner_id, key, await fingerprint(request))
     if isinstance(reserved, str):
         return RecordedResponse.replayed(reserved)
     async with keys.holding(reserved):
@@ -94,7 +93,7 @@ async def idempotent(
 
 async def idempotent_stream(
     request: Request[Any, Any, Any],
-    user: User,
+    owner_id: int,
     keys: IdempotentRequests,
     start: Callable[[], Awaitable[ReplyFollow]],
     resume: Callable[[int], Awaitable[ReplyFollow]],
@@ -105,7 +104,7 @@ async def idempotent_stream(
     key = request.headers.get(HEADER)
     if key is None:
         return respond(await start())
-    reserved = await keys.reserve(user.id, key, await fingerprint(request))
+    reserved = await keys.reserve(owner_id, key, await fingerprint(request))
     if isinstance(reserved, str):
         recorded = msgspec.json.decode(reserved, type=RecordedResponse)
         if recorded.reply_id is None:

@@ -64,7 +64,7 @@ _OAUTH = {"begin_wechat_login", "complete_wechat_login"}
 def _statuses(handler: HTTPRouteHandler, path: str) -> set[int]:
     parameters = set(inspect.signature(handler.fn).parameters)
     statuses = {429, 503}
-    if parameters & {"user", "staff", "optional_user"}:
+    if parameters & {"user", "caller", "staff", "optional_user"}:
         statuses.add(401)
         if "staff" in parameters or handler.http_methods & _UNSAFE:
             statuses.add(403)
@@ -105,7 +105,7 @@ def _names_a_conversation(handler: HTTPRouteHandler) -> bool:
 
 def _needs_credentials(handler: HTTPRouteHandler) -> bool | None:
     parameters = set(inspect.signature(handler.fn).parameters)
-    if parameters & {"user", "staff"}:
+    if parameters & {"user", "caller", "staff"}:
         return True
     if "optional_user" in parameters:
         return None

@@ -104,7 +104,7 @@ def sse_reply(
 
 async def stream_turn(
     request: Request[Any, Any, Any],
-    user: User,
+    owner_id: int,
     command: SendMessageRequest,
     stream_message: StreamMessage,
     follow_reply: FollowReply,
@@ -115,15 +115,15 @@ async def stream_turn(
 
     async def start() -> ReplyFollow:
         started = await stream_message(command)
-        return follow_reply.following(user.id, started.user_message, started.reply)
+        return follow_reply.following(owner_id, started.user_message, started.reply)
 
     async def resume(reply_id: int) -> ReplyFollow:
-        return await follow_reply(FollowReplyRequest(owner_id=user.id, reply_id=reply_id))
+        return await follow_reply(FollowReplyRequest(owner_id=owner_id, reply_id=reply_id))
 
     def respond(follow: ReplyFollow) -> Response[Any]:
         return stream_response(sse_reply(request, follow, done_body))
 
-    return await idempotent_stream(request, user, keys, start, resume, respond)
+    return await idempotent_stream(request, owner_id, keys, start, resume, respond)
 
 
 async def follow_stored_reply(

@@ -28,6 +28,7 @@ from entrypoints.http.api.schemas import (
     SendMessageOut,
     message_out,
 )
+from entrypoints.http.auth import Caller
 from entrypoints.http.bodies import CheckedBody
 from entrypoints.http.schema_docs import MessageText
 from entrypoints.http.streaming import STREAM_RESPONSE
@@ -73,7 +74,7 @@ class BranchesController(Controller):
         self,
         request: Request[Any, Any, Any],
         message_id: FromPath[int],
-        user: NamedDependency[User],
+        caller: NamedDependency[Caller],
         send_message: NamedDependency[SendMessage],
         stream_message: NamedDependency[StreamMessage],
         follow_reply: NamedDependency[FollowReply],
@@ -81,14 +82,15 @@ class BranchesController(Controller):
         data: JSONBody[RegenerateIn | None] = None,
     ) -> Response[SendMessageOut]:
         command = SendMessageRequest(
-            owner_id=user.id,
+            owner_id=caller.id,
+            unconfirmed_caller=caller.unconfirmed,
             conversation_id=None,
             text="",
             rewrite=Rewrite(kind=RewriteKind.REGENERATE, message_id=message_id),
         )
         return await answer_turn(
             request,
-            user,
+            caller.id,
             command,
             data is not None and data.stream,
             send_message,
@@ -111,21 +113,22 @@ class BranchesController(Controller):
         request: Request[Any, Any, Any],
         message_id: FromPath[int],
         data: JSONBody[EditIn],
-        user: NamedDependency[User],
+        caller: NamedDependency[Caller],
         send_message: NamedDependency[SendMessage],
         stream_message: NamedDependency[StreamMessage],
         follow_reply: NamedDependency[FollowReply],
         idempotent_requests: NamedDependency[IdempotentRequests],
     ) -> Response[SendMessageOut]:
         command = SendMessageRequest(
-            owner_id=user.id,
+            owner_id=caller.id,
+            unconfirmed_caller=caller.unconfirmed,
             conversation_id=None,
             text=data.message,
             rewrite=Rewrite(kind=RewriteKind.EDIT, message_id=message_id),
         )
         return await answer_turn(
             request,
-            user,
+            caller.id,
             command,
             data.stream,
             send_message,

@@ -43,6 +43,7 @@ from entrypoints.http.api.schemas import (
     exchange_out,
     message_out,
 )
+from entrypoints.http.auth import Caller
 from entrypoints.http.bodies import CheckedBody
 from entrypoints.http.conversation_filters import Archived, Pinned, Search, list_request
 from entrypoints.http.idempotency import idempotent
@@ -202,7 +203,7 @@ class ConversationsController(Controller):
         request: Request[Any, Any, Any],
         conversation_id: FromPath[int],
         data: JSONBody[SendMessageIn],
-        user: NamedDependency[User],
+        caller: NamedDependency[Caller],
         send_message: NamedDependency[SendMessage],
         stream_message: NamedDependency[StreamMessage],
         follow_reply: NamedDependency[FollowReply],
@@ -219,11 +220,14 @@ class ConversationsController(Controller):
         The server finishes the reply even if the client leaves. An `Idempotency-Key`
         header makes a retry return the first answer (a stream: the same reply)."""
         command = SendMessageRequest(
-            owner_id=user.id, conversation_id=conversation_id, text=data.message
+            owner_id=caller.id,
+            unconfirmed_caller=caller.unconfirmed,
+            conversation_id=conversation_id,
+            text=data.message,
         )
         return await answer_turn(
             request,
-            user,
+            caller.id,
             command,
             data.stream,
             send_message,
@@ -235,7 +239,7 @@ class ConversationsController(Controller):
 
 async def answer_turn(
     request: Request[Any, Any, Any],
-    user: User,
+    owner_id: int,
     command: SendMessageRequest,
     stream: bool,
     send_message: SendMessage,
@@ -247,13 +251,19 @@ async def answer_turn(
     exchange (201); idempotent with an ``Idempotency-Key``."""
     if wants_stream(request, stream):
         return await stream_turn(
-            request, user, command, stream_message, follow_reply, idempotent_requests, exchange_body
+            request,
+            owner_id,
+            command,
+            stream_message,
+            follow_reply,
+            idempotent_requests,
+            exchange_body,
         )
 
     async def answer() -> Response[Any]:
         return Response(exchange_out(await send_message(command)), status_code=201)
 
-    return await idempotent(request, user, idempotent_requests, answer)
+    return await idempotent(request, owner_id, idempotent_requests, answer)
 
 
 class RepliesController(Controller):

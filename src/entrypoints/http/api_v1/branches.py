@@ -24,6 +24,7 @@ from domain.users import User
 from entrypoints.http import branch_docs
 from entrypoints.http.api_v1.chat import answer_turn
 from entrypoints.http.api_v1.schemas import ChatOut, V1MessageOut, v1_message_out
+from entrypoints.http.auth import Caller
 from entrypoints.http.bodies import CheckedBody
 from entrypoints.http.schema_docs import MessageText, ModelId
 from entrypoints.http.streaming import STREAM_RESPONSE
@@ -71,7 +72,7 @@ class BranchesV1Controller(Controller):
         self,
         request: Request[Any, Any, Any],
         message_id: FromPath[int],
-        user: NamedDependency[User],
+        caller: NamedDependency[Caller],
         send_message: NamedDependency[SendMessage],
         stream_message: NamedDependency[StreamMessage],
         follow_reply: NamedDependency[FollowReply],
@@ -79,7 +80,8 @@ class BranchesV1Controller(Controller):
         data: JSONBody[RegenerateIn | None] = None,
     ) -> Response[ChatOut]:
         command = SendMessageRequest(
-            owner_id=user.id,
+            owner_id=caller.id,
+            unconfirmed_caller=caller.unconfirmed,
             conversation_id=None,
             text="",
             model=None if data is None else data.model,
@@ -87,7 +89,7 @@ class BranchesV1Controller(Controller):
         )
         return await answer_turn(
             request,
-            user,
+            caller.id,
             command,
             data is not None and data.stream,
             send_message,
@@ -110,14 +112,15 @@ class BranchesV1Controller(Controller):
         request: Request[Any, Any, Any],
         message_id: FromPath[int],
         data: JSONBody[EditIn],
-        user: NamedDependency[User],
+        caller: NamedDependency[Caller],
         send_message: NamedDependency[SendMessage],
         stream_message: NamedDependency[StreamMessage],
         follow_reply: NamedDependency[FollowReply],
         idempotent_requests: NamedDependency[IdempotentRequests],
     ) -> Response[ChatOut]:
         command = SendMessageRequest(
-            owner_id=user.id,
+            owner_id=caller.id,
+            unconfirmed_caller=caller.unconfirmed,
             conversation_id=None,
             text=data.message,
             model=data.model,
@@ -125,7 +128,7 @@ class BranchesV1Controller(Controller):
         )
         return await answer_turn(
             request,
-            user,
+            caller.id,
             command,
             data.stream,
             send_message,

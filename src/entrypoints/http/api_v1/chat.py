@@ -30,6 +30,7 @@ from entrypoints.http.api_v1.schemas import (
     V1MessageOut,
     v1_message_out,
 )
+from entrypoints.http.auth import Caller
 from entrypoints.http.bodies import CheckedBody
 from entrypoints.http.idempotency import idempotent
 from entrypoints.http.streaming import (
@@ -53,7 +54,7 @@ def done_body(user_message: Message, ai_message: Message) -> dict[str, Any]:
 
 async def answer_turn(
     request: Request[Any, Any, Any],
-    user: User,
+    owner_id: int,
     command: SendMessageRequest,
     stream: bool,
     send_message: SendMessage,
@@ -65,7 +66,7 @@ async def answer_turn(
     exchange (201); idempotent with an ``Idempotency-Key``."""
     if wants_stream(request, stream):
         return await stream_turn(
-            request, user, command, stream_message, follow_reply, idempotent_requests, done_body
+            request, owner_id, command, stream_message, follow_reply, idempotent_requests, done_body
         )
 
     async def answer() -> Response[Any]:
@@ -78,7 +79,7 @@ async def answer_turn(
         )
         return Response(body, status_code=201)
 
-    return await idempotent(request, user, idempotent_requests, answer)
+    return await idempotent(request, owner_id, idempotent_requests, answer)
 
 
 class ChatController(Controller):
@@ -97,7 +98,7 @@ class ChatController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[ChatIn],
-        user: NamedDependency[User],
+        caller: NamedDependency[Caller],
         send_message: NamedDependency[SendMessage],
         stream_message: NamedDependency[StreamMessage],
         follow_reply: NamedDependency[FollowReply],
@@ -112,7 +113,8 @@ class ChatController(Controller):
         picks it up again. An `Idempotency-Key` header makes a retry return the first
         answer (a stream: the same reply), without asking the model again."""
         command = SendMessageRequest(
-            owner_id=user.id,
+            owner_id=caller.id,
+            unconfirmed_caller=caller.unconfirmed,
             conversation_id=data.conversation_id,
             text=data.message,
             model=data.model,
@@ -120,7 +122,7 @@ class ChatController(Controller):
         )
         return await answer_turn(
             request,
-            user,
+            caller.id,
             command,
             data.stream,
             send_message,

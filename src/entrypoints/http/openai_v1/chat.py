@@ -118,7 +118,7 @@ class OpenAIController(Controller):
                     return event_stream(reply_chunks(follow, data.model, include_usage), bound)
 
                 return await idempotent_stream(
-                    request, user, idempotent_requests, start, resume, respond
+                    request, user.id, idempotent_requests, start, resume, respond
                 )
 
             async def send() -> Response[Any]:
@@ -126,7 +126,7 @@ class OpenAIController(Controller):
                 body = stored_reply_out(exchange.ai_message, data.model)
                 return Response(body, headers=bound)
 
-            return await idempotent(request, user, idempotent_requests, send)
+            return await idempotent(request, user.id, idempotent_requests, send)
 
         call = completion_request(user.id, data)
         if data.stream:
@@ -139,7 +139,7 @@ class OpenAIController(Controller):
         async def answer() -> Response[Any]:
             return Response(completion_out(await complete_chat(call)))
 
-        return await idempotent(request, user, idempotent_requests, answer)
+        return await idempotent(request, user.id, idempotent_requests, answer)
 
     @get("/models", operation_id="openai_models")
     async def models(
