@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from application.ports import AccessClaims, ApiTokenCodec, TokenIssuer, UnitOfWork
+from application.ports import AccessClaims, ApiTokenCodec, OwnerStanding, TokenIssuer, UnitOfWork
 from domain.errors import AuthenticationFailed
-from domain.users import User
+from domain.users import User, credentials_count
+
+INACTIVE = "User inactive or deleted."
+SIGNED_OUT = "This session was signed out; log in again."
 
 
 class Authenticate:
@@ -61,13 +64,23 @@ async def confirmed_user(uow: UnitOfWork, claims: AccessClaims) -> User:
         found, login_revoked = await uow.users.get_with_login(claims.user_id, claims.family_id)
         user = _active(found)
     if login_revoked or not user.accepts_credentials_issued_at(claims.issued_at):
-        raise AuthenticationFailed("This session was signed out; log in again.")
+        raise AuthenticationFailed(SIGNED_OUT)
     return user
+
+
+def confirm_standing(owner: OwnerStanding, claims: AccessClaims) -> None:
+    """``confirmed_user``'s rules, on the standing a turn read with its conversation."""
+    if not owner.is_active:
+        raise AuthenticationFailed(INACTIVE)
+    if owner.login_revoked or not credentials_count(
+        owner.credentials_valid_after, claims.issued_at
+    ):
+        raise AuthenticationFailed(SIGNED_OUT)
 
 
 def _active(user: User | None) -> User:
     if user is None:
         raise AuthenticationFailed("User not found.")
     if not user.is_active:
-        raise AuthenticationFailed("User inactive or deleted.")
+        raise AuthenticationFailed(INACTIVE)
     return user

@@ -37,8 +37,7 @@ class NewUser:
     credentials_valid_after: datetime | None = None
 
     def accepts_credentials_issued_at(self, issued_at: datetime) -> bool:
-        """Tokens and sessions from before "log out everywhere" no longer count."""
-        return self.credentials_valid_after is None or issued_at >= self.credentials_valid_after
+        return credentials_count(self.credentials_valid_after, issued_at)
 
     @property
     def has_password(self) -> bool:
@@ -55,6 +54,11 @@ class User(NewUser):
     """A stored account."""
 
     id: int
+
+
+def credentials_count(valid_after: datetime | None, issued_at: datetime) -> bool:
+    """Tokens and sessions from before "log out everywhere" no longer count."""
+    return valid_after is None or issued_at >= valid_after
 
 
 def normalized_username(username: str) -> str:

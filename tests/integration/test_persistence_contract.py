@@ -27,6 +27,7 @@ from application.pagination import PageRequest
 from application.ports import (
     IdempotencyStore,
     KeyHold,
+    OwnerStanding,
     RefreshTokenRecord,
     SpendWindow,
     TurnContext,
@@ -497,7 +498,12 @@ async def test_every_conversation_field_round_trips(db: Persistence) -> None:
         with_settings = await uow.conversations.for_turn(conversation.id, owner)
         listed = await uow.conversations.list_owned(owner, PageRequest())
     assert stored == conversation
-    assert with_settings == TurnContext(conversation=conversation, settings=None, limits=None)
+    assert with_settings == TurnContext(
+        conversation=conversation,
+        settings=None,
+        limits=None,
+        owner=IN_GOOD_STANDING,
+    )
     assert listed.items == [conversation]
 
 
@@ -687,6 +693,9 @@ async def test_a_user_id_that_names_nothing_is_none(db: Persistence) -> None:
             assert (await uow.users.get_with_login(user_id, "any"))[0] is None
 
 
+IN_GOOD_STANDING = OwnerStanding(is_active=True, credentials_valid_after=None, login_revoked=False)
+
+
 async def test_a_turn_reads_the_owners_settings_and_limits_with_the_conversation(
     db: Persistence,
 ) -> None:
@@ -694,7 +703,7 @@ async def test_a_turn_reads_the_owners_settings_and_limits_with_the_conversation
     conversation = await a_conversation(db, owner)
     async with db.uow() as uow:
         assert await uow.conversations.for_turn(conversation.id, owner) == TurnContext(
-            conversation=conversation, settings=None, limits=None
+            conversation=conversation, settings=None, limits=None, owner=IN_GOOD_STANDING
         )
         await uow.chat_settings.add(other, settings_of("theirs"))
         mine = await uow.chat_settings.add(owner, settings_of("mine", temperature=1.25))
@@ -708,7 +717,7 @@ async def test_a_turn_reads_the_owners_settings_and_limits_with_the_conversation
 
     async with db.uow() as uow:
         assert await uow.conversations.for_turn(conversation.id, owner) == TurnContext(
-            conversation=conversation, settings=mine, limits=limits
+            conversation=conversation, settings=mine, limits=limits, owner=IN_GOOD_STANDING
         )
         assert await uow.spending.limits_of(other) == UserLimits(budget=Budget())
 
@@ -906,6 +915,40 @@ async def test_get_with_login_says_whether_that_login_was_revoked(db: Persistenc
     async with db.uow() as uow:
         assert (await uow.users.get_with_login(user_id, f"login-a-{user_id}"))[1] is True
         assert (await uow.users.get_with_login(user_id, f"login-b-{user_id}"))[1] is False
+
+
+async def test_a_turn_reads_its_owners_standing_and_login_with_the_conversation(
+    db: Persistence,
+) -> None:
+    owner = await a_user(db)
+    conversation = await a_conversation(db, owner)
+    async with db.uow() as uow:
+        for family in ("kept", "revoked"):
+            await uow.refresh_tokens.add(
+                RefreshTokenRecord(
+                    jti=f"{family}-{owner}",
+                    user_id=owner,
+                    family_id=f"{family}-{owner}",
+                    expires_at=T0 + timedelta(days=1),
+                )
+            )
+        await uow.refresh_tokens.revoke_family(f"revoked-{owner}", T0)
+        signed_out = T0 + timedelta(hours=3, microseconds=5)
+        await uow.users.revoke_credentials(owner, signed_out)
+        await uow.commit()
+
+    async def standing(login_id: str | None) -> OwnerStanding | None:
+        async with db.uow() as uow:
+            found = await uow.conversations.for_turn(conversation.id, owner, login_id=login_id)
+        assert found is not None
+        return found.owner
+
+    expected = OwnerStanding(
+        is_active=True, credentials_valid_after=signed_out, login_revoked=False
+    )
+    assert await standing(None) == expected
+    assert await standing(f"kept-{owner}") == expected
+    assert await standing(f"revoked-{owner}") == replace(expected, login_revoked=True)
 
 
 # ---- chat settings -------------------------------------------------------------------------

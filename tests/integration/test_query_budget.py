@@ -1,7 +1,7 @@
-"""The chat path's database work is bounded: at most 6 SQL statements, 2 commits and 2
-transactions (the caller's user row is read in the turn's first) per exchange, history
-is one bounded query however long the conversation, and lists cost the same whatever
-the history (counted with SQLAlchemy events, not timed)."""
+"""The chat path's database work is bounded: at most 5 SQL statements, 2 commits and 2
+transactions per exchange (the caller's standing is read with the turn's conversation),
+history is one bounded query however long the conversation, and lists cost the same
+whatever the history (counted with SQLAlchemy events, not timed)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def counted(server: RunningServer) -> Iterator[Counter]:
         event.remove(engine, "begin", on_begin)
 
 
-def test_a_chat_exchange_costs_at_most_six_statements_two_commits_two_transactions(
+def test_a_chat_exchange_costs_at_most_five_statements_two_commits_two_transactions(
     client: httpx.Client, counted: Counter
 ) -> None:
     user = register(client)
@@ -75,9 +75,9 @@ def test_a_chat_exchange_costs_at_most_six_statements_two_commits_two_transactio
         headers=user.bearer,
     )
     assert response.status_code == 201
-    assert len(counted.statements) <= 6, counted.statements
+    assert len(counted.statements) <= 5, counted.statements
     assert counted.commits <= 2
-    # Authentication included: the bearer's user row is read in the turn's first one.
+    # Authentication included: the bearer's standing comes with the conversation.
     assert counted.transactions == 2
     # History is one query, bounded by LIMIT, however long the conversation is.
     assert counted.statements.count("SELECT") <= 3

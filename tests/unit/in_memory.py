@@ -35,6 +35,7 @@ from application.ports import (
     Messages,
     ModelCalls,
     ModelInfo,
+    OwnerStanding,
     RefreshClaims,
     RefreshTokenRecord,
     RefreshTokens,
@@ -196,15 +197,29 @@ class FakeConversations(_Repository):
             return None
         return copy.copy(found)
 
-    async def for_turn(self, conversation_id: int, owner_id: int) -> TurnContext | None:
+    async def for_turn(
+        self, conversation_id: int, owner_id: int, *, login_id: str | None = None
+    ) -> TurnContext | None:
         conversation = await self.get_owned(conversation_id, owner_id)
         if conversation is None:
             return None
         found = next((s for s in self._state.chat_settings.values() if s.user_id == owner_id), None)
+        user = self._state.users.get(owner_id)
+        revoked = login_id is not None and any(
+            r.family_id == login_id and r.revoked_at is not None
+            for r in self._state.refresh_tokens.values()
+        )
         return TurnContext(
             conversation=conversation,
             settings=None if found is None else copy.copy(found),
             limits=self._state.user_limits.get(owner_id),
+            owner=None
+            if user is None
+            else OwnerStanding(
+                is_active=user.is_active,
+                credentials_valid_after=user.credentials_valid_after,
+                login_revoked=revoked,
+            ),
         )
 
     async def save(self, conversation: Conversation) -> None:

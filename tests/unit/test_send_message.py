@@ -17,7 +17,13 @@ from application.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
-from application.ports import AccessClaims, ChatRequest, ChatTurn, TokenUsage
+from application.ports import (
+    AccessClaims,
+    ChatRequest,
+    ChatTurn,
+    RefreshTokenRecord,
+    TokenUsage,
+)
 from domain.chat_settings import ChatSettings
 from domain.conversation import ConversationStatus, MessageRole, MessageStatus
 from domain.errors import (
@@ -626,6 +632,33 @@ async def test_a_token_issued_before_signing_out_everywhere_stores_nothing(
                 conversation_id=conversation.id,
                 text="hi",
                 unconfirmed_caller=stale,
+            )
+        )
+    assert uow.state.messages_of(conversation.id) == []
+    assert chat_model.requests == []
+
+
+async def test_a_token_of_a_revoked_login_stores_nothing(
+    send: SendMessage, uow: FakeUnitOfWork, chat_model: FakeChatModel
+) -> None:
+    user = uow.seed_user("erin")
+    conversation = uow.seed_conversation(user.id)
+    uow.state.refresh_tokens["jti-1"] = RefreshTokenRecord(
+        jti="jti-1",
+        user_id=user.id,
+        family_id="login-1",
+        expires_at=EPOCH + timedelta(days=30),
+        revoked_at=EPOCH + timedelta(days=2),
+    )
+    claims = AccessClaims(user_id=user.id, issued_at=EPOCH + timedelta(days=1), family_id="login-1")
+
+    with pytest.raises(AuthenticationFailed):
+        await send(
+            SendMessageRequest(
+                owner_id=user.id,
+                conversation_id=conversation.id,
+                text="hi",
+                unconfirmed_caller=claims,
             )
         )
     assert uow.state.messages_of(conversation.id) == []

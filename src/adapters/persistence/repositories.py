@@ -18,7 +18,7 @@ from adapters.persistence.search import owned_page
 from adapters.persistence.spending import LIMIT_COLUMNS, limits_of_row
 from application.admin_ports import ConversationCriteria
 from application.pagination import Page, PageRequest
-from application.ports import RefreshTokenRecord, TurnContext
+from application.ports import OwnerStanding, RefreshTokenRecord, TurnContext
 from domain.chat_settings import ChatSettings, UserChatSettings
 from domain.conversation import (
     Conversation,
@@ -93,7 +93,17 @@ _CONVERSATION_WITH_SETTINGS = (
         t.chat_settings.c.temperature,
         t.chat_settings.c.max_tokens,
         *LIMIT_COLUMNS,
+        # The owner's standing, so that the turn confirms its caller with this read.
+        t.users.c.is_active.label("owner_is_active"),
+        t.users.c.credentials_valid_after.label("owner_credentials_valid_after"),
+        exists()
+        .where(
+            t.refresh_tokens.c.family_id == bindparam("login_id"),
+            t.refresh_tokens.c.revoked_at.is_not(None),
+        )
+        .label("login_revoked"),
     )
+    .join(t.users, t.users.c.id == t.conversations.c.owner_id)
     .outerjoin(t.chat_settings, t.chat_settings.c.user_id == t.conversations.c.owner_id)
     .outerjoin(t.user_limits, t.user_limits.c.user_id == t.conversations.c.owner_id)
     .where(
@@ -275,13 +285,15 @@ class SqlConversations:
         ).first()
         return None if row is None else _conversation(row)
 
-    async def for_turn(self, conversation_id: int, owner_id: int) -> TurnContext | None:
+    async def for_turn(
+        self, conversation_id: int, owner_id: int, *, login_id: str | None = None
+    ) -> TurnContext | None:
         if not storable(conversation_id):
             return None
         row = (
             await self._db.execute(
                 _CONVERSATION_WITH_SETTINGS,
-                {"conversation_id": conversation_id, "owner_id": owner_id},
+                {"conversation_id": conversation_id, "owner_id": owner_id, "login_id": login_id},
             )
         ).first()
         if row is None:
@@ -295,8 +307,16 @@ class SqlConversations:
                     ai_model=row.ai_model, temperature=row.temperature, max_tokens=row.max_tokens
                 ),
             )
+        owner = OwnerStanding(
+            is_active=bool(row.owner_is_active),
+            credentials_valid_after=row.owner_credentials_valid_after,
+            login_revoked=bool(row.login_revoked),
+        )
         return TurnContext(
-            conversation=_conversation(row), settings=settings, limits=limits_of_row(row)
+            conversation=_conversation(row),
+            settings=settings,
+            limits=limits_of_row(row),
+            owner=owner,
         )
 
     async def save(self, conversation: Conversation) -> None:

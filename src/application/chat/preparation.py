@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from application.authentication import confirmed_user
+from application.authentication import confirm_standing, confirmed_user
 from application.budgets import Metering
 from application.chat.turns import (
     HistoryBudget,
@@ -15,6 +15,7 @@ from application.chat_settings import SettingsDefaults, settings_of
 from application.errors import ProviderUnavailable
 from application.model_choice import unavailable_model
 from application.ports import (
+    AccessClaims,
     Clock,
     FetchedImage,
     ImageInspector,
@@ -101,9 +102,7 @@ class TurnPreparation:
             caller = None
         image = await self._images.fetch(command.image_url) if command.image_url else None
         async with self._uow as uow:
-            if caller is not None:
-                await confirmed_user(uow, caller)
-            context = await self._conversation(uow, command)
+            context = await self._conversation(uow, command, caller)
             conversation = context.conversation
             settings = context.settings or await settings_of(
                 uow, command.owner_id, self._catalog, self._defaults
@@ -154,7 +153,13 @@ class TurnPreparation:
             reservation=reservation,
         )
 
-    async def _conversation(self, uow: UnitOfWork, command: SendMessageRequest) -> TurnContext:
+    async def _conversation(
+        self, uow: UnitOfWork, command: SendMessageRequest, caller: AccessClaims | None
+    ) -> TurnContext:
+        """The turn's conversation and what it needs of its owner; the caller confirmed
+        first when still unconfirmed (401 before 404)."""
+        if caller is not None and (command.rewrite or command.conversation_id is None):
+            await confirmed_user(uow, caller)
         if command.rewrite is not None:
             return await self._rewound(uow, command.owner_id, command.rewrite)
         if command.conversation_id is None:
@@ -172,7 +177,15 @@ class TurnPreparation:
                 settings=None,
                 limits=await uow.spending.limits_of(command.owner_id),
             )
-        found = await uow.conversations.for_turn(command.conversation_id, command.owner_id)
+        login = None if caller is None else caller.family_id
+        found = await uow.conversations.for_turn(
+            command.conversation_id, command.owner_id, login_id=login
+        )
+        if caller is not None:
+            if found is None or found.owner is None:
+                await confirmed_user(uow, caller)
+            else:  # read with the conversation: no query of its own
+                confirm_standing(found.owner, caller)
         if found is None:
             raise NotFound("Conversation not found.")
         found.conversation.ensure_accepts_messages()

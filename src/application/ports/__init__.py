@@ -9,7 +9,7 @@ from application.ports.accounts import (
     RefreshTokens,
     Users,
 )
-from application.ports.conversations import Conversations, Messages, TurnContext
+from application.ports.conversations import Conversations, Messages, OwnerStanding, TurnContext
 from application.ports.idempotency import (
     IdempotencyRecord,
     IdempotencyStore,
@@ -83,6 +83,7 @@ __all__ = [
     "ModelInfo",
     "OAuthIdentityProvider",
     "OAuthStates",
+    "OwnerStanding",
     "PasswordHasher",
     "PendingLogin",
     "RateLimiter",

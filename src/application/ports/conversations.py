@@ -25,10 +25,21 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, kw_only=True)
+class OwnerStanding:
+    """The owner's account as far as their credentials go, read with a turn's
+    conversation so that a turn confirms its caller without a query of its own."""
+
+    is_active: bool
+    credentials_valid_after: datetime | None
+    login_revoked: bool  # the login named to ``for_turn``; False when none was
+
+
+@dataclass(frozen=True, kw_only=True)
 class TurnContext:
     conversation: Conversation
     settings: UserChatSettings | None
     limits: UserLimits | None
+    owner: OwnerStanding | None = None  # None: not read (a conversation just started)
 
 
 class Conversations(Protocol):
@@ -38,9 +49,12 @@ class Conversations(Protocol):
         """The conversation if it exists and belongs to ``owner_id``; otherwise None."""
         ...
 
-    async def for_turn(self, conversation_id: int, owner_id: int) -> TurnContext | None:
-        """The owner's conversation with the owner's chat settings and limits, in one
-        query: what every chat turn reads first."""
+    async def for_turn(
+        self, conversation_id: int, owner_id: int, *, login_id: str | None = None
+    ) -> TurnContext | None:
+        """The owner's conversation with the owner's chat settings, limits and standing
+        (whether login ``login_id`` was revoked), in one query: what every chat turn
+        reads first."""
         ...
 
     async def save(self, conversation: Conversation) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from typing import Any
@@ -296,4 +297,15 @@ def app_from_environment() -> Litestar:
     container = build_container(settings)
     app = create_app(container, tracing_from_environment(container, os.environ))
     mark_interrupted_turns(app, container)
+    app.on_startup.append(_freeze_what_startup_made)
     return app
+
+
+def _freeze_what_startup_made() -> None:
+    """What exists once the app has started (modules, routes, schemas, the container's
+    singletons: ~200,000 objects) lives as long as the process, so the cyclic garbage
+    collector is told to stop scanning it. Without this each full collection walked it
+    all, a ~50 ms pause every few thousand requests and ~4% of a served request's CPU
+    (bench/results, "Where Parley's CPU goes")."""
+    gc.collect()
+    gc.freeze()
