@@ -327,6 +327,28 @@ async def test_memory_drops_a_reply_whose_writer_went_silent() -> None:
     assert await _all(channel, abandoned) == []
 
 
+async def test_memory_looks_for_abandoned_replies_less_often_the_more_it_holds() -> None:
+    """Finished replies are held for their keep time (600 s by default: ~150,000 of them
+    at a busy server's rate); looking through all of them on every new reply made each
+    publish cost O(held), the server O(n^2)."""
+    channel = MemoryReplyChannel()
+    looks: list[int] = []
+    # The cost is what is under test, and nothing public shows it: the look is counted.
+    drop = channel._drop_abandoned  # noqa: SLF001
+
+    def counted(now: float) -> None:
+        looks.append(len(channel._replies))  # noqa: SLF001
+        drop(now)
+
+    channel._drop_abandoned = counted  # type: ignore[method-assign]  # noqa: SLF001
+    for reply in range(20_000):
+        await channel.publish(reply, ReplyDelta(0, "x"))
+        await channel.publish(reply, ReplyFinished())
+
+    assert len(looks) <= 8, looks[:20]  # at 1,000, 2,000, 4,000, ... held: amortised O(1)
+    assert await _all(channel, 19_999) == [ReplyDelta(0, "x"), ReplyFinished()]
+
+
 @st.composite
 def _split_text(draw: st.DrawFn) -> tuple[list[str], int]:
     text = draw(st.text(max_size=30))

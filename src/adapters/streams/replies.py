@@ -29,7 +29,7 @@ from application.ports.replies import ReplyDelta, ReplyEvent, ReplyFinished
 
 KEY_PREFIX = "parley:reply:"
 CANCEL_SUFFIX = ":cancel"
-# Live replies (the memory variant's) at which abandoned ones are looked for.
+# Replies held (the memory variant's) at which abandoned ones are first looked for.
 _PRUNE_AT = 1_000
 # XREAD BLOCK waits at most this long at a time, so the idle limit is kept to the second
 # without one long command holding a connection.
@@ -90,6 +90,7 @@ class MemoryReplyChannel:
         self._idle = idle_seconds
         self._keep = keep_seconds
         self._replies: dict[int, _Reply] = {}
+        self._prune_at = _PRUNE_AT
         # Cancels of replies not published yet (stop pressed before the first token),
         # with when they lapse, oldest first; the first publish takes its reply's over.
         self._early_cancels: dict[int, float] = {}
@@ -99,8 +100,11 @@ class MemoryReplyChannel:
         now = time.monotonic()
         reply = self._replies.get(reply_id)
         if reply is None:
-            if len(self._replies) >= _PRUNE_AT:
+            if len(self._replies) >= self._prune_at:
                 self._drop_abandoned(now)
+                # Finished replies stay until their keep time is up, so the next look
+                # waits until as many again are held: O(1) per reply, however many.
+                self._prune_at = max(_PRUNE_AT, 2 * len(self._replies))
             cancelled = self._early_cancels.pop(reply_id, -math.inf) > now
             reply = self._replies[reply_id] = _Reply(cancelled=cancelled)
         if reply.finished:
