@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, cast
 import msgspec
 from litestar import Request, Response
 from litestar.openapi import ResponseSpec
-from litestar.response import ServerSentEvent
+from litestar.response import Stream
 from litestar.response.sse import ServerSentEventMessage
 
 from application.chat import (
@@ -75,7 +75,7 @@ def sse_reply(
     done_body: DoneBody,
     *,
     announce: bool = True,
-) -> ServerSentEvent:
+) -> Stream:
     dialect = dialect_of(request)
     # Litestar hands each route a copy of its opt: the dialect is equal, not identical.
     links = reply_links("/api/v1" if dialect == V1 else "/api", follow.reply.id)
@@ -95,10 +95,27 @@ def sse_reply(
                 yield _message("error", dialect.error_body(message, reply.error_code), count)
             yield _message("done", _done_body(done_body, event), count)
 
-    return ServerSentEvent(
-        events(),
+    return server_sent_events(events())
+
+
+async def _encoded(events: AsyncIterator[ServerSentEventMessage]) -> AsyncIterator[bytes]:
+    async for event in events:
+        yield event.encode()
+
+
+def server_sent_events(events: AsyncIterator[ServerSentEventMessage]) -> Stream:
+    """What Litestar's ``ServerSentEvent`` sends, without its preamble step: it reads its
+    (here empty) list of leading lines through ``sync_to_thread``, a thread hop (~0.3 ms
+    on these machines) before every stream's first event."""
+    return Stream(
+        _encoded(events),
+        media_type="text/event-stream",
         status_code=200,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={
+            "Cache-Control": "no-cache",
+            "Connection": "keep-alive",
+            "X-Accel-Buffering": "no",
+        },
     )
 
 
@@ -308,7 +325,7 @@ CANCEL_DESCRIPTION = (
 V1_FOLLOW_RESPONSE = V1_STREAM_RESPONSE
 
 
-def stream_response(events: ServerSentEvent) -> Response[Any]:
+def stream_response(events: Stream) -> Response[Any]:
     """The streamed alternative of a route whose documented body is JSON: Litestar sends
     any Response instance as it is, so only the static type needs this adjustment."""
     return cast("Response[Any]", events)
