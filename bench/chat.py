@@ -41,6 +41,7 @@ from bench.harness import (
     PARLEY,
     PYTHON,
     RESULTS,
+    ROOT,
     SERVER_CPUS,
     Sample,
     Server,
@@ -355,12 +356,16 @@ async def run(args: argparse.Namespace, workdir: Path) -> str:
         memory["set-up server's peak (argon2 for every user)"] = memory_mb(setup.pid, "VmHWM")
         setup.stop()
 
-        log("starting the Parleys to measure (parley serve, metrics off and on)")
+        parley_command, notes["parley"] = await peer.production_parley(ROOT, PARLEY)
+        log(
+            "starting the Parleys to measure (parley serve, metrics off and on) from "
+            + notes["parley"]
+        )
         env_parley = parley_environment(parley_db, ports["parley"], upstream)
         database = "parley_bench" if args.postgres else None
         parley = Target(
             "parley",
-            Server("parley", [PARLEY, "serve"], env_parley, workdir, SERVER_CPUS),
+            Server("parley", [parley_command, "serve"], env_parley, workdir, SERVER_CPUS),
             ports["parley"],
             database=database,
         )
@@ -369,7 +374,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> str:
         env_metrics["PARLEY_METRICS_ENABLED"] = "true"
         metered = Target(
             "parley+metrics",
-            Server("parley-metrics", [PARLEY, "serve"], env_metrics, workdir, SERVER_CPUS),
+            Server("parley-metrics", [parley_command, "serve"], env_metrics, workdir, SERVER_CPUS),
             ports["metrics"],
             database=database,
         )
@@ -516,7 +521,7 @@ def render(
         f"{pinned}. The fake "
         "upstream answers at once. Each connection is its own user and conversation (Parley, "
         "the floor); Parley authenticates with its access JWT, the floor with an API key's "
-        "digest.",
+        f"digest. Parley runs from {cfg['notes'].get('parley', 'the dev venv')}.",
         "",
     ]
     columns, rows = summary(m, cfg)

@@ -49,6 +49,40 @@ async def install() -> Path | str:
     return command
 
 
+PARLEY_VENV = CACHE / "parley"
+
+
+async def production_parley(root: Path, fallback: str) -> tuple[str, str]:
+    """``parley`` as an operator installs it -- ``pip install`` of this checkout, no dev or
+    bench extras -- and how it was installed. The dev venv also holds what only tests
+    and the benchmark import, and some of it is loaded if present (Litestar's pydantic
+    plugin, for one): ~20 MB of RSS that an installed Parley does not carry. Editable, so
+    it runs this checkout's ``src/``; made again when ``pyproject.toml`` changes.
+    ``fallback`` (the dev venv's ``parley``) if it cannot be made."""
+    command = PARLEY_VENV / "bin" / "parley"
+    wanted = (root / "pyproject.toml").read_bytes()
+    marker = PARLEY_VENV / ".installed"
+    if command.exists() and marker.exists() and marker.read_bytes() == wanted:
+        return str(command), "a production install (pip install -e ., no extras)"
+    log(f"installing Parley without extras into {PARLEY_VENV} (when pyproject.toml changes)")
+    PARLEY_VENV.parent.mkdir(parents=True, exist_ok=True)
+    pip = [str(PARLEY_VENV / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    steps = ([sys.executable, "-m", "venv", "--clear", str(PARLEY_VENV)], [*pip, "-e", str(root)])
+    for step in steps:
+        process = await asyncio.create_subprocess_exec(
+            *step, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        output, _ = await process.communicate()
+        if process.returncode != 0 or not command.parent.exists():
+            tail = " / ".join(output.decode(errors="replace").splitlines()[-2:])[:300]
+            log(f"could not install Parley alone ({tail}); measuring the dev venv's")
+            return fallback, "the dev venv (a production install failed)"
+    if not command.exists():
+        return fallback, "the dev venv (a production install made no parley command)"
+    marker.write_bytes(wanted)
+    return str(command), "a production install (pip install -e ., no extras)"
+
+
 def version() -> str:
     found = sorted(VENV.glob("lib/python*/site-packages/litellm-*.dist-info"))
     return found[-1].name.removeprefix("litellm-").removesuffix(".dist-info") if found else "?"
