@@ -52,9 +52,10 @@ lock: install
 # Benchmarks (bench/README.md): aliases of `python -m bench run|workers|admin`. A full run writes
 # bench/results/<benchmark>-latest.md, --quick a smoke run to <benchmark>-quick.md.
 
-# Also SQL counts, RSS and a py-spy profile. Options: --quick, --postgres URL, --repetitions N,
-# --duration S.
-# Benchmark Parley against the direct fake upstream (ceiling) and a minimal app (floor).
+# Parley against the direct fake upstream (ceiling), a bare hello-world, the minimal persisted
+# chat turn (floor) and the LiteLLM proxy (peer), with ratios, targets, SQL counts, RSS and a
+# py-spy flame graph. Options: --quick, --postgres URL, --repetitions N, --duration S,
+# --concurrency 1,16,64, --no-profile, --no-litellm, --no-wrk.
 bench *args: install
     #!/usr/bin/env bash
     set -euo pipefail
