@@ -271,7 +271,9 @@ class Message(NewMessage):
     id: int
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__ (5x slower to
+# build), and every turn builds the 50 messages of its history; nothing writes to one.
+@dataclass(slots=True)
 class EarlierMessage(AsTheModelSeesIt):
     """A stored message as a turn's history needs it: read with only these columns, the
     model's history costs a turn a fraction of reading whole messages (bench/)."""

@@ -26,7 +26,8 @@ class ToolCall:
     arguments: str
 
 
-@dataclass(frozen=True, kw_only=True)
+# Not frozen (see ``EarlierMessage``): a request carries one per message of its history.
+@dataclass(slots=True, kw_only=True)
 class ChatTurn:
     """``image_url`` is always a ``data:`` URI: images are fetched once, when sent. An
     assistant turn may carry the ``tool_calls`` it made; a ``tool`` turn is the result of
