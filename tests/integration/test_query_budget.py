@@ -83,6 +83,25 @@ def test_a_chat_exchange_costs_at_most_five_statements_two_commits_two_transacti
     assert counted.statements.count("SELECT") <= 3
 
 
+def test_a_streamed_exchange_costs_two_transactions(client: httpx.Client, counted: Counter) -> None:
+    """One before the first token (the turn's reads, the user's message and the reply's
+    row), one when the reply is stored whole."""
+    user = register(client)
+    conversation = client.post(
+        "/api/v1/messages/chat/", json={"message": "warm up"}, headers=user.bearer
+    ).json()["conversation_id"]
+    counted.reset()
+    response = client.post(
+        "/api/v1/messages/chat/",
+        json={"conversation_id": conversation, "message": "stream it", "stream": True},
+        headers=user.bearer,
+    )
+    assert response.status_code == 200
+    assert "event: done" in response.text
+    assert counted.transactions == 2, counted.statements
+    assert counted.commits == 2
+
+
 def test_listing_cost_does_not_grow_with_history(client: httpx.Client, counted: Counter) -> None:
     user = register(client)
     conversation = client.post("/api/conversations/", headers=user.bearer).json()["id"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from application.authentication import confirm_standing, confirmed_user
 from application.budgets import Metering
 from application.chat.turns import (
@@ -9,6 +11,7 @@ from application.chat.turns import (
     PreparedTurn,
     SendMessageRequest,
     model_request,
+    streaming_reply,
     with_sampling,
 )
 from application.chat_settings import SettingsDefaults, settings_of
@@ -83,12 +86,21 @@ class TurnPreparation:
         """Prepare the turn and commit the user's message in the same transaction."""
         return await self._prepare(command, store_message=True)
 
-    async def writing_nothing_yet(self, command: SendMessageRequest) -> PreparedTurn:
-        """Prepare the turn; for an existing conversation nothing is written, so that a
-        stream's first token waits for no write."""
-        return await self._prepare(command, store_message=False)
+    async def starting_the_reply(
+        self, command: SendMessageRequest, lease_until: datetime
+    ) -> PreparedTurn:
+        """Prepare a streamed turn and commit, in the same transaction, the user's message
+        and the reply the server starts to write (``streaming``, leased until
+        ``lease_until``): ``started_reply``. One transaction before the first token."""
+        return await self._prepare(command, store_message=True, reply_lease=lease_until)
 
-    async def _prepare(self, command: SendMessageRequest, *, store_message: bool) -> PreparedTurn:
+    async def _prepare(
+        self,
+        command: SendMessageRequest,
+        *,
+        store_message: bool,
+        reply_lease: datetime | None = None,
+    ) -> PreparedTurn:
         rewrite = command.rewrite
         regenerating = rewrite is not None and rewrite.kind is RewriteKind.REGENERATE
         if not regenerating:
@@ -139,6 +151,11 @@ class TurnPreparation:
             stored = question
             if question is None and (store_message or command.conversation_id is None):
                 stored = await uow.messages.add(user_message)
+            started = None
+            if reply_lease is not None and stored is not None:
+                started = await uow.messages.add_streaming(
+                    streaming_reply(stored, request.model, self._clock.now()), reply_lease
+                )
             if stored or reservation or rewrite:
                 try:
                     await uow.commit()  # updated_at moves with the reply: one write per turn
@@ -151,6 +168,7 @@ class TurnPreparation:
             request=request,
             stored_user_message=stored,
             reservation=reservation,
+            started_reply=started,
         )
 
     async def _conversation(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from datetime import datetime
 
 from application.budgets import Metering
 from application.chat.turns import PreparedTurn, ReplyDraft, StoredTurn
 from application.ports import Clock, TokenUsage, UnitOfWork
-from domain.conversation import Message, MessageRole, MessageStatus, NewMessage
+from domain.conversation import Message, MessageRole, NewMessage
 
 
 class TurnRecorder:
@@ -43,29 +42,6 @@ class TurnRecorder:
             self._metering.settled(turn.reservation)
         turn.stored_user_message = question
         turn.conversation.touch(reply.created_at)
-        return StoredTurn(user_message=question, reply=stored)
-
-    async def start_reply(self, turn: PreparedTurn, lease_until: datetime) -> StoredTurn:
-        """Store the user's message (if not stored yet) and the reply the server starts
-        to write, ``streaming``, in one commit."""
-        try:
-            async with self._uow as uow:
-                question = turn.stored_user_message or await uow.messages.add(turn.user_message)
-                reply = NewMessage(
-                    conversation_id=question.conversation_id,
-                    role=MessageRole.ASSISTANT,
-                    content="",
-                    created_at=self._clock.now(),
-                    status=MessageStatus.STREAMING,
-                    model=turn.request.model,
-                    parent_id=question.id,
-                )
-                stored = await uow.messages.add_streaming(reply, lease_until)
-                await uow.commit()
-        except BaseException:  # no reply to settle it: the reservation's lease runs out
-            self._metering.settled(turn.reservation)
-            raise
-        turn.stored_user_message = question
         return StoredTurn(user_message=question, reply=stored)
 
     async def finish_reply(

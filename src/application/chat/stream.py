@@ -54,15 +54,15 @@ class StartedReply:
 class StreamMessage:
     """Send a message and have the model's answer written as a reply that streams.
 
-    The rules of ``TurnPreparation`` are checked first (ordinary errors). Then the user's
-    message and the reply (status ``streaming``) are committed while the upstream
-    request opens, so a crash after this point never loses the message, and the first
-    token waits for no extra round trip. The reply is written by the server: text goes
-    to the reply channel as it comes (clients follow it with ``FollowReply``), the whole
-    answer is stored when the model ends -- complete; partial with the error if the
-    provider fails mid-answer; blocked if its safety system stops it; partial with
-    ``cancelled`` if a user stops it; ``interrupted`` if this server stops first. A
-    client that goes away changes nothing."""
+    The rules of ``TurnPreparation`` are checked first (ordinary errors), and in the same
+    transaction the user's message and the reply (status ``streaming``) are committed
+    before the upstream request opens: a crash after this point never loses the message,
+    and the first token waits for one transaction only. The reply is written by the
+    server: text goes to the reply channel as it comes (clients follow it with
+    ``FollowReply``), the whole answer is stored when the model ends -- complete;
+    partial with the error if the provider fails mid-answer; blocked if its safety
+    system stops it; partial with ``cancelled`` if a user stops it; ``interrupted`` if
+    this server stops first. A client that goes away changes nothing."""
 
     def __init__(
         self,
@@ -79,29 +79,23 @@ class StreamMessage:
         self._generations = generations
 
     async def __call__(self, command: SendMessageRequest) -> StartedReply:
-        turn = await self._prepare.writing_nothing_yet(command)
+        turn = await self._prepare.starting_the_reply(command, self._generations.lease_until())
+        reply, question = turn.started_reply, turn.stored_user_message
+        if reply is None or question is None:
+            raise RuntimeError("a streamed turn was prepared without storing its reply")
         upstream = aiter(self._model.stream(turn.request))
-        first = asyncio.ensure_future(anext(upstream, None))  # opens while the turn is stored
-        try:
-            stored = await self._record.start_reply(turn, self._generations.lease_until())
-        except BaseException:
-            first.cancel()
-            with contextlib.suppress(BaseException):
-                await first
-            raise
+        first = asyncio.ensure_future(anext(upstream, None))
         writer = _ReplyWriter(
-            self._record, self._channel, self._generations, turn, stored.reply, upstream, first
+            self._record, self._channel, self._generations, turn, reply, upstream, first
         )
-        self._generations.start(Generation(stored.reply.id), writer.write)
+        self._generations.start(Generation(reply.id), writer.write)
         try:
             # An empty first delta opens the reply on the channel: a client that follows
             # it before the model's first text then waits for that text.
-            await self._channel.publish(stored.reply.id, ReplyDelta(0, ""))
+            await self._channel.publish(reply.id, ReplyDelta(0, ""))
         except Exception:  # followers then wait for the stored reply instead
-            log.warning("could not open reply %d on the reply channel", stored.reply.id)
-        return StartedReply(
-            conversation=turn.conversation, user_message=stored.user_message, reply=stored.reply
-        )
+            log.warning("could not open reply %d on the reply channel", reply.id)
+        return StartedReply(conversation=turn.conversation, user_message=question, reply=reply)
 
 
 class _ReplyWriter:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from application.budgets import Reservation
 from application.errors import ContentFiltered, EmptyReply, ModelFailure
@@ -81,12 +82,26 @@ class PreparedTurn:
     request: ChatRequest
     stored_user_message: Message | None  # None until it is written
     reservation: Reservation | None = None  # what the turn holds of the user's budget
+    started_reply: Message | None = None  # a streamed turn's reply, stored ``streaming``
 
 
 @dataclass(frozen=True, kw_only=True)
 class StoredTurn:
     user_message: Message
     reply: Message
+
+
+def streaming_reply(question: Message, model: str, now: datetime) -> NewMessage:
+    """The reply a streamed turn stores before its first token: empty, ``streaming``."""
+    return NewMessage(
+        conversation_id=question.conversation_id,
+        role=MessageRole.ASSISTANT,
+        content="",
+        created_at=now,
+        status=MessageStatus.STREAMING,
+        model=model,
+        parent_id=question.id,
+    )
 
 
 def model_request(
