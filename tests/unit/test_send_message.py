@@ -591,6 +591,8 @@ async def test_the_providers_words_are_kept_with_a_failed_reply(
 
 # ---- the caller, confirmed in the turn's first transaction ---------------------------------
 
+DAY_ONE = EPOCH + timedelta(days=1)  # when the tokens below were issued
+
 
 @pytest.mark.parametrize("is_active", [True, False])
 async def test_an_unconfirmed_caller_is_confirmed_before_anything_is_stored(
@@ -598,13 +600,7 @@ async def test_an_unconfirmed_caller_is_confirmed_before_anything_is_stored(
 ) -> None:
     user = uow.seed_user("carol", is_active=is_active)
     conversation = uow.seed_conversation(user.id)
-    claims = AccessClaims(user_id=user.id, issued_at=EPOCH + timedelta(days=1))
-    command = SendMessageRequest(
-        owner_id=user.id,
-        conversation_id=conversation.id,
-        text="Hello",
-        unconfirmed_caller=claims,
-    )
+    command = _unconfirmed(conversation.id, AccessClaims(user_id=user.id, issued_at=DAY_ONE))
 
     if is_active:
         await send(command)
@@ -623,17 +619,10 @@ async def test_a_token_issued_before_signing_out_everywhere_stores_nothing(
     user = uow.seed_user("dave")
     uow.state.users[user.id].credentials_valid_after = EPOCH + timedelta(days=2)
     conversation = uow.seed_conversation(user.id)
-    stale = AccessClaims(user_id=user.id, issued_at=EPOCH + timedelta(days=1))
+    stale = AccessClaims(user_id=user.id, issued_at=DAY_ONE)
 
     with pytest.raises(AuthenticationFailed):
-        await send(
-            SendMessageRequest(
-                owner_id=user.id,
-                conversation_id=conversation.id,
-                text="hi",
-                unconfirmed_caller=stale,
-            )
-        )
+        await send(_unconfirmed(conversation.id, stale))
     assert uow.state.messages_of(conversation.id) == []
     assert chat_model.requests == []
 
@@ -650,16 +639,18 @@ async def test_a_token_of_a_revoked_login_stores_nothing(
         expires_at=EPOCH + timedelta(days=30),
         revoked_at=EPOCH + timedelta(days=2),
     )
-    claims = AccessClaims(user_id=user.id, issued_at=EPOCH + timedelta(days=1), family_id="login-1")
+    claims = AccessClaims(user_id=user.id, issued_at=DAY_ONE, family_id="login-1")
 
     with pytest.raises(AuthenticationFailed):
-        await send(
-            SendMessageRequest(
-                owner_id=user.id,
-                conversation_id=conversation.id,
-                text="hi",
-                unconfirmed_caller=claims,
-            )
-        )
+        await send(_unconfirmed(conversation.id, claims))
     assert uow.state.messages_of(conversation.id) == []
     assert chat_model.requests == []
+
+
+def _unconfirmed(conversation_id: int, claims: AccessClaims) -> SendMessageRequest:
+    return SendMessageRequest(
+        owner_id=claims.user_id,
+        conversation_id=conversation_id,
+        text="Hello",
+        unconfirmed_caller=claims,
+    )
