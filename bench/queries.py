@@ -2,7 +2,8 @@
 
 In-process: the real application (``create_app(build_container(settings))``) over an ASGI
 client, the fake upstream on 127.0.0.1, and SQLAlchemy's event listeners on
-``container.engine().sync_engine``. Two sizes of each read (a 200- and a 20,000-message
+``container.engine().sync_engine`` (statements: SQLite's own trace on SQLite, where the
+chat path runs them on the driver directly). Two sizes of each read (a 200- and a 20,000-message
 history, a list of 12 and of 2,012 conversations) show whether it is bounded: the
 statements stay the same and the time does not grow with the size.
 """
@@ -33,6 +34,8 @@ from entrypoints.http.app import build_container, create_app
 from entrypoints.settings import load_settings
 
 EXCHANGES = 5
+_QUOTED = re.compile(r"'(?:[^']|'')*'")
+_OF_A_VIRTUAL_TABLE = re.compile(r"^PRAGMA 'main'|FROM 'main'\.")
 
 
 @dataclass
@@ -78,15 +81,38 @@ class Counter:
         on(sync, "rollback", lambda t: setattr(t, "rollbacks", t.rollbacks + 1))
         on(sync.pool, "checkout", lambda t: setattr(t, "checkouts", t.checkouts + 1))
 
-        @event.listens_for(sync, "before_cursor_execute")
-        def _statement(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-            if self.tally is not None and not statement.lstrip().upper().startswith("BEGIN"):
-                self.tally.statements.append(statement)
+        self._count_statements(sync)
 
         @event.listens_for(sync.pool, "reset")
         def _reset(_dbapi: Any, _record: Any, state: Any) -> None:
             if self.tally is not None and not state.transaction_was_reset:
                 self.tally.resets += 1
+
+    def _count_statements(self, sync: Any) -> None:
+        def statement(sql: str) -> None:
+            if self.tally is not None and not sql.lstrip().upper().startswith("BEGIN"):
+                self.tally.statements.append(sql)
+
+        if sync.dialect.name != "sqlite":
+            event.listen(sync, "before_cursor_execute", lambda _c, _k, sql, *_: statement(sql))
+            return
+        # On SQLite, SQLite's own trace of what the driver ran: the chat path's statements
+        # skip SQLAlchemy's execution (adapters/persistence/direct.py), and a cursor-execute
+        # listener would switch that off. A trigger's statements are traced as "-- TRIGGER"
+        # comments, each followed by the statement that fired it again (counted once);
+        # FTS5 reads its own configuration with statements naming 'main' (not counted).
+        last: list[str] = [""]
+
+        def traced(sql: str) -> None:
+            if sql.startswith("--") or _OF_A_VIRTUAL_TABLE.search(sql):
+                return
+            if sql != last[0] and sql not in ("COMMIT", "ROLLBACK"):
+                statement(_QUOTED.sub("?", sql))  # the trace has the values filled in
+            last[0] = sql
+
+        @event.listens_for(sync.pool, "checkout")
+        def _trace(dbapi_connection: Any, *_: Any) -> None:
+            dbapi_connection.driver_connection._conn.set_trace_callback(traced)  # noqa: SLF001
 
     @contextlib.contextmanager
     def counting(self) -> Iterator[Tally]:

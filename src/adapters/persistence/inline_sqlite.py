@@ -29,7 +29,7 @@ import asyncio
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from functools import partial
 from typing import Any
 
@@ -74,6 +74,20 @@ class InlineConnection(aiosqlite.Connection):
     def __await__(self) -> Generator[Any, None, aiosqlite.Connection]:
         # aiosqlite starts its worker thread here; there is none to start.
         return self._connect().__await__()
+
+    async def execute_now(
+        self, sql: str, parameters: Sequence[Any]
+    ) -> tuple[list[tuple[Any, ...]], int]:
+        """One statement on the driver's own cursor (``adapters.persistence.direct``): its
+        rows, and how many rows it changed."""
+        return await self._execute(self._statement, sql, parameters)  # type: ignore[no-any-return]
+
+    def _statement(self, sql: str, parameters: Sequence[Any]) -> tuple[list[tuple[Any, ...]], int]:
+        cursor = self._conn.execute(sql, parameters)
+        try:
+            return cursor.fetchall(), cursor.rowcount
+        finally:
+            cursor.close()
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if not self._running or not self._connection:

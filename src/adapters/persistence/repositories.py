@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.persistence import tables as t
+from adapters.persistence.direct import DirectStatement
 from adapters.persistence.search import owned_page
 from adapters.persistence.spending import LIMIT_COLUMNS, limits_of_row
 from application.admin_ports import ConversationCriteria
@@ -133,6 +134,12 @@ _CONVERSATION_COUNT = select(t.users.c.conversation_count).where(
     t.users.c.id == bindparam("owner_id")
 )
 _INSERT_MESSAGE = t.messages.insert().returning(t.messages.c.id)
+_MESSAGE_KEYS = (
+    "conversation_id", "role", "content", "status", "model", "provider", "image_url",
+    "prompt_tokens", "completion_tokens", "finish_reason", "latency_ms", "error_code",
+    "created_at", "reasoning", "reasoning_tokens", "error_message", "image_data",
+    "billed_tokens", "cost_nanos", "parent_id", "on_branch",
+)  # fmt: skip
 _STREAMING = MessageStatus.STREAMING.value
 _RENEW_LEASE = (
     update(t.messages)
@@ -161,6 +168,23 @@ _HISTORY = (
     .order_by(t.messages.c.id.desc())
     .limit(bindparam("limit"))
 )
+_FINISHED_KEYS = (
+    "content", "status", "model", "provider", "prompt_tokens", "completion_tokens",
+    "finish_reason", "latency_ms", "error_code", "reasoning", "reasoning_tokens",
+    "error_message", "billed_tokens", "cost_nanos",
+)  # fmt: skip
+_FINISH_REPLY = (
+    update(t.messages)
+    .where(t.messages.c.id == bindparam("reply_id"), t.messages.c.status == _STREAMING)
+    .values({key: bindparam(f"new_{key}") for key in _FINISHED_KEYS} | {"lease_until": None})
+)
+# What every chat turn runs, past SQLAlchemy's execution layer on SQLite (see direct.py).
+_TURN_CONTEXT = DirectStatement(_CONVERSATION_WITH_SETTINGS)
+_TURN_HISTORY = DirectStatement(_HISTORY)
+_STORE_MESSAGE = DirectStatement(_INSERT_MESSAGE, keys=_MESSAGE_KEYS)
+_STORE_STREAMING_REPLY = DirectStatement(_INSERT_MESSAGE, keys=(*_MESSAGE_KEYS, "lease_until"))
+_TOUCH = DirectStatement(_TOUCH_CONVERSATION)
+_FINISH = DirectStatement(_FINISH_REPLY)
 
 
 def _user(row: Row[Any]) -> User:
@@ -290,14 +314,13 @@ class SqlConversations:
     ) -> TurnContext | None:
         if not storable(conversation_id):
             return None
-        row = (
-            await self._db.execute(
-                _CONVERSATION_WITH_SETTINGS,
-                {"conversation_id": conversation_id, "owner_id": owner_id, "login_id": login_id},
-            )
-        ).first()
-        if row is None:
+        rows = await _TURN_CONTEXT.rows(
+            self._db,
+            {"conversation_id": conversation_id, "owner_id": owner_id, "login_id": login_id},
+        )
+        if not rows:
             return None
+        row = rows[0]
         settings = None
         if row.settings_id is not None:
             settings = UserChatSettings(
@@ -334,9 +357,7 @@ class SqlConversations:
         )
 
     async def touch(self, conversation_id: int, when: datetime) -> None:
-        await self._db.execute(
-            _TOUCH_CONVERSATION, {"conversation_id": conversation_id, "when": when}
-        )
+        await _TOUCH.run(self._db, {"conversation_id": conversation_id, "when": when})
 
     async def count_active_locked(self, owner_id: int) -> int:
         if self._db.dialect.name != "sqlite":
@@ -476,38 +497,33 @@ class SqlMessages:
         self._db = connection
 
     async def add(self, message: NewMessage) -> Message:
-        result = await self._db.execute(_INSERT_MESSAGE, _message_values(message))
-        return message.stored_as(result.scalar_one())
+        [(id_,)] = await _STORE_MESSAGE.rows(self._db, _message_values(message))
+        return message.stored_as(id_)
 
     async def add_streaming(self, reply: NewMessage, lease_until: datetime) -> Message:
-        result = await self._db.execute(
-            _INSERT_MESSAGE, _message_values(reply) | {"lease_until": lease_until}
-        )
-        return reply.stored_as(result.scalar_one())
+        values = _message_values(reply) | {"lease_until": lease_until}
+        [(id_,)] = await _STORE_STREAMING_REPLY.rows(self._db, values)
+        return reply.stored_as(id_)
 
     async def finish(self, reply: Message) -> bool:
-        finished = await self._db.execute(
-            update(t.messages)
-            .where(t.messages.c.id == reply.id, t.messages.c.status == _STREAMING)
-            .values(
-                content=reply.content,
-                status=reply.status.value,
-                model=reply.model,
-                provider=reply.provider,
-                prompt_tokens=reply.prompt_tokens,
-                completion_tokens=reply.completion_tokens,
-                finish_reason=reply.finish_reason,
-                latency_ms=reply.latency_ms,
-                error_code=reply.error_code,
-                reasoning=reply.reasoning,
-                reasoning_tokens=reply.reasoning_tokens,
-                error_message=reply.error_message,
-                billed_tokens=reply.billed_tokens,
-                cost_nanos=reply.cost_nanos,
-                lease_until=None,
-            )
-        )
-        return finished.rowcount == 1
+        values = {
+            "reply_id": reply.id,
+            "new_content": reply.content,
+            "new_status": reply.status.value,
+            "new_model": reply.model,
+            "new_provider": reply.provider,
+            "new_prompt_tokens": reply.prompt_tokens,
+            "new_completion_tokens": reply.completion_tokens,
+            "new_finish_reason": reply.finish_reason,
+            "new_latency_ms": reply.latency_ms,
+            "new_error_code": reply.error_code,
+            "new_reasoning": reply.reasoning,
+            "new_reasoning_tokens": reply.reasoning_tokens,
+            "new_error_message": reply.error_message,
+            "new_billed_tokens": reply.billed_tokens,
+            "new_cost_nanos": reply.cost_nanos,
+        }
+        return await _FINISH.run(self._db, values) == 1
 
     async def renew_leases(self, texts: Mapping[int, str], lease_until: datetime) -> None:
         if texts:
@@ -623,12 +639,12 @@ class SqlMessages:
     async def history(self, conversation_id: int, limit: int) -> list[EarlierMessage]:
         if limit <= 0:
             return []
-        rows = await self._db.execute(
-            _HISTORY, {"conversation_id": conversation_id, "limit": limit}
+        rows = await _TURN_HISTORY.rows(
+            self._db, {"conversation_id": conversation_id, "limit": limit}
         )
         return [
             EarlierMessage(id_, _ROLES[role], content, _STATUSES[status], image_url, image_data)
-            for id_, role, content, status, image_url, image_data in reversed(rows.all())
+            for id_, role, content, status, image_url, image_data in reversed(rows)
         ]
 
     async def owned(self, message_id: int, owner_id: int) -> Message | None:
