@@ -96,7 +96,7 @@ async def test_rows_are_what_sqlalchemy_reads_value_for_value_and_type_for_type(
         for statement, parameters in cases:
             params = {"login_id": None} | parameters
             expected = (await connection.execute(statement, params)).all()
-            rows = await DirectStatement(statement).rows(connection, params)
+            rows = await DirectStatement(statement, named=True).rows(connection, params)
             assert [tuple(row) for row in rows] == [tuple(row) for row in expected]
             assert [[type(v) for v in row] for row in rows] == [
                 [type(v) for v in row] for row in expected
@@ -165,7 +165,7 @@ async def test_with_a_cursor_listener_statements_run_through_sqlalchemy(
     event.listen(engine.sync_engine, "before_cursor_execute", on_execute)
     try:
         async with engine.connect() as connection:
-            rows = await DirectStatement(_HISTORY).rows(
+            rows = await DirectStatement(_HISTORY, named=True).rows(
                 connection, {"conversation_id": conversation, "limit": 5}
             )
     finally:

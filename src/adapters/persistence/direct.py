@@ -41,17 +41,21 @@ class _Compiled:
     sql: str
     parameters: tuple[tuple[str, Any, _Processor], ...]  # name, default, bind processor
     results: tuple[_Processor, ...]
-    row: Callable[..., Any]  # a named tuple: rows read by position or by column name
+    row: Callable[..., Any] | None  # a named tuple, when rows are read by column name
 
 
 class DirectStatement:
     """A SELECT, or an INSERT/UPDATE with or without RETURNING, whose ``rows`` and
     ``run`` take the same parameters as ``AsyncConnection.execute`` would. ``keys``: for
-    an INSERT, the columns every execution gives values for."""
+    an INSERT, the columns every execution gives values for. Rows are tuples, or with
+    ``named`` named tuples (``row.title``), which cost ~1 µs a row more to build."""
 
-    def __init__(self, statement: Select[Any] | UpdateBase, keys: Iterable[str] = ()) -> None:
+    def __init__(
+        self, statement: Select[Any] | UpdateBase, keys: Iterable[str] = (), *, named: bool = False
+    ) -> None:
         self._statement = statement
         self._keys = list(keys) or None
+        self._named = named
         self._compiled: _Compiled | None = None
 
     async def rows(self, connection: AsyncConnection, parameters: Mapping[str, Any]) -> list[Any]:
@@ -60,14 +64,10 @@ class DirectStatement:
             return list(await connection.execute(self._statement, parameters))
         compiled = self._compiled or self._compile(connection.dialect)
         rows, _ = await self._on(driver, connection, compiled, parameters)
-        results = compiled.results
+        if any(compiled.results):
+            rows = [_converted(compiled.results, row) for row in rows]
         make = compiled.row
-        if not any(results):
-            return [make(*row) for row in rows]
-        return [
-            make(*[value if p is None else p(value) for p, value in zip(results, row, strict=True)])
-            for row in rows
-        ]
+        return rows if make is None else [make(*row) for row in rows]
 
     async def run(self, connection: AsyncConnection, parameters: Mapping[str, Any]) -> int:
         """Executes a statement that returns no rows; how many rows it changed."""
@@ -114,9 +114,13 @@ class DirectStatement:
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         )
         names = [str(key) for key in columns.keys()]  # noqa: SIM118 (a collection, not a dict)
-        row = namedtuple("Row", names, rename=True)  # type: ignore[misc]
+        row = namedtuple("Row", names, rename=True) if self._named else None
         self._compiled = _Compiled(compiled.string, tuple(parameters), results, row)
         return self._compiled
+
+
+def _converted(results: tuple[_Processor, ...], row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple([value if p is None else p(value) for p, value in zip(results, row, strict=True)])
 
 
 def _inline_driver(connection: AsyncConnection) -> InlineConnection | None:

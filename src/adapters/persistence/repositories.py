@@ -179,7 +179,7 @@ _FINISH_REPLY = (
     .values({key: bindparam(f"new_{key}") for key in _FINISHED_KEYS} | {"lease_until": None})
 )
 # What every chat turn runs, past SQLAlchemy's execution layer on SQLite (see direct.py).
-_TURN_CONTEXT = DirectStatement(_CONVERSATION_WITH_SETTINGS)
+_TURN_CONTEXT = DirectStatement(_CONVERSATION_WITH_SETTINGS, named=True)
 _TURN_HISTORY = DirectStatement(_HISTORY)
 _STORE_MESSAGE = DirectStatement(_INSERT_MESSAGE, keys=_MESSAGE_KEYS)
 _STORE_STREAMING_REPLY = DirectStatement(_INSERT_MESSAGE, keys=(*_MESSAGE_KEYS, "lease_until"))
