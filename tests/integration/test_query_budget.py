@@ -6,7 +6,7 @@ SQLAlchemy's events on PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,42 +23,46 @@ class Counter:
     statements: list[str] = field(default_factory=list)
     commits: int = 0
     transactions: int = 0
+    _last_traced: str = ""
 
     def reset(self) -> None:
         self.statements.clear()
         self.commits = 0
         self.transactions = 0
 
+    def count(self, statement: str) -> None:
+        if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA", "SELECT 1")):
+            self.statements.append(statement.split()[0].upper())
+
+    def traced(self, statement: str) -> None:
+        """What SQLite's trace reports. A trigger's statements come as "-- TRIGGER ..."
+        comments, each followed by the statement that fired it again: counted once.
+        FTS5 reads its own configuration with statements naming 'main': not ours."""
+        if statement.startswith("--") or "'main'" in statement:
+            return
+        if statement.startswith("BEGIN"):
+            self.transactions += 1
+        elif statement == "COMMIT":
+            self.commits += 1
+        elif statement not in (self._last_traced, "ROLLBACK"):
+            self.count(statement)
+        self._last_traced = statement
+
 
 @pytest.fixture
 def counted(server: RunningServer) -> Iterator[Counter]:
     engine = server.container.engine().sync_engine
     counter = Counter()
-    last_traced: list[str] = [""]
-
-    def count(statement: str) -> None:
-        if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA", "SELECT 1")):
-            counter.statements.append(statement.split()[0].upper())
-
-    def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        count(statement)
-
-    def traced(statement: str) -> None:
-        # A trigger's statements are traced as "-- TRIGGER ..." comments, each followed by
-        # the statement that fired it again: that one is counted once. FTS5 reads its own
-        # configuration with statements naming the 'main' schema: not ours, not counted.
-        if statement.startswith("--") or "'main'" in statement:
-            return
-        if statement != last_traced[0] and statement not in ("COMMIT", "ROLLBACK"):
-            count(statement)
-        last_traced[0] = statement
 
     def on_checkout(dbapi_connection: Any, *_: Any) -> None:
-        # On SQLite, SQLite's own trace counts: the chat path's statements skip
-        # SQLAlchemy's execution (adapters/persistence/direct.py), which a cursor-execute
-        # listener would switch off.
+        # On SQLite, SQLite's own trace counts: the chat path's statements and
+        # transactions skip SQLAlchemy (adapters/persistence/direct.py), and a
+        # cursor-execute listener would switch that off.
         driver = dbapi_connection.driver_connection._conn  # noqa: SLF001 (aiosqlite's sqlite3)
-        driver.set_trace_callback(traced)
+        driver.set_trace_callback(counter.traced)
+
+    def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        counter.count(statement)
 
     def on_commit(conn: Any) -> None:
         counter.commits += 1
@@ -66,12 +70,15 @@ def counted(server: RunningServer) -> Iterator[Counter]:
     def on_begin(conn: Any) -> None:
         counter.transactions += 1
 
-    statements = (
-        (engine.pool, "checkout", on_checkout)
+    listeners: list[tuple[Any, str, Callable[..., None]]] = (
+        [(engine.pool, "checkout", on_checkout)]
         if engine.dialect.name == "sqlite"
-        else (engine, "before_cursor_execute", on_execute)
+        else [
+            (engine, "before_cursor_execute", on_execute),
+            (engine, "commit", on_commit),
+            (engine, "begin", on_begin),
+        ]
     )
-    listeners = [statements, (engine, "commit", on_commit), (engine, "begin", on_begin)]
     for target, name, listener in listeners:
         event.listen(target, name, listener)
     try:

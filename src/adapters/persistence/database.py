@@ -77,7 +77,10 @@ def _sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
         # connections and processes instead of racing (a DEFERRED transaction would let
         # two of them read the same count). Sent on the driver's cursor: through
         # exec_driver_sql it cost a whole SQLAlchemy execution, ~4% of a chat request.
-        cursor = connection.connection.dbapi_connection.cursor()
+        dbapi_connection = connection.connection.dbapi_connection
+        if dbapi_connection.driver_connection.in_transaction:
+            return  # a direct statement began it (adapters/persistence/direct.py)
+        cursor = dbapi_connection.cursor()
         try:
             cursor.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as error:

@@ -7,9 +7,11 @@ hand-off, the statement's cache key, an execution context, a ``Result`` and a ``
 row -- and a chat exchange runs five such statements (bench/results, "Where Parley's CPU
 goes"). What SQLAlchemy still does for them: it compiles each statement, once per
 dialect, and its types convert the values with the same bind and result processors it
-would use itself (``UtcDateTime``, booleans). Transactions stay SQLAlchemy's: the unit of
-work's connection begins and commits them, so these statements are part of it like any
-other, and a driver error is raised as the same ``sqlalchemy.exc`` error.
+would use itself (``UtcDateTime``, booleans). A driver error is raised as the same
+``sqlalchemy.exc`` error. The transaction is the connection's, as SQLAlchemy's are: a
+direct statement that finds none open sends ``BEGIN IMMEDIATE`` on the driver itself and
+records it as SQLAlchemy's, which then commits or rolls it back like any other (begun
+through SQLAlchemy, it cost one more greenlet hand-off per transaction).
 
 Where they run through SQLAlchemy unchanged: any database but the inline SQLite driver
 (PostgreSQL), and whenever something listens to the engine's cursor executions --
@@ -90,9 +92,11 @@ class DirectStatement:
             for name, default, bind in compiled.parameters
             for value in (parameters.get(name, default),)
         ]
-        if not connection.in_transaction():
-            await connection.begin()  # as SQLAlchemy's autobegin would: BEGIN IMMEDIATE
         try:
+            if not driver.in_transaction:
+                await driver.execute_now("BEGIN IMMEDIATE", ())  # why IMMEDIATE: database.py
+                if not connection.in_transaction():
+                    _record_begun(connection)
             return await driver.execute_now(compiled.sql, values)
         except sqlite3.Error as error:
             raise DBAPIError.instance(compiled.sql, values, error, sqlite3.Error) from error
@@ -119,13 +123,24 @@ class DirectStatement:
         return self._compiled
 
 
+def _record_begun(connection: AsyncConnection) -> None:
+    """SQLAlchemy's record of the transaction the driver began, so that it commits and
+    rolls it back as its own. Called outside a greenlet, which is safe here: its begin
+    hook (database.py) sees the driver's transaction and sends nothing, and SQLite's
+    dialect begins nothing itself (DBAPI's implicit begin)."""
+    sync = connection.sync_connection
+    if sync is not None:
+        sync.begin()
+
+
 def _converted(results: tuple[_Processor, ...], row: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple([value if p is None else p(value) for p, value in zip(results, row, strict=True)])
 
 
 def _inline_driver(connection: AsyncConnection) -> InlineConnection | None:
+    """The driver to run a direct statement on, or None: through SQLAlchemy."""
     sync = connection.sync_connection
-    if sync is None or sync.dispatch.before_cursor_execute:
+    if sync is None or sync.closed or sync.invalidated or sync.dispatch.before_cursor_execute:
         return None
     driver = sync.connection.driver_connection
     return driver if isinstance(driver, InlineConnection) else None
