@@ -349,6 +349,32 @@ async def test_memory_looks_for_abandoned_replies_less_often_the_more_it_holds()
     assert await _all(channel, 19_999) == [ReplyDelta(0, "x"), ReplyFinished()]
 
 
+async def test_memory_a_waiting_follower_has_each_delta_before_the_writer_reads_on() -> None:
+    """A writer reading a burst it has already received never suspends between deltas:
+    followers must still get each one as it is published, not after the whole reply
+    (and its storing) -- the first token's time."""
+    channel = MemoryReplyChannel()
+    reply = _new_id()
+    await channel.publish(reply, ReplyDelta(0, ""))
+    received: list[ReplyEvent] = []
+
+    async def follow() -> None:
+        async for event in channel.follow(reply, 0):
+            received.append(event)
+
+    follower = asyncio.create_task(follow())
+    await asyncio.sleep(0.01)  # it waits for the first text
+    seen_by_then = []
+    for n, text in enumerate(["a", "b", "c"]):
+        await channel.publish(reply, ReplyDelta(n, text))
+        seen_by_then.append(len(received))
+    await channel.publish(reply, ReplyFinished())
+    await follower
+
+    assert seen_by_then == [1, 2, 3]  # each one as it is published
+    assert received[-1] == ReplyFinished()
+
+
 @st.composite
 def _split_text(draw: st.DrawFn) -> tuple[list[str], int]:
     text = draw(st.text(max_size=30))

@@ -74,6 +74,7 @@ class _Reply:
     # Set (and replaced by a fresh one) on every publish: whoever waits on the old one
     # wakes and reads what is new.
     published: asyncio.Event = field(default_factory=asyncio.Event)
+    waiting: int = 0  # followers waiting on ``published``
 
     def wake_followers(self) -> None:
         self.published.set()
@@ -115,7 +116,12 @@ class MemoryReplyChannel:
         else:
             reply.deltas.append(event)
         reply.last_published = now
-        reply.wake_followers()
+        if reply.waiting:
+            reply.wake_followers()
+            # Let them send it before the writer reads on: a burst of deltas already
+            # received is read without suspending, so they would otherwise wait for the
+            # whole reply to be read and stored (~1 ms of the first token's time).
+            await asyncio.sleep(0)
 
     def follow(self, reply_id: int, after: int) -> AsyncIterator[ReplyEvent]:
         return _from_offset(self._events(reply_id), after)
@@ -155,11 +161,14 @@ class MemoryReplyChannel:
                 return
             # Taken with no await since the checks above, so no publish slips between.
             published = reply.published
+            reply.waiting += 1
             try:
                 async with asyncio.timeout(self._idle):
                     await published.wait()
             except TimeoutError:
                 return
+            finally:
+                reply.waiting -= 1
 
     def _forget(self, reply_id: int, reply: _Reply) -> None:
         if self._replies.get(reply_id) is reply:
