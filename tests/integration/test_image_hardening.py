@@ -5,16 +5,15 @@ wording does not tell a probe which internal host names exist."""
 from __future__ import annotations
 
 import base64
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.integration.conftest import Account, register
-from tests.integration.servers import RunningServer, query, running_server
+from tests.integration.servers import RunningServer, query, running_server, stdlib_http_server
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
@@ -47,10 +46,8 @@ class _Host(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def host() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Host)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with stdlib_http_server(_Host) as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["private-allowed", "public-only"])

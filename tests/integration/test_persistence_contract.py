@@ -198,6 +198,19 @@ async def messages_in(db: Persistence, conversation_id: int, contents: list[str]
     return ids
 
 
+async def logged_in(uow: UnitOfWork, user_id: int, *families: str) -> None:
+    """A login (a refresh-token family named ``<family>-<user_id>``) per family."""
+    for family in families:
+        await uow.refresh_tokens.add(
+            RefreshTokenRecord(
+                jti=f"{family}-{user_id}",
+                user_id=user_id,
+                family_id=f"{family}-{user_id}",
+                expires_at=T0 + timedelta(days=1),
+            )
+        )
+
+
 def ids(items: list[Any]) -> list[int]:
     return [item.id for item in items]
 
@@ -894,15 +907,7 @@ async def test_a_refused_write_leaves_the_transaction_usable(db: Persistence) ->
 async def test_get_with_login_says_whether_that_login_was_revoked(db: Persistence) -> None:
     user_id = await a_user(db)
     async with db.uow() as uow:
-        for family in ("login-a", "login-b"):
-            await uow.refresh_tokens.add(
-                RefreshTokenRecord(
-                    jti=f"{family}-{user_id}",
-                    user_id=user_id,
-                    family_id=f"{family}-{user_id}",
-                    expires_at=T0 + timedelta(days=1),
-                )
-            )
+        await logged_in(uow, user_id, "login-a", "login-b")
         await uow.commit()
     async with db.uow() as uow:
         user, revoked = await uow.users.get_with_login(user_id, f"login-a-{user_id}")
@@ -923,15 +928,7 @@ async def test_a_turn_reads_its_owners_standing_and_login_with_the_conversation(
     owner = await a_user(db)
     conversation = await a_conversation(db, owner)
     async with db.uow() as uow:
-        for family in ("kept", "revoked"):
-            await uow.refresh_tokens.add(
-                RefreshTokenRecord(
-                    jti=f"{family}-{owner}",
-                    user_id=owner,
-                    family_id=f"{family}-{owner}",
-                    expires_at=T0 + timedelta(days=1),
-                )
-            )
+        await logged_in(uow, owner, "kept", "revoked")
         await uow.refresh_tokens.revoke_family(f"revoked-{owner}", T0)
         signed_out = T0 + timedelta(hours=3, microseconds=5)
         await uow.users.revoke_credentials(owner, signed_out)

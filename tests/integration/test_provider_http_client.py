@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
 
 from adapters.llm.endpoint import Endpoint
 from adapters.llm.transport import provider_http_client
+from tests.integration.servers import stdlib_http_server
 
 
 class _CookieSettingProvider(BaseHTTPRequestHandler):
@@ -38,15 +38,9 @@ class _CookieSettingProvider(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def provider() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _CookieSettingProvider)
     _CookieSettingProvider.cookies_seen = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1/chat/completions"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with stdlib_http_server(_CookieSettingProvider) as url:
+        yield f"{url}/v1/chat/completions"
 
 
 def test_a_cookie_one_answer_sets_never_rides_on_the_next_call(provider: str) -> None:

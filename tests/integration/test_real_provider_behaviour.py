@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
@@ -18,7 +17,7 @@ import pytest
 from tests.fakes import llm_server as fake
 from tests.fakes.llm_server import FakeLLMServer
 from tests.integration.conftest import Account, register
-from tests.integration.servers import RunningServer, query, running_server
+from tests.integration.servers import RunningServer, query, running_server, stdlib_http_server
 
 KEY = "sk-real-provider-test-0123456789abcdef"
 PNG_BYTES = base64.b64decode(
@@ -51,11 +50,8 @@ class _Images(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def images() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Images)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with stdlib_http_server(_Images) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

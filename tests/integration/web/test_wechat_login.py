@@ -11,10 +11,9 @@ failures stay for Parley's requests."""
 from __future__ import annotations
 
 import re
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -24,6 +23,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.wechat_server import FakeWeChatServer, WeChatUser
+from tests.integration.servers import stdlib_http_server
 from tests.integration.web.browser import (
     Served,
     new_person,
@@ -53,14 +53,8 @@ class _QrPageHandler(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def qr_host() -> Iterator[str]:
     """The open platform's host, where the QR page is: its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _QrPageHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with stdlib_http_server(_QrPageHandler) as url:
+        yield url
 
 
 def _wechat_environment(wechat: FakeWeChatServer, qr_host: str) -> dict[str, str]:
