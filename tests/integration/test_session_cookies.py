@@ -7,13 +7,19 @@ session it was issued for."""
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
+from dependency_injector import providers
 
+from application.ports import ChatCompletion, ChatDelta, ChatRequest
+from entrypoints.container import Container
 from tests.integration.conftest import Account, register
 from tests.integration.servers import RunningServer, running_server
 
@@ -34,11 +40,40 @@ def sessions_server(
     request: pytest.FixtureRequest,
     database_url: str,
     tmp_path_factory: pytest.TempPathFactory,
+    model: HeldChatModel,
 ) -> Iterator[RunningServer]:
     # Any: running_server takes any Settings field as a keyword (its **overrides: Any).
     overrides: dict[str, Any] = {"redis_url": REDIS_URL} if request.param == "redis" else {}
-    with running_server(database_url, tmp_path_factory.mktemp("sessions"), **overrides) as running:
+
+    def configure(container: Container) -> None:
+        container.chat_model.override(providers.Object(model))
+
+    with running_server(
+        database_url, tmp_path_factory.mktemp("sessions"), configure=configure, **overrides
+    ) as running:
         yield running
+
+
+class HeldChatModel:
+    """A model whose answer waits until the test lets it go: a request that is still
+    being served while the same browser does something else."""
+
+    def __init__(self) -> None:
+        self.answering = threading.Event()
+        self.release = threading.Event()
+
+    async def complete(self, request: ChatRequest) -> ChatCompletion:
+        self.answering.set()
+        await asyncio.to_thread(self.release.wait, 30)
+        return ChatCompletion(text="late answer", model=request.model, provider="held")
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+        yield ChatDelta(text="late answer")
+
+
+@pytest.fixture(scope="module")
+def model() -> HeldChatModel:
+    return HeldChatModel()
 
 
 @pytest.fixture
@@ -87,6 +122,36 @@ def test_after_logout_the_browser_keeps_no_session_cookie_and_logs_in_again(
     again = browser.post("/api/auth/session/", json=_credentials(user))
     assert again.status_code == 200
     assert browser.get("/api/conversations/").status_code == 200
+
+
+def test_a_request_still_running_at_logout_does_not_bring_the_session_back(
+    sessions_server: RunningServer, model: HeldChatModel, user: Account
+) -> None:
+    """The page's own requests are still in flight when its Sign out is clicked; the one
+    that answers after the logout must not store the session again (which signed the
+    browser straight back in)."""
+    with httpx.Client(base_url=sessions_server.base_url, timeout=30) as browser:
+        token = _log_in(browser, user)
+        session = browser.cookies["parley_session"]
+        csrf = {"X-CSRFToken": token}
+        conversation = browser.post("/api/conversations/", headers=csrf).json()["id"]
+        model.answering.clear()
+        model.release.clear()
+        with ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(
+                browser.post,
+                f"/api/conversations/{conversation}/send_message/",
+                json={"message": "hello"},
+                headers=csrf,
+            )
+            assert model.answering.wait(30)
+            assert browser.delete("/api/auth/session/", headers=csrf).status_code == 204
+            model.release.set()
+            assert slow.result().status_code == 201
+
+    with httpx.Client(base_url=sessions_server.base_url, timeout=30) as later:
+        later.cookies.set("parley_session", session, domain="127.0.0.1")
+        assert later.get("/api/conversations/").status_code == 401
 
 
 @pytest.mark.parametrize("planted", ["null", "", "0" * 64, "not-a-session"])

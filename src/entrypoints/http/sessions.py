@@ -1,6 +1,6 @@
 """Server-side browser sessions that exist only once someone logs in.
 
-Litestar's server-side backend falls short in three ways, each fixed here:
+Litestar's server-side backend falls short in four ways, each fixed here:
 - It stores an empty session, and sets its cookie, on every response. For an API mostly
   used with tokens that is a store write per request and a cookie nobody asked for
   (which would also make CSRF checks apply to token clients that keep cookies). This
@@ -11,7 +11,13 @@ Litestar's server-side backend falls short in three ways, each fixed here:
   ``null`` for 14 days. Here the deleting cookie has ``Max-Age=0``.
 - It keeps whatever id the request's cookie carries, so logging in over a planted or
   stale cookie would store the new session under an id someone else chose. ``start_session``
-  gives every login a fresh id and drops the previous session."""
+  gives every login a fresh id and drops the previous session.
+- It writes the session back on every response. A request that loaded the session
+  before a logout and answers after it (the page's own requests are in flight when Sign
+  out is clicked) stored it again: the logout was undone and the browser signed back in.
+  Here a session is written only when the request changed it, so a session lives
+  ``max_age`` from the sign-in (as Django's does by default), and only a login creates
+  one."""
 
 from __future__ import annotations
 
@@ -30,8 +36,11 @@ from litestar.utils.scope.state import ScopeState
 
 SESSION_COOKIE = "parley_session"
 SESSION_ID_BYTES = 32
-# Request state key: the session a login replaces, deleted from the store on the way out.
+# Request state keys: the session a login replaces, deleted from the store on the way out;
+# the session as the request loaded it, to write back only what the request changed.
 _REPLACED = "parley_replaced_session_id"
+_LOADED = "parley_loaded_session"
+_STARTED = "parley_started_session"
 
 
 def start_session(request: Request[Any, Any, Any], data: dict[str, Any]) -> str:
@@ -42,6 +51,7 @@ def start_session(request: Request[Any, Any, Any], data: dict[str, Any]) -> str:
         request.state[_REPLACED] = previous
     session_id = secrets.token_hex(SESSION_ID_BYTES)
     ScopeState.from_scope(request.scope).session_id = session_id
+    request.state[_STARTED] = True
     request.set_session(data)
     return session_id
 
@@ -59,6 +69,13 @@ class LazySessionBackend(ServerSideSessionBackend):
         # The id chosen during the request (by ``start_session``) wins over the cookie's.
         return connection.get_session_id() or super().get_session_id(connection)
 
+    async def load_from_connection(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> dict[str, Any]:
+        loaded = await super().load_from_connection(connection)
+        connection.state[_LOADED] = dict(loaded)
+        return loaded
+
     async def store_in_message(
         self,
         scope_session: ScopeSession,
@@ -70,6 +87,9 @@ class LazySessionBackend(ServerSideSessionBackend):
         if replaced:
             await self.delete(replaced, store=store)
         if scope_session is not Empty and scope_session:
+            started = connection.state.get(_STARTED, False)
+            if not started and scope_session == connection.state.get(_LOADED):
+                return
             await super().store_in_message(scope_session, message, connection)
             return
         cookie = connection.cookies.get(self.config.key)
