@@ -34,9 +34,9 @@ def _terminate_connections(database_url: str) -> int:
                     text(f"SELECT count(pg_terminate_backend(pid)) {others}"), {"db": database}
                 )
                 terminated = int(result.scalar_one())
+                count = text(f"SELECT count(*) {others}")
                 for _ in range(200):
-                    left = await connection.scalar(text(f"SELECT count(*) {others}"), {"db": database})
-                    if left == 0:
+                    if await connection.scalar(count, {"db": database}) == 0:
                         break
                     await asyncio.sleep(0.01)
                 return terminated
