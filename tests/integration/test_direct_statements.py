@@ -1,6 +1,6 @@
-"""The chat path's statements run on SQLite's driver past SQLAlchemy's execution layer
-(``adapters/persistence/direct.py``): they must read and write exactly what SQLAlchemy
-would, fail as SQLAlchemy would, and belong to the unit of work's transaction."""
+"""The chat path's statements run on SQLite's driver and on asyncpg past SQLAlchemy's
+execution layer (``adapters/persistence/direct.py``): they must read and write exactly what
+SQLAlchemy would, fail as SQLAlchemy would, and belong to the unit of work's transaction."""
 
 from __future__ import annotations
 
@@ -104,6 +104,33 @@ async def test_rows_are_what_sqlalchemy_reads_value_for_value_and_type_for_type(
             assert [row._asdict() for row in rows] == [row._asdict() for row in expected]
         strangers = {"conversation_id": conversation, "owner_id": owner + 1, "login_id": None}
         assert await DirectStatement(_CONVERSATION_WITH_SETTINGS).rows(connection, strangers) == []
+
+
+async def test_the_chat_paths_statements_skip_sqlalchemys_execution_on_both_drivers(
+    engine: AsyncEngine,
+) -> None:
+    """What the direct path is for (bench/results): were it to fall back to SQLAlchemy
+    unnoticed (a driver adapter changed), every chat turn would cost ~0.5 ms more."""
+    owner, conversation = await _a_conversation_with_history(engine, "skipper")
+    executed: list[Any] = []
+
+    def on_execute(_conn: Any, clause: Any, *_: Any) -> None:
+        executed.append(clause)
+
+    event.listen(engine.sync_engine, "before_execute", on_execute)
+    try:
+        async with engine.connect() as connection:
+            context = await DirectStatement(_CONVERSATION_WITH_SETTINGS, named=True).rows(
+                connection, {"conversation_id": conversation, "owner_id": owner, "login_id": None}
+            )
+            history = await DirectStatement(_HISTORY).rows(
+                connection, {"conversation_id": conversation, "limit": 5}
+            )
+    finally:
+        event.remove(engine.sync_engine, "before_execute", on_execute)
+    assert [row.temperature for row in context] == [1.25]
+    assert [row[2] for row in history] == ["user 2", "assistant 1", "user 0"]
+    assert executed == []
 
 
 async def test_a_write_belongs_to_the_transaction_and_reads_back_through_sqlalchemy(

@@ -1,8 +1,9 @@
 """The chat path's database work is bounded: at most 5 SQL statements, 2 commits and 2
 transactions per exchange (the caller's standing is read with the turn's conversation),
 history is one bounded query however long the conversation, and lists cost the same
-whatever the history (counted, not timed: by SQLite's trace of what its driver ran, by
-SQLAlchemy's events on PostgreSQL)."""
+whatever the history (counted, not timed: by SQLite's trace of what its driver ran; on
+PostgreSQL by asyncpg's query log plus SQLAlchemy's executions, as the chat path's
+statements skip SQLAlchemy there too)."""
 
 from __future__ import annotations
 
@@ -48,35 +49,48 @@ class Counter:
             self.count(statement)
         self._last_traced = statement
 
+    def logged(self, record: Any) -> None:
+        """What asyncpg's query logger reports: every statement sent with ``execute`` or
+        ``fetch`` (the direct statements), the transactions' BEGIN and COMMIT."""
+        statement = record.query.strip().rstrip(";")
+        if statement.startswith("BEGIN"):
+            self.transactions += 1
+        elif statement == "COMMIT":
+            self.commits += 1
+        elif statement != "ROLLBACK":
+            self.count(statement)
+
 
 @pytest.fixture
 def counted(server: RunningServer) -> Iterator[Counter]:
     engine = server.container.engine().sync_engine
     counter = Counter()
 
-    def on_checkout(dbapi_connection: Any, *_: Any) -> None:
-        # On SQLite, SQLite's own trace counts: the chat path's statements and
-        # transactions skip SQLAlchemy (adapters/persistence/direct.py), and a
-        # cursor-execute listener would switch that off.
+    # The drivers' own logs count: the chat path's statements and transactions skip
+    # SQLAlchemy (adapters/persistence/direct.py), and a cursor-execute listener would
+    # switch that off.
+    def on_sqlite_checkout(dbapi_connection: Any, *_: Any) -> None:
         driver = dbapi_connection.driver_connection._conn  # noqa: SLF001 (aiosqlite's sqlite3)
         driver.set_trace_callback(counter.traced)
 
-    def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        counter.count(statement)
+    def on_asyncpg_checkout(dbapi_connection: Any, *_: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(counter.logged)
 
-    def on_commit(conn: Any) -> None:
-        counter.commits += 1
+    def on_asyncpg_checkin(dbapi_connection: Any, *_: Any) -> None:
+        if dbapi_connection is not None:
+            dbapi_connection.driver_connection.remove_query_logger(counter.logged)
 
-    def on_begin(conn: Any) -> None:
-        counter.transactions += 1
+    def on_execute(_conn: Any, clause: Any, *_: Any) -> None:
+        # asyncpg logs no prepared statement's execution: SQLAlchemy's are counted here.
+        counter.count(str(clause))
 
     listeners: list[tuple[Any, str, Callable[..., None]]] = (
-        [(engine.pool, "checkout", on_checkout)]
+        [(engine.pool, "checkout", on_sqlite_checkout)]
         if engine.dialect.name == "sqlite"
         else [
-            (engine, "before_cursor_execute", on_execute),
-            (engine, "commit", on_commit),
-            (engine, "begin", on_begin),
+            (engine.pool, "checkout", on_asyncpg_checkout),
+            (engine.pool, "checkin", on_asyncpg_checkin),
+            (engine, "before_execute", on_execute),
         ]
     )
     for target, name, listener in listeners:
@@ -108,6 +122,7 @@ def test_a_chat_exchange_costs_at_most_five_statements_two_commits_two_transacti
         headers=user.bearer,
     )
     assert response.status_code == 201
+    assert counted.statements.count("INSERT") == 2, counted.statements  # the counting counts
     assert len(counted.statements) <= 5, counted.statements
     assert counted.commits <= 2
     # Authentication included: the bearer's standing comes with the conversation.
