@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from litestar.plugins import InitPlugin
 
+from adapters.llm.transport import through_httpx_only
 from entrypoints.log_redaction import redact
 
 if TYPE_CHECKING:
@@ -183,6 +184,7 @@ def _trace_provider_calls(
     image_client = llm.images._http  # noqa: SLF001 -- src/adapters/llm has no accessor for it
     for client in llm.clients:
         if client is not image_client:
+            through_httpx_only(client)
             HTTPXClientInstrumentor.instrument_client(
                 client, tracer_provider=provider, meter_provider=meters
             )

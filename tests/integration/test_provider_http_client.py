@@ -40,7 +40,9 @@ class _CookieSettingProvider(BaseHTTPRequestHandler):
 def provider() -> Iterator[str]:
     _CookieSettingProvider.cookies_seen = []
     with stdlib_http_server(_CookieSettingProvider) as url:
-        yield f"{url}/v1/chat/completions"
+        # By name: aiohttp's cookie jar keeps no cookie from a bare IP address, so an
+        # address here would hide a jar that keeps them from a provider's host name.
+        yield f"{url.replace('127.0.0.1', 'localhost')}/v1/chat/completions"
 
 
 def test_a_cookie_one_answer_sets_never_rides_on_the_next_call(provider: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from adapters.llm.transport import post
 from adapters.llm.upstream import from_status, from_transport, malformed
 
 
@@ -34,18 +35,16 @@ class Endpoint:
 
     async def post_json(self, url: str, body: Any, params: Mapping[str, str] | None = None) -> Any:
         try:
-            response = await self.http.post(
-                self._url(url),
-                content=msgspec.json.encode(body),
-                headers=self.headers,
-                params=params,
+            answer = await post(
+                self.http, self._url(url), msgspec.json.encode(body), self.headers, params
             )
         except httpx.TransportError as error:
             raise from_transport(self.provider, error) from None
-        if response.status_code != 200:
-            raise from_status(self.provider, response, response.text, self.secret)
+        if answer.status != 200:
+            text = answer.content.decode("utf-8", "replace")
+            raise from_status(self.provider, answer.response(), text, self.secret)
         try:
-            return msgspec.json.decode(response.content)
+            return msgspec.json.decode(answer.content)
         except msgspec.DecodeError:
             raise malformed(self.provider, "body is not JSON") from None
 

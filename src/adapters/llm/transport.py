@@ -16,11 +16,14 @@ transport re-maps those two cases by the aiohttp error underneath.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 # Enough for a small machine's concurrency; a request beyond it waits for a free
 # connection (bounded by the pool timeout) rather than opening ever more sockets.
@@ -30,10 +33,79 @@ MAX_CONNECTIONS = 200
 def provider_http_client(timeout: httpx.Timeout) -> httpx.AsyncClient:
     """A client for one provider: its own pool, Parley's timeouts, no proxy from env,
     no cookies."""
-    return _CookielessClient(
-        timeout=timeout,
-        transport=_RemappingTransport(limits=httpx.Limits(max_connections=MAX_CONNECTIONS)),
+    transport = _RemappingTransport(client=_cookieless_session)
+    client = _CookielessClient(timeout=timeout, transport=transport)
+    client.direct = _DirectPost(
+        transport,
+        aiohttp.ClientTimeout(
+            sock_connect=timeout.connect, sock_read=timeout.read, connect=timeout.pool
+        ),
     )
+    return client
+
+
+def _cookieless_session() -> aiohttp.ClientSession:
+    """aiohttp's session keeps a cookie jar of its own, under httpx's: a cookie one
+    user's answer set (Cloudflare's ``__cf_bm`` in front of a provider) rode on the next
+    user's call. Its dummy jar keeps none. The pool and TLS as httpx-aiohttp would make
+    them (httpx's certificate bundle, not whatever the system has)."""
+    connector = aiohttp.TCPConnector(
+        limit=MAX_CONNECTIONS,
+        keepalive_timeout=httpx.Limits().keepalive_expiry,
+        ssl=httpx.create_ssl_context(),
+    )
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    content: bytes
+    headers: Any  # httpx's Headers, or aiohttp's: both a case-insensitive mapping
+
+    def response(self) -> httpx.Response:
+        """The answer as httpx's, for reading a refusal (``upstream.from_status``)."""
+        return httpx.Response(self.status, headers=list(self.headers.items()), content=self.content)
+
+
+async def post(
+    client: httpx.AsyncClient,
+    url: httpx.URL,
+    content: bytes,
+    headers: Mapping[str, str],
+    params: Mapping[str, str] | None = None,
+) -> Answer:
+    """A POST answered in full, through httpx; for a provider's own client, straight on
+    the aiohttp session under its httpx transport. Why: httpx's client around the
+    transport (building an ``httpx.Request``, its auth and redirect steps, wrapping the
+    answer and its stream) was ~11% of a chat turn's CPU (bench/results) and adds
+    nothing the JSON POST needs. The same session, pool, timeouts and error mapping as
+    the transport's, so a failure reads as the same httpx error either way; a client
+    that is traced (``through_httpx_only``) keeps httpx, whose instrumentation sees every
+    request."""
+    direct = client.direct if isinstance(client, _CookielessClient) else None
+    if direct is None:
+        response = await client.post(url, content=content, headers=headers, params=params)
+        return Answer(response.status_code, response.content, response.headers)
+    target = str(url if params is None else url.copy_merge_params(params))
+    try:
+        with map_aiohttp_exceptions():
+            async with direct.transport.session().post(
+                target,
+                data=content,
+                headers=headers,
+                allow_redirects=False,
+                timeout=direct.timeout,
+            ) as answered:
+                return Answer(answered.status, await answered.read(), answered.headers)
+    except httpx.TransportError as error:
+        raise _remapped(error) from error.__cause__
+
+
+def through_httpx_only(client: httpx.AsyncClient) -> None:
+    """Every request of ``client`` goes through httpx from now on (``post``)."""
+    if isinstance(client, _CookielessClient):
+        client.direct = None
 
 
 class _NoCookies(httpx.Cookies):
@@ -48,6 +120,7 @@ class _CookielessClient(httpx.AsyncClient):
     every response for Set-Cookie through ``http.cookiejar`` (~5% of a chat turn)."""
 
     _no_cookies = _NoCookies()
+    direct: _DirectPost | None = None
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -89,6 +162,12 @@ class _RemappingStream(httpx.AsyncByteStream):
 
 
 class _RemappingTransport(AiohttpTransport):
+    def session(self) -> aiohttp.ClientSession:
+        """The session requests go through, made on first use as the parent does."""
+        if not isinstance(self.client, aiohttp.ClientSession):
+            self.client = self.get_client()
+        return self.client
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
             response = await super().handle_async_request(request)
@@ -97,3 +176,9 @@ class _RemappingTransport(AiohttpTransport):
         assert isinstance(response.stream, httpx.AsyncByteStream)
         response.stream = _RemappingStream(response.stream)
         return response
+
+
+@dataclass(frozen=True, slots=True)
+class _DirectPost:
+    transport: _RemappingTransport
+    timeout: aiohttp.ClientTimeout
