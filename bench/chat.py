@@ -649,7 +649,7 @@ def targets(
         added = _minus(p, f)
         rows.append(
             (
-                label,
+                label + ("" if backend == "sqlite" else " (goal: on SQLite)"),
                 f"{fmt(added, 2)} ms ({fmt(p, 2)} vs {fmt(f, 2)})",
                 f"≤ {goal:g} ms",
                 None if added is None else added <= goal,
