@@ -7,6 +7,7 @@ statements skip SQLAlchemy there too)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,13 +26,28 @@ class Counter:
     commits: int = 0
     transactions: int = 0
     _last_traced: str = ""
+    _heard: int = 0  # every report, to tell when they have stopped coming
+
+    def settle(self) -> None:
+        """Wait until the reports stop coming: asyncpg calls its query loggers from the
+        event loop after the query, so a COMMIT's report can arrive after the response
+        that followed it has reached the test."""
+        quiet = 0
+        for _ in range(100):
+            heard = self._heard
+            time.sleep(0.02)
+            quiet = quiet + 1 if heard == self._heard else 0
+            if quiet == 3:
+                return
 
     def reset(self) -> None:
+        self.settle()
         self.statements.clear()
         self.commits = 0
         self.transactions = 0
 
     def count(self, statement: str) -> None:
+        self._heard += 1
         if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA", "SELECT 1")):
             self.statements.append(statement.split()[0].upper())
 
@@ -39,6 +55,7 @@ class Counter:
         """What SQLite's trace reports. A trigger's statements come as "-- TRIGGER ..."
         comments, each followed by the statement that fired it again: counted once.
         FTS5 reads its own configuration with statements naming 'main': not ours."""
+        self._heard += 1
         if statement.startswith("--") or "'main'" in statement:
             return
         if statement.startswith("BEGIN"):
@@ -52,6 +69,7 @@ class Counter:
     def logged(self, record: Any) -> None:
         """What asyncpg's query logger reports: every statement sent with ``execute`` or
         ``fetch`` (the direct statements), the transactions' BEGIN and COMMIT."""
+        self._heard += 1
         statement = record.query.strip().rstrip(";")
         if statement.startswith("BEGIN"):
             self.transactions += 1
@@ -122,6 +140,7 @@ def test_a_chat_exchange_costs_at_most_five_statements_two_commits_two_transacti
         headers=user.bearer,
     )
     assert response.status_code == 201
+    counted.settle()
     assert counted.statements.count("INSERT") == 2, counted.statements  # the counting counts
     assert len(counted.statements) <= 5, counted.statements
     assert counted.commits <= 2
@@ -146,6 +165,7 @@ def test_a_streamed_exchange_costs_two_transactions(client: httpx.Client, counte
     )
     assert response.status_code == 200
     assert "event: done" in response.text
+    counted.settle()
     assert counted.transactions == 2, counted.statements
     assert counted.commits == 2
 
@@ -163,6 +183,7 @@ def test_listing_cost_does_not_grow_with_history(client: httpx.Client, counted: 
             ).status_code
             == 200
         )
+        counted.settle()
         return len(counted.statements)
 
     before = list_cost()
